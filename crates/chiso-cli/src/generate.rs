@@ -1,0 +1,290 @@
+//! `chiso gen`: the sample city.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use clap::Args;
+
+use chiso_gen::summary::{Tally, rate};
+use chiso_gen::{City, Format, Params, dirty, write, xlsx};
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Generate the sample city: the dossier events of Cần Thơ's 103 communes and wards",
+    long_about = "Generate the sample city: the dossier events of Cần Thơ's 103 communes and \
+wards, calibrated to published figures (on-time, online, digitization, e-results, payment, \
+satisfaction; weekday rhythm, the Tết dip, the 1 July 2025 merger). The same seed and options \
+always give the same bytes. Prints a summary measured from the written events.",
+    after_help = "Examples:\n  chiso gen --scale 0.01 --out city.csv\n  chiso gen --format parquet --out city.parquet\n  chiso gen --scale 0.1 --dirty --out dirty.ndjson\n  chiso gen --scale 0.01 --out city.csv --dossier-list ninh-kieu-2025-07.xlsx --ward 31135 --month 2025-07"
+)]
+pub struct GenArgs {
+    /// Random seed; the same seed and options give identical files.
+    #[arg(long, default_value_t = chiso_gen::DEFAULT_SEED)]
+    seed: u64,
+    /// Volume relative to the real city: 1 ≈ 1.5 million dossiers a year (0.0001 … 10).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// First day of the range (YYYY-MM-DD, local time).
+    #[arg(long, default_value = "2025-01-01", value_parser = parse_date)]
+    from: NaiveDate,
+    /// Last day of the range, inclusive (YYYY-MM-DD). Events after it have not happened yet.
+    #[arg(long, default_value = "2025-12-31", value_parser = parse_date)]
+    to: NaiveDate,
+    /// Output format: csv, ndjson or parquet [default: from the extension of --out, else csv].
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// The event log to write [default: events.<format> in the current folder].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Add realistic faults (duplicates, conflicts, unknown wards, bad dates, late and orphaned
+    /// events) and write a manifest of them, to exercise ingestion.
+    #[arg(long)]
+    dirty: bool,
+    /// Where to write the dirty-mode manifest [default: <out>.manifest.json].
+    #[arg(long, requires = "dirty")]
+    manifest: Option<PathBuf>,
+    /// Also write one ward's month as the dossier-list spreadsheet (XLSX, Vietnamese headers)
+    /// that ward staff export. With --dirty, a re-export of the same list is written too.
+    #[arg(long, value_name = "FILE.xlsx")]
+    dossier_list: Option<PathBuf>,
+    /// Ward code for --dossier-list [default: 31135, Ninh Kiều].
+    #[arg(long, requires = "dossier_list", default_value = "31135")]
+    ward: String,
+    /// Month for --dossier-list, YYYY-MM [default: the month of --to].
+    #[arg(long, requires = "dossier_list", value_parser = parse_month)]
+    month: Option<NaiveDate>,
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date like 2025-07-14"))
+}
+
+fn parse_month(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a month like 2025-07"))
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| format!("`{text}` is not csv, ndjson or parquet"))
+}
+
+pub fn run(args: GenArgs) -> anyhow::Result<()> {
+    let format = match (args.format, &args.out) {
+        (Some(format), _) => format,
+        (None, Some(out)) => out
+            .extension()
+            .and_then(|e| Format::parse(&e.to_string_lossy()))
+            .unwrap_or(Format::Csv),
+        (None, None) => Format::Csv,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("events.{}", format.extension())));
+    let params = Params {
+        seed: args.seed,
+        scale: args.scale,
+        from: args.from,
+        to: args.to,
+    };
+    let started = Instant::now();
+    let city = chiso_gen::generate(&params)?;
+    let generated = started.elapsed();
+
+    let rows = if args.dirty {
+        let plan = dirty::plan(&city, format);
+        let rows = write::write_rows(&city, plan.rows(&city), format, &out)?;
+        let companion = sibling(&out, "-late");
+        write::write_rows(&city, plan.companion_rows(&city), format, &companion)?;
+        let manifest_path = args.manifest.clone().unwrap_or_else(|| {
+            let mut name = out.as_os_str().to_owned();
+            name.push(".manifest.json");
+            PathBuf::from(name)
+        });
+        let json = serde_json::to_string_pretty(&plan.manifest)?;
+        std::fs::write(&manifest_path, json + "\n")
+            .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+        println!(
+            "dirty: {} faulty rows, {} late arrivals, {} orphaned dossiers completed by {}; manifest {}",
+            plan.manifest.faults.len(),
+            plan.manifest.late_arrivals,
+            plan.manifest.orphan_dossiers.len(),
+            companion.display(),
+            manifest_path.display()
+        );
+        rows
+    } else {
+        write::write_city(&city, format, &out)?
+    };
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({}, {} rows, {:.1} MB) in {:.1} s (simulation {:.1} s)",
+        out.display(),
+        format.name(),
+        group(rows),
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        generated.as_secs_f64()
+    );
+
+    if let Some(list) = &args.dossier_list {
+        let month = args.month.unwrap_or_else(|| {
+            NaiveDate::from_ymd_opt(
+                chrono::Datelike::year(&params.to),
+                chrono::Datelike::month(&params.to),
+                1,
+            )
+            .unwrap_or(params.to)
+        });
+        if month < params.from.with_day0_start() || month > params.to {
+            bail!(
+                "--month {} is outside the generated range {} … {}",
+                month.format("%Y-%m"),
+                params.from,
+                params.to
+            );
+        }
+        let count = xlsx::write_dossier_list(&city, &args.ward, month, false, list)?;
+        println!(
+            "wrote {} ({count} dossiers of ward {}, {})",
+            list.display(),
+            args.ward,
+            month.format("%m/%Y")
+        );
+        if args.dirty {
+            let again = sibling(list, "-reexport");
+            xlsx::write_dossier_list(&city, &args.ward, month, true, &again)?;
+            println!(
+                "wrote {} (the same list exported again, rows reordered)",
+                again.display()
+            );
+        }
+    }
+    print_summary(&city);
+    Ok(())
+}
+
+trait MonthStart {
+    fn with_day0_start(self) -> NaiveDate;
+}
+
+impl MonthStart for NaiveDate {
+    fn with_day0_start(self) -> NaiveDate {
+        chrono::Datelike::with_day(&self, 1).unwrap_or(self)
+    }
+}
+
+/// `dir/name.ext` → `dir/name<suffix>.ext`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}{suffix}.{}", ext.to_string_lossy()),
+        None => format!("{stem}{suffix}"),
+    };
+    path.with_file_name(name)
+}
+
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn pct(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{v:.2} %"))
+}
+
+fn print_summary(city: &City) {
+    let t: &Tally = &city.stats.total;
+    let p = &city.params;
+    println!();
+    println!(
+        "Sample city: seed {}, scale {}, {} … {} (figures as of the end of the range)",
+        p.seed, p.scale, p.from, p.to
+    );
+    let line = |label: &str, value: String| println!("  {label:<28} {value}");
+    line("wards", city.wards.len().to_string());
+    line("dossiers received", group(t.received));
+    line("events", group(city.stats.events));
+    line(
+        "channels",
+        format!(
+            "online {} · direct {} · postal {}",
+            pct(rate(t.online, t.received)),
+            pct(rate(t.direct, t.received)),
+            pct(rate(t.postal, t.received))
+        ),
+    );
+    line("full-process online", pct(rate(t.full_online, t.received)));
+    line("digitization", pct(rate(t.digitized, t.received)));
+    line(
+        "online payment (of fees)",
+        pct(rate(t.paid_online, t.fee_required)),
+    );
+    line("resolved", group(t.resolved));
+    line(
+        "on-time rate (resolved)",
+        format!(
+            "{} (early {})",
+            pct(t.on_time_rate()),
+            pct(rate(t.resolved_early, t.resolved))
+        ),
+    );
+    line(
+        "late with apology",
+        pct(rate(t.late_apologized, t.resolved_late)),
+    );
+    line("electronic results", pct(rate(t.e_result, t.resolved)));
+    line("satisfaction", pct(rate(t.satisfied, t.rated)));
+    line(
+        "supplement requested",
+        pct(rate(t.supplemented, t.received)),
+    );
+    line(
+        "stopped · withdrawn",
+        format!("{} · {}", group(t.stopped), group(t.withdrawn)),
+    );
+    line(
+        "backlog at the end",
+        format!(
+            "{} in progress, {} overdue, {} awaiting supplement",
+            group(t.in_progress),
+            group(t.in_progress_overdue),
+            group(t.awaiting_supplement)
+        ),
+    );
+    println!();
+    println!(
+        "  {:<8} {:>9} {:>8} {:>8} {:>8}   {}",
+        "month",
+        "received",
+        "online",
+        "on time",
+        "766",
+        "766 split: finished on time · late · in progress within time"
+    );
+    for (month, m) in &city.stats.months {
+        println!(
+            "  {:<8} {:>9} {:>8} {:>8} {:>8}   {} · {} · {}",
+            month.format("%Y-%m").to_string(),
+            group(m.received),
+            pct(m.online_rate()),
+            pct(m.on_time_rate()),
+            pct(m.progress_ratio()),
+            pct(rate(m.progress_finished_good, m.progress_universe)),
+            pct(rate(m.progress_finished_late, m.progress_universe)),
+            pct(rate(m.progress_pending_good, m.progress_universe))
+        );
+    }
+}
