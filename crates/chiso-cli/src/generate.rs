@@ -1,10 +1,11 @@
 //! `chiso gen`: the sample city.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use clap::Args;
 
 use chiso_gen::summary::{Tally, rate};
@@ -49,7 +50,11 @@ pub struct GenArgs {
     /// that ward staff export. With --dirty, a re-export of the same list is written too.
     #[arg(long, value_name = "FILE.xlsx")]
     dossier_list: Option<PathBuf>,
-    /// Ward code for --dossier-list [default: 31135, Ninh Kiều].
+    /// Also write the procedure catalogue of the sample city (codes, Vietnamese names,
+    /// departments, statutory days) as CSV.
+    #[arg(long, value_name = "FILE.csv")]
+    procedures: Option<PathBuf>,
+    /// Ward code for --dossier-list (31135 is Ninh Kiều).
     #[arg(long, requires = "dossier_list", default_value = "31135")]
     ward: String,
     /// Month for --dossier-list, YYYY-MM [default: the month of --to].
@@ -80,7 +85,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             .unwrap_or(Format::Csv),
         (None, None) => Format::Csv,
     };
-    let out = args
+    let events_path = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("events.{}", format.extension())));
@@ -90,56 +95,59 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
         from: args.from,
         to: args.to,
     };
+    create_parent(&events_path)?;
+    if let Some(list) = &args.dossier_list {
+        create_parent(list)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
     let started = Instant::now();
     let city = chiso_gen::generate(&params)?;
     let generated = started.elapsed();
 
     let rows = if args.dirty {
         let plan = dirty::plan(&city, format);
-        let rows = write::write_rows(&city, plan.rows(&city), format, &out)?;
-        let companion = sibling(&out, "-late");
+        let rows = write::write_rows(&city, plan.rows(&city), format, &events_path)?;
+        let companion = sibling(&events_path, "-late");
         write::write_rows(&city, plan.companion_rows(&city), format, &companion)?;
         let manifest_path = args.manifest.clone().unwrap_or_else(|| {
-            let mut name = out.as_os_str().to_owned();
+            let mut name = events_path.as_os_str().to_owned();
             name.push(".manifest.json");
             PathBuf::from(name)
         });
         let json = serde_json::to_string_pretty(&plan.manifest)?;
         std::fs::write(&manifest_path, json + "\n")
             .with_context(|| format!("cannot write {}", manifest_path.display()))?;
-        println!(
+        writeln!(
+            out,
             "dirty: {} faulty rows, {} late arrivals, {} orphaned dossiers completed by {}; manifest {}",
             plan.manifest.faults.len(),
             plan.manifest.late_arrivals,
             plan.manifest.orphan_dossiers.len(),
             companion.display(),
             manifest_path.display()
-        );
+        )?;
         rows
     } else {
-        write::write_city(&city, format, &out)?
+        write::write_city(&city, format, &events_path)?
     };
-    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    println!(
+    let size = std::fs::metadata(&events_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    writeln!(
+        out,
         "wrote {} ({}, {} rows, {:.1} MB) in {:.1} s (simulation {:.1} s)",
-        out.display(),
+        events_path.display(),
         format.name(),
         group(rows),
         size as f64 / 1e6,
         started.elapsed().as_secs_f64(),
         generated.as_secs_f64()
-    );
+    )?;
 
     if let Some(list) = &args.dossier_list {
-        let month = args.month.unwrap_or_else(|| {
-            NaiveDate::from_ymd_opt(
-                chrono::Datelike::year(&params.to),
-                chrono::Datelike::month(&params.to),
-                1,
-            )
-            .unwrap_or(params.to)
-        });
-        if month < params.from.with_day0_start() || month > params.to {
+        let month = args.month.unwrap_or_else(|| month_start(params.to));
+        if month < month_start(params.from) || month > params.to {
             bail!(
                 "--month {} is outside the generated range {} … {}",
                 month.format("%Y-%m"),
@@ -148,32 +156,49 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             );
         }
         let count = xlsx::write_dossier_list(&city, &args.ward, month, false, list)?;
-        println!(
+        writeln!(
+            out,
             "wrote {} ({count} dossiers of ward {}, {})",
             list.display(),
             args.ward,
             month.format("%m/%Y")
-        );
+        )?;
         if args.dirty {
             let again = sibling(list, "-reexport");
             xlsx::write_dossier_list(&city, &args.ward, month, true, &again)?;
-            println!(
+            writeln!(
+                out,
                 "wrote {} (the same list exported again, rows reordered)",
                 again.display()
-            );
+            )?;
         }
     }
-    print_summary(&city);
+    if let Some(path) = &args.procedures {
+        create_parent(path)?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        chiso_gen::catalogue::write_csv(std::io::BufWriter::new(file))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(
+            out,
+            "wrote {} ({} procedures)",
+            path.display(),
+            chiso_gen::catalogue::PROCEDURES.len()
+        )?;
+    }
+    print_summary(&mut out, &city)?;
     Ok(())
 }
 
-trait MonthStart {
-    fn with_day0_start(self) -> NaiveDate;
+fn month_start(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
 }
 
-impl MonthStart for NaiveDate {
-    fn with_day0_start(self) -> NaiveDate {
-        chrono::Datelike::with_day(&self, 1).unwrap_or(self)
+fn create_parent(path: &Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display())),
+        _ => Ok(()),
     }
 }
 
@@ -193,7 +218,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -205,19 +230,21 @@ fn pct(value: Option<f64>) -> String {
     value.map_or_else(|| "–".into(), |v| format!("{v:.2} %"))
 }
 
-fn print_summary(city: &City) {
+fn print_summary(out: &mut impl Write, city: &City) -> std::io::Result<()> {
     let t: &Tally = &city.stats.total;
     let p = &city.params;
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
         "Sample city: seed {}, scale {}, {} … {} (figures as of the end of the range)",
         p.seed, p.scale, p.from, p.to
-    );
-    let line = |label: &str, value: String| println!("  {label:<28} {value}");
-    line("wards", city.wards.len().to_string());
-    line("dossiers received", group(t.received));
-    line("events", group(city.stats.events));
+    )?;
+
+    line(out, "wards", city.wards.len().to_string())?;
+    line(out, "dossiers received", group(t.received))?;
+    line(out, "events", group(city.stats.events))?;
     line(
+        out,
         "channels",
         format!(
             "online {} · direct {} · postal {}",
@@ -225,37 +252,47 @@ fn print_summary(city: &City) {
             pct(rate(t.direct, t.received)),
             pct(rate(t.postal, t.received))
         ),
-    );
-    line("full-process online", pct(rate(t.full_online, t.received)));
-    line("digitization", pct(rate(t.digitized, t.received)));
+    )?;
     line(
+        out,
+        "full-process online",
+        pct(rate(t.full_online, t.received)),
+    )?;
+    line(out, "digitization", pct(rate(t.digitized, t.received)))?;
+    line(
+        out,
         "online payment (of fees)",
         pct(rate(t.paid_online, t.fee_required)),
-    );
-    line("resolved", group(t.resolved));
+    )?;
+    line(out, "resolved", group(t.resolved))?;
     line(
+        out,
         "on-time rate (resolved)",
         format!(
             "{} (early {})",
             pct(t.on_time_rate()),
             pct(rate(t.resolved_early, t.resolved))
         ),
-    );
+    )?;
     line(
+        out,
         "late with apology",
         pct(rate(t.late_apologized, t.resolved_late)),
-    );
-    line("electronic results", pct(rate(t.e_result, t.resolved)));
-    line("satisfaction", pct(rate(t.satisfied, t.rated)));
+    )?;
+    line(out, "electronic results", pct(rate(t.e_result, t.resolved)))?;
+    line(out, "satisfaction", pct(rate(t.satisfied, t.rated)))?;
     line(
+        out,
         "supplement requested",
         pct(rate(t.supplemented, t.received)),
-    );
+    )?;
     line(
+        out,
         "stopped · withdrawn",
         format!("{} · {}", group(t.stopped), group(t.withdrawn)),
-    );
+    )?;
     line(
+        out,
         "backlog at the end",
         format!(
             "{} in progress, {} overdue, {} awaiting supplement",
@@ -263,19 +300,16 @@ fn print_summary(city: &City) {
             group(t.in_progress_overdue),
             group(t.awaiting_supplement)
         ),
-    );
-    println!();
-    println!(
-        "  {:<8} {:>9} {:>8} {:>8} {:>8}   {}",
-        "month",
-        "received",
-        "online",
-        "on time",
-        "766",
-        "766 split: finished on time · late · in progress within time"
-    );
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:<8} {:>9} {:>8} {:>8} {:>8}   766 split: finished on time · late · in progress within time",
+        "month", "received", "online", "on time", "766"
+    )?;
     for (month, m) in &city.stats.months {
-        println!(
+        writeln!(
+            out,
             "  {:<8} {:>9} {:>8} {:>8} {:>8}   {} · {} · {}",
             month.format("%Y-%m").to_string(),
             group(m.received),
@@ -285,6 +319,11 @@ fn print_summary(city: &City) {
             pct(rate(m.progress_finished_good, m.progress_universe)),
             pct(rate(m.progress_finished_late, m.progress_universe)),
             pct(rate(m.progress_pending_good, m.progress_universe))
-        );
+        )?;
     }
+    Ok(())
+}
+
+fn line(out: &mut impl Write, label: &str, value: String) -> std::io::Result<()> {
+    writeln!(out, "  {label:<28} {value}")
 }

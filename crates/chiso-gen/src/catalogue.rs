@@ -174,6 +174,33 @@ pub const PROCEDURES: [Procedure; 48] = procedures![
     "1.010943", "VPUB", Some(10), false, true, 0.2, "Cung cấp thông tin theo yêu cầu của công dân";
 ];
 
+/// Writes the catalogue as CSV, one row per procedure with its department:
+/// `procedure_code,procedure_name,department_code,department_name,department_name_en,working_days,fee_required,full_online`.
+/// `working_days` is empty for procedures without a due date.
+pub fn write_csv(mut out: impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "procedure_code,procedure_name,department_code,department_name,department_name_en,working_days,fee_required,full_online"
+    )?;
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for p in &PROCEDURES {
+        let dept = department(p.department);
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            p.code,
+            quote(p.name),
+            p.department,
+            quote(dept.map_or("", |d| d.name)),
+            quote(dept.map_or("", |d| d.name_en)),
+            p.working_days.map_or(String::new(), |d| d.to_string()),
+            p.fee,
+            p.full_online
+        )?;
+    }
+    Ok(())
+}
+
 /// The department of a procedure.
 pub fn department(code: &str) -> Option<&'static Department> {
     DEPARTMENTS.iter().find(|d| d.code == code)

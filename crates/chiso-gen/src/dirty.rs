@@ -19,7 +19,7 @@ use crate::text::{TextRow, event_row, push_local_timestamp};
 use crate::write::{Format, OutRow};
 
 /// A kind of injected fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// The same event sent again, byte for byte.

@@ -48,6 +48,14 @@ pub struct Params {
 
 /// The seed of the committed sample city.
 pub const DEFAULT_SEED: u64 = 766;
+/// The parameters of the sample city committed under `sample-data/`.
+pub fn sample_params() -> Params {
+    Params {
+        scale: 0.01,
+        ..Params::default()
+    }
+}
+
 /// Accepted scales.
 pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.0001..=10.0;
 
@@ -96,19 +104,19 @@ pub enum GenError {
     Range(String),
     #[error("ward {0} is not in the ward registry")]
     UnknownWard(String),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot write Parquet to {path}: {source}")]
+    #[error("cannot write Parquet to {path}: {cause}")]
     Parquet {
         path: PathBuf,
-        source: parquet::errors::ParquetError,
+        cause: parquet::errors::ParquetError,
     },
-    #[error("cannot write the spreadsheet {path}: {source}")]
+    #[error("cannot write the spreadsheet {path}: {cause}")]
     Xlsx {
         path: PathBuf,
-        source: rust_xlsxwriter::XlsxError,
+        cause: rust_xlsxwriter::XlsxError,
     },
 }

@@ -83,9 +83,9 @@ pub fn write_rows<'a>(
     path: &Path,
 ) -> Result<u64, GenError> {
     let partial = partial_path(path);
-    let io = |source| GenError::Io {
+    let io = |cause| GenError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let file = File::create(&partial).map_err(io)?;
     let result = match format {
@@ -271,9 +271,9 @@ fn write_parquet<'a>(
     file: File,
     path: &Path,
 ) -> Result<u64, GenError> {
-    let parquet_error = |source| GenError::Parquet {
+    let parquet_error = |cause| GenError::Parquet {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let unrepresentable = |column: &str, value: &str| {
         GenError::Range(format!(

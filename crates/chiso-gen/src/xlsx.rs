@@ -89,9 +89,9 @@ pub fn write_dossier_list(
         }
     }
     let ward_name = city.wards.as_slice()[ward].full_name();
-    let xlsx_error = |source| GenError::Xlsx {
+    let xlsx_error = |cause| GenError::Xlsx {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut workbook = Workbook::new();
     // A fixed creation time keeps the file identical for the same seed.
