@@ -5,6 +5,9 @@
 //! nowhere else.
 
 mod generate;
+mod ingest;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -21,19 +24,42 @@ struct Cli {
 enum Command {
     /// Generate the sample city: a year of dossier events for the 103 wards.
     Gen(generate::GenArgs),
+    /// Validate dossier events and store them, never twice.
+    Ingest(ingest::IngestArgs),
+    /// Inspect and maintain a store.
+    #[command(subcommand)]
+    Store(ingest::StoreCommand),
 }
 
-fn main() -> std::process::ExitCode {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gen(args) => generate::run(args),
+        Command::Gen(args) => generate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Ingest(args) => runtime().and_then(|rt| {
+            rt.block_on(ingest::ingest(args))
+                .map(|outcome| match outcome {
+                    ingest::Outcome::Success => ExitCode::SUCCESS,
+                    ingest::Outcome::Failed => ExitCode::FAILURE,
+                    ingest::Outcome::Strict => ExitCode::from(3),
+                })
+        }),
+        Command::Store(command) => runtime().and_then(|rt| {
+            rt.block_on(ingest::store(command))
+                .map(|()| ExitCode::SUCCESS)
+        }),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("chiso: {error:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -27,6 +27,28 @@ pub mod columns {
     pub const PAID_ONLINE: &str = "paid_online";
     pub const RATING: &str = "rating";
 
+    /// The position of a column in [`ALL`], without a linear search: row
+    /// readers call this for every field of every row.
+    pub fn index_of(name: &str) -> Option<usize> {
+        Some(match name {
+            EVENT_ID => 0,
+            DOSSIER_ID => 1,
+            EVENT_TYPE => 2,
+            OCCURRED_AT => 3,
+            WARD_CODE => 4,
+            PROCEDURE_CODE => 5,
+            DEPARTMENT_CODE => 6,
+            CHANNEL => 7,
+            FULL_ONLINE => 8,
+            DUE_AT => 9,
+            FEE_REQUIRED => 10,
+            E_RESULT => 11,
+            PAID_ONLINE => 12,
+            RATING => 13,
+            _ => return None,
+        })
+    }
+
     /// Every column, in the order of the CSV header.
     pub const ALL: [&str; 14] = [
         EVENT_ID,
@@ -201,5 +223,9 @@ mod tests {
         let schema = event_schema();
         let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, columns::ALL);
+        for (i, name) in columns::ALL.iter().enumerate() {
+            assert_eq!(columns::index_of(name), Some(i));
+        }
+        assert_eq!(columns::index_of("nope"), None);
     }
 }

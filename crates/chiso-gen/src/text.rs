@@ -38,7 +38,7 @@ impl chiso_core::contract::FieldSource for TextRow {
 }
 
 pub fn column_index(column: &str) -> Option<usize> {
-    columns::ALL.iter().position(|c| *c == column)
+    columns::index_of(column)
 }
 
 /// Appends `t` as local ISO-8601, `2025-07-14T08:03:00+07:00`, without

@@ -1,0 +1,272 @@
+//! `chiso ingest` and `chiso store`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use chiso_ingest::{IngestOptions, Ingester, SourceFormat};
+use chiso_store::Store;
+
+/// Where the store lives unless `--store` says otherwise.
+const DEFAULT_STORE: &str = "chiso-store";
+
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// The store directory (created by the first ingest).
+    #[arg(long, env = "CHISO_STORE", default_value = DEFAULT_STORE)]
+    store: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Validate dossier events and store them, never twice",
+    long_about = "Validate dossier events and store them, never twice.\n\n\
+Reads event logs (CSV, NDJSON, Parquet; gzip-compressed too) and the dossier lists ward staff \
+export (XLSX or CSV, Vietnamese or English headers). The format is recognised from the content. \
+Every row is checked against the event contract; rejected rows go to the quarantine with their \
+line and reason; an event already stored is a duplicate (skipped) or, with other content, a \
+conflict (quarantined). Each file is committed atomically: all of its accepted events or none.",
+    after_help = "Exit status: 0 when every file was processed (even with rejected rows), 1 when a file \
+could not be read or the store failed, 3 with --strict when any row was rejected or conflicted.\n\n\
+Examples:\n  chiso ingest --store city events-2025-07.csv.gz\n  chiso ingest --store city ninh-kieu-07.xlsx --json"
+)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Read the files as this format instead of recognising it: csv, ndjson, parquet or xlsx.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<SourceFormat>,
+    /// Print the reports as JSON (one object per file, in an array).
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 3 when any row was rejected or conflicted.
+    #[arg(long)]
+    strict: bool,
+    /// The files to ingest, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn parse_format(text: &str) -> Result<SourceFormat, String> {
+    SourceFormat::parse(text).ok_or_else(|| format!("`{text}` is not csv, ndjson, parquet or xlsx"))
+}
+
+/// What the caller should exit with.
+pub enum Outcome {
+    Success,
+    Failed,
+    Strict,
+}
+
+pub async fn ingest(args: IngestArgs) -> anyhow::Result<Outcome> {
+    let mut ingester = Ingester::open(&args.store.store)
+        .await
+        .with_context(|| format!("cannot open the store {}", args.store.store.display()))?;
+    let options = IngestOptions {
+        format: args.format,
+        now: None,
+    };
+    let mut reports = Vec::new();
+    let mut failed = false;
+    let mut quarantined = false;
+    for file in &args.files {
+        match ingester.ingest_file(file, &options).await {
+            Ok(report) => {
+                quarantined |= report.rejected + report.conflict > 0;
+                if !args.json {
+                    print!("{report}");
+                }
+                reports.push(serde_json::to_value(&report)?);
+            }
+            Err(error) => {
+                failed = true;
+                eprintln!("chiso: {error}");
+                reports.push(serde_json::json!({ "source": file.display().to_string(), "error": error.to_string() }));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else if args.strict && quarantined {
+        Outcome::Strict
+    } else {
+        Outcome::Success
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Tables, versions, row counts, sizes and the last ingests.
+    Info {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List rejected rows, by ingest or reason, or export them as CSV.
+    Quarantine {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Only rows of this ingest.
+        #[arg(long)]
+        ingest: Option<String>,
+        /// Only rows with this reason code (missing_field, unknown_ward, conflict, …).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Rows to show (ignored with --csv, which exports every row).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Write all matching rows to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+    /// Rewrite small files into large ones; safe while others read.
+    Compact {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Delete files no current version needs (old compacted files, files of crashed ingests).
+    Vacuum {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Keep files younger than this many hours, for readers of older versions.
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+async fn open(store: &Path) -> anyhow::Result<Store> {
+    Ok(Store::open(store).await?)
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Info { store, json } => {
+            let info = open(&store.store).await?.info(10).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+                return Ok(());
+            }
+            println!("store {}", info.root.display());
+            println!(
+                "  {:<11} {:>8} {:>7} {:>12} {:>10}",
+                "table", "version", "files", "rows", "MB"
+            );
+            for t in &info.tables {
+                println!(
+                    "  {:<11} {:>8} {:>7} {:>12} {:>10.1}",
+                    t.name,
+                    t.version,
+                    t.files,
+                    t.rows,
+                    t.bytes as f64 / 1e6
+                );
+            }
+            if info.last_ingests.is_empty() {
+                println!("no ingest yet");
+            } else {
+                println!("last ingests:");
+                for i in &info.last_ingests {
+                    println!(
+                        "  {}  {}  read {}  accepted {}  duplicate {}  conflict {}  rejected {}  {}",
+                        i.ingest_id,
+                        i.source_file,
+                        i.rows_read,
+                        i.accepted,
+                        i.duplicate,
+                        i.conflict,
+                        i.rejected,
+                        i.events_version
+                            .map_or("no new events".into(), |v| format!("events v{v}"))
+                    );
+                }
+            }
+        }
+        StoreCommand::Quarantine {
+            store,
+            ingest,
+            reason,
+            limit,
+            csv,
+        } => {
+            let store = open(&store.store).await?;
+            let mut filters = Vec::new();
+            if let Some(ingest) = &ingest {
+                filters.push(format!("ingest_id = {}", quote(ingest)));
+            }
+            if let Some(reason) = &reason {
+                filters.push(format!("reason = {}", quote(reason)));
+            }
+            let condition = if filters.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", filters.join(" AND "))
+            };
+            let columns =
+                "source_file, line, \"column\", reason, message, raw, event_id, ingest_id";
+            let order = " ORDER BY quarantined_at, source_file, line";
+            if let Some(path) = csv {
+                store
+                    .export_csv(
+                        &format!("SELECT {columns} FROM quarantine{condition}{order}"),
+                        &path,
+                    )
+                    .await?;
+                println!("wrote {}", path.display());
+            } else {
+                let sql =
+                    format!("SELECT {columns} FROM quarantine{condition}{order} LIMIT {limit}");
+                let batches = store.query(&sql).await?;
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                if rows == 0 {
+                    println!("no quarantined rows");
+                } else {
+                    println!(
+                        "{}",
+                        chiso_store::datafusion::arrow::util::pretty::pretty_format_batches(
+                            &batches
+                        )?
+                    );
+                }
+            }
+        }
+        StoreCommand::Compact { store } => {
+            let mut store = open(&store.store).await?;
+            for report in store.compact().await? {
+                println!(
+                    "{}: {} files rewritten into {} (version {})",
+                    report.table, report.files_removed, report.files_added, report.version
+                );
+            }
+        }
+        StoreCommand::Vacuum {
+            store,
+            retention_hours,
+            dry_run,
+        } => {
+            let mut store = open(&store.store).await?;
+            let report = store
+                .vacuum(Duration::from_secs(retention_hours * 3600), dry_run)
+                .await?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            println!("{verb} {} files", report.files_deleted.len());
+            for file in &report.files_deleted {
+                println!("  {file}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,465 @@
+//! The ingest of one source, from the first row to the last commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
+use chiso_core::contract::{Contract, FieldSource, RejectReason, parse_event};
+use chiso_core::event::{EventType, columns};
+use chiso_core::wards::WardRegistry;
+use chiso_store::{QuarantineRow, Store, Table, column_as, lineage};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::IngestError;
+use crate::batch::{BATCH_ROWS, EventBatchBuilder};
+use crate::index::{Index, Seen, content_hash, dossier_key};
+use crate::report::{EXAMPLES, IngestReport, Rejected};
+use crate::source::{RowSink, Source, SourceFormat};
+
+/// How to ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Read the source as this format instead of recognising it.
+    pub format: Option<SourceFormat>,
+    /// The moment of ingestion, for the future-timestamp rule (default: now).
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Ingests sources into one store, keeping the id index between ingests.
+#[derive(Debug)]
+pub struct Ingester {
+    store: Store,
+    wards: WardRegistry,
+    index: Option<Index>,
+}
+
+/// Rows the parser hands to the writer.
+enum Batch {
+    Events(RecordBatch),
+    Quarantine(RecordBatch),
+}
+
+const QUARANTINE_BATCH: usize = 4096;
+
+impl Ingester {
+    /// Opens the store at `root`, creating it if needed.
+    pub async fn open(root: &Path) -> Result<Self, IngestError> {
+        Ok(Self::new(Store::open_or_create(root).await?))
+    }
+
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            wards: WardRegistry::builtin(),
+            index: None,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+
+    /// Ingests one file.
+    pub async fn ingest_file(
+        &mut self,
+        path: &Path,
+        options: &IngestOptions,
+    ) -> Result<IngestReport, IngestError> {
+        let source = Source::open(path, options.format)?;
+        self.ingest(source, options).await
+    }
+
+    /// Ingests an in-memory body (an HTTP request) exactly as a file.
+    pub async fn ingest_bytes(
+        &mut self,
+        name: &Path,
+        data: bytes::Bytes,
+        options: &IngestOptions,
+    ) -> Result<IngestReport, IngestError> {
+        let source = Source::from_bytes(name, data, options.format)?;
+        self.ingest(source, options).await
+    }
+
+    async fn ingest(
+        &mut self,
+        source: Source,
+        options: &IngestOptions,
+    ) -> Result<IngestReport, IngestError> {
+        let clock = Instant::now();
+        let started_at = Utc::now();
+        let _lock = tokio::task::block_in_place(|| self.store.lock_for_writing())?;
+        self.store.refresh().await?;
+        let version = self.store.version(Table::Events);
+        let index = match self.index.take() {
+            Some(index) if index.version == version => index,
+            _ => load_index(&self.store).await?,
+        };
+        let source_name = source.name.display().to_string();
+        let ingest_id = ingest_id(&source_name, started_at);
+        let (format, layout, gzip, bytes) =
+            (source.format, source.layout, source.gzip, source.bytes);
+
+        let (sender, mut receiver) = mpsc::channel::<Batch>(4);
+        let parser = {
+            let wards = self.wards.clone();
+            let now = options.now.unwrap_or(started_at);
+            let ingest_id = ingest_id.clone();
+            let source_name = source_name.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut parse = Parse::new(
+                    &wards,
+                    now,
+                    index,
+                    &ingest_id,
+                    &source_name,
+                    started_at,
+                    sender,
+                );
+                let read = source.read_into(&mut parse);
+                let flushed = parse.flush();
+                (parse.into_outcome(), read.and(flushed))
+            })
+        };
+        let mut events = self.store.writer(Table::Events)?;
+        let mut quarantine = self.store.writer(Table::Quarantine)?;
+        let mut write_error = None;
+        while let Some(batch) = receiver.recv().await {
+            let written = match batch {
+                Batch::Events(batch) => events.write(batch).await,
+                Batch::Quarantine(batch) => quarantine.write(batch).await,
+            };
+            if let Err(error) = written {
+                write_error = Some(error);
+                break;
+            }
+        }
+        // Dropping the receiver stops a parser still sending.
+        drop(receiver);
+        let (outcome, read) = parser
+            .await
+            .map_err(|e| IngestError::Interrupted(e.to_string()))?;
+        if let Some(error) = write_error {
+            return Err(error.into());
+        }
+        read?;
+
+        let metadata = |table: &str| {
+            let mut m = serde_json::Map::new();
+            m.insert("chiso.ingest_id".into(), ingest_id.clone().into());
+            m.insert("chiso.source_file".into(), source_name.clone().into());
+            m.insert("chiso.table".into(), table.into());
+            m
+        };
+        // Events first: once they are committed the file is in; the
+        // quarantine and the record follow, and re-running the same file
+        // finds every event a duplicate.
+        let events_version = self.store.commit(events, metadata("events")).await?;
+        self.store
+            .commit(quarantine, metadata("quarantine"))
+            .await?;
+        let mut index = outcome.index;
+        index.version = self.store.version(Table::Events);
+        let record = chiso_store::IngestRecord {
+            ingest_id: ingest_id.clone(),
+            source_file: source_name.clone(),
+            source_format: format.name().to_owned(),
+            source_bytes: bytes as i64,
+            started_at,
+            finished_at: Utc::now(),
+            rows_read: outcome.rows_read as i64,
+            events_read: outcome.events_read as i64,
+            accepted: outcome.accepted as i64,
+            duplicate: outcome.duplicate as i64,
+            conflict: outcome.conflict as i64,
+            rejected: outcome.rejected as i64,
+            orphans: outcome.orphans as i64,
+            events_version,
+        };
+        self.store
+            .append(
+                Table::Ingests,
+                vec![record.to_batch()?],
+                metadata("ingests"),
+            )
+            .await?;
+        let store_version = index.version;
+        self.index = Some(index);
+        Ok(IngestReport {
+            ingest_id,
+            source: source_name,
+            format,
+            layout,
+            gzip,
+            bytes,
+            rows_read: outcome.rows_read,
+            events_read: outcome.events_read,
+            accepted: outcome.accepted,
+            duplicate: outcome.duplicate,
+            conflict: outcome.conflict,
+            rejected: outcome.rejected,
+            orphans: outcome.orphans,
+            events_version,
+            store_version,
+            quarantined_by_reason: outcome.by_reason,
+            examples: outcome.examples,
+            seconds: clock.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// A readable, unique id: when, and a hash of where and when exactly.
+fn ingest_id(source: &str, at: DateTime<Utc>) -> String {
+    let salt = format!(
+        "{source}{}{}",
+        at.timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id()
+    );
+    format!(
+        "{}-{:08x}",
+        at.format("%Y%m%dT%H%M%SZ"),
+        xxhash_rust::xxh3::xxh3_64(salt.as_bytes()) as u32
+    )
+}
+
+/// Reads every stored id and content hash, and the dossiers received.
+async fn load_index(store: &Store) -> Result<Index, IngestError> {
+    let version = store.version(Table::Events);
+    let sql = format!(
+        "SELECT {id}, {hash}, {dossier}, {kind} = 'received' AS is_received FROM events",
+        id = columns::EVENT_ID,
+        hash = lineage::CONTENT_HASH,
+        dossier = columns::DOSSIER_ID,
+        kind = columns::EVENT_TYPE,
+    );
+    let mut stream = store.stream(&sql).await?;
+    let mut index = Index::with_capacity(version, 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| chiso_store::StoreError::Query(e.to_string()))?;
+        let ids = column_as::<StringArray>(&batch, columns::EVENT_ID, &DataType::Utf8);
+        let hashes = column_as::<Int64Array>(&batch, lineage::CONTENT_HASH, &DataType::Int64);
+        let dossiers = column_as::<StringArray>(&batch, columns::DOSSIER_ID, &DataType::Utf8);
+        let received = column_as::<BooleanArray>(&batch, "is_received", &DataType::Boolean);
+        let (Some(ids), Some(hashes), Some(dossiers), Some(received)) =
+            (ids, hashes, dossiers, received)
+        else {
+            return Err(chiso_store::StoreError::Query(
+                "the events table has unexpected column types".into(),
+            )
+            .into());
+        };
+        for i in 0..batch.num_rows() {
+            let dossier = (received.is_valid(i) && received.value(i)).then(|| dossiers.value(i));
+            index.insert_stored(ids.value(i), hashes.value(i) as u64, dossier);
+        }
+    }
+    Ok(index)
+}
+
+struct Outcome {
+    index: Index,
+    rows_read: u64,
+    events_read: u64,
+    accepted: u64,
+    duplicate: u64,
+    conflict: u64,
+    rejected: u64,
+    orphans: u64,
+    by_reason: BTreeMap<String, u64>,
+    examples: Vec<Rejected>,
+}
+
+/// The parsing side: validates, deduplicates and batches, on its own thread.
+struct Parse<'a> {
+    contract: Contract<'a>,
+    index: Index,
+    events: EventBatchBuilder,
+    quarantine: Vec<QuarantineRow>,
+    ingest_id: &'a str,
+    source_name: &'a str,
+    at: DateTime<Utc>,
+    sender: mpsc::Sender<Batch>,
+    rows_read: u64,
+    events_read: u64,
+    accepted: u64,
+    duplicate: u64,
+    conflict: u64,
+    rejected: u64,
+    by_reason: BTreeMap<String, u64>,
+    examples: Vec<Rejected>,
+    /// Dossiers of accepted events other than `received`, checked at the end.
+    orphan_candidates: Vec<u64>,
+}
+
+impl<'a> Parse<'a> {
+    fn new(
+        wards: &'a WardRegistry,
+        now: DateTime<Utc>,
+        index: Index,
+        ingest_id: &'a str,
+        source_name: &'a str,
+        at: DateTime<Utc>,
+        sender: mpsc::Sender<Batch>,
+    ) -> Self {
+        Self {
+            contract: Contract { wards, now },
+            index,
+            events: EventBatchBuilder::new(ingest_id),
+            quarantine: Vec::new(),
+            ingest_id,
+            source_name,
+            at,
+            sender,
+            rows_read: 0,
+            events_read: 0,
+            accepted: 0,
+            duplicate: 0,
+            conflict: 0,
+            rejected: 0,
+            by_reason: BTreeMap::new(),
+            examples: Vec::new(),
+            orphan_candidates: Vec::new(),
+        }
+    }
+
+    fn send(&self, batch: Batch) -> Result<(), IngestError> {
+        self.sender
+            .blocking_send(batch)
+            .map_err(|_| IngestError::Interrupted("the store writer stopped".into()))
+    }
+
+    fn quarantine(&mut self, row: QuarantineRow) -> Result<(), IngestError> {
+        *self.by_reason.entry(row.reason.clone()).or_default() += 1;
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(Rejected {
+                line: row.line,
+                column: row.column.clone(),
+                reason: row.reason.clone(),
+                message: row.message.clone(),
+            });
+        }
+        self.quarantine.push(row);
+        if self.quarantine.len() >= QUARANTINE_BATCH {
+            self.send_quarantine()?;
+        }
+        Ok(())
+    }
+
+    fn send_quarantine(&mut self) -> Result<(), IngestError> {
+        let batch =
+            QuarantineRow::batch(&self.quarantine, self.ingest_id, self.source_name, self.at)?;
+        self.quarantine.clear();
+        self.send(Batch::Quarantine(batch))
+    }
+
+    /// Sends what is still buffered.
+    fn flush(&mut self) -> Result<(), IngestError> {
+        if self.events.len() > 0 {
+            let batch = self.events.finish()?;
+            self.send(Batch::Events(batch))?;
+        }
+        if !self.quarantine.is_empty() {
+            self.send_quarantine()?;
+        }
+        Ok(())
+    }
+
+    fn into_outcome(self) -> Outcome {
+        let orphans = self
+            .orphan_candidates
+            .iter()
+            .filter(|dossier| !self.index.has_received(**dossier))
+            .count() as u64;
+        Outcome {
+            index: self.index,
+            rows_read: self.rows_read,
+            events_read: self.events_read,
+            accepted: self.accepted,
+            duplicate: self.duplicate,
+            conflict: self.conflict,
+            rejected: self.rejected,
+            orphans,
+            by_reason: self.by_reason,
+            examples: self.examples,
+        }
+    }
+}
+
+impl RowSink for Parse<'_> {
+    fn row(&mut self) {
+        self.rows_read += 1;
+    }
+
+    fn malformed(&mut self, line: u64, raw: String, message: String) {
+        self.rejected += 1;
+        // A failed send surfaces at the next event or at the flush.
+        let _ = self.quarantine(QuarantineRow {
+            line,
+            column: None,
+            reason: RejectReason::MalformedRow.code().to_owned(),
+            message,
+            raw,
+            event_id: None,
+        });
+    }
+
+    fn event(
+        &mut self,
+        line: u64,
+        fields: &dyn FieldSource,
+        raw: &dyn Fn() -> String,
+    ) -> Result<(), IngestError> {
+        self.events_read += 1;
+        let event = match parse_event(fields, &self.contract) {
+            Ok(event) => event,
+            Err(rejection) => {
+                self.rejected += 1;
+                return self.quarantine(QuarantineRow {
+                    line,
+                    column: rejection.column.map(str::to_owned),
+                    reason: rejection.reason.code().to_owned(),
+                    message: rejection.message,
+                    raw: raw(),
+                    event_id: fields.field(columns::EVENT_ID).map(str::to_owned),
+                });
+            }
+        };
+        let hash = content_hash(&event);
+        match self.index.check(&event, hash) {
+            Seen::Duplicate => self.duplicate += 1,
+            Seen::Conflict => {
+                self.conflict += 1;
+                self.quarantine(QuarantineRow {
+                    line,
+                    column: None,
+                    reason: RejectReason::Conflict.code().to_owned(),
+                    message: format!(
+                        "event `{}` is already stored with different content; the stored event stays",
+                        event.event_id
+                    ),
+                    raw: raw(),
+                    event_id: Some(event.event_id.clone()),
+                })?;
+            }
+            Seen::New => {
+                self.accepted += 1;
+                if event.event_type != EventType::Received {
+                    self.orphan_candidates.push(dossier_key(&event.dossier_id));
+                }
+                self.events.push(&event, hash);
+                if self.events.len() >= BATCH_ROWS {
+                    let batch = self.events.finish()?;
+                    self.send(Batch::Events(batch))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,39 @@
+//! # chiso-store: the durable store
+//!
+//! A store is one directory holding three Delta Lake tables, written with
+//! delta-rs and readable by any engine that reads Delta (Spark, DuckDB,
+//! Polars, pandas through the `deltalake` package) without chiso:
+//!
+//! ```text
+//! STORE/
+//!   chiso-store.json   marker: what this directory is, and its layout version
+//!   .writer.lock       held by the one process writing at a time
+//!   events/            the event log (partitioned by local month of occurred_at)
+//!   quarantine/        every rejected row, with where it came from and why
+//!   ingests/           one row per ingest: counts and the events version it made
+//! ```
+//!
+//! Durability and atomicity come from the Delta log: data files become
+//! visible only through a commit, and a commit is one atomic file creation.
+//! A writer that dies before its commit leaves unreferenced files that
+//! readers never see and `vacuum` removes. Writers take an exclusive lock on
+//! `.writer.lock` (released by the OS if the process dies), so ingests are
+//! serialised and the deduplication index a writer reads stays true until it
+//! commits. Readers never lock.
+//!
+//! Architecture invariant: this crate is the only one that knows the Delta
+//! layout; the ingester hands it Arrow batches, the engine asks it for
+//! DataFusion tables.
+
+mod schema;
+mod store;
+
+pub use deltalake;
+pub use deltalake::datafusion;
+pub use schema::{
+    EVENTS_PARTITION, Table, events_schema, ingests_schema, lineage, local_month, quarantine_schema,
+};
+pub use store::{
+    CompactReport, IngestRecord, QuarantineRow, Store, StoreError, StoreInfo, TableInfo,
+    TableWriter, VacuumReport, WriteLock, column_as,
+};

@@ -1,0 +1,111 @@
+//! The Arrow schemas of the store's tables, the single source of their shape.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chiso_core::event::{event_schema, timestamp_type};
+use chrono::{DateTime, Datelike, Utc};
+
+/// The tables of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Events,
+    Quarantine,
+    Ingests,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Events, Table::Quarantine, Table::Ingests];
+
+    /// The table's folder in the store, and its SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Quarantine => "quarantine",
+            Self::Ingests => "ingests",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Self::Events => events_schema(),
+            Self::Quarantine => quarantine_schema(),
+            Self::Ingests => ingests_schema(),
+        }
+    }
+
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            Self::Events => &[EVENTS_PARTITION],
+            Self::Quarantine | Self::Ingests => &[],
+        }
+    }
+}
+
+/// The events table is partitioned by the local month of `occurred_at`
+/// (`2025-07`): KPI queries read one period at a time.
+pub const EVENTS_PARTITION: &str = "occurred_month";
+
+/// Columns the store adds to each event, for tracing a figure to its source.
+pub mod lineage {
+    /// The ingest that stored the event.
+    pub const INGEST_ID: &str = "ingest_id";
+    /// A hash of the event's validated content: two rows with the same
+    /// `event_id` are duplicates when their hashes agree, a conflict otherwise.
+    pub const CONTENT_HASH: &str = "content_hash";
+}
+
+/// The events table: the contract's columns, then the partition and lineage.
+pub fn events_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = event_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(EVENTS_PARTITION, DataType::Utf8, false));
+    fields.push(Field::new(lineage::INGEST_ID, DataType::Utf8, false));
+    fields.push(Field::new(lineage::CONTENT_HASH, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Every rejected row, with enough to find and fix it at the source.
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ingest_id", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, true),
+        Field::new("column", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+        Field::new("event_id", DataType::Utf8, true),
+        Field::new("quarantined_at", timestamp_type(), false),
+    ]))
+}
+
+/// One row per ingest.
+pub fn ingests_schema() -> SchemaRef {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("ingest_id", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("source_format", DataType::Utf8, false),
+        Field::new("source_bytes", DataType::Int64, false),
+        Field::new("started_at", timestamp_type(), false),
+        Field::new("finished_at", timestamp_type(), false),
+        count("rows_read"),
+        count("events_read"),
+        count("accepted"),
+        count("duplicate"),
+        count("conflict"),
+        count("rejected"),
+        count("orphans"),
+        Field::new("events_version", DataType::Int64, true),
+    ]))
+}
+
+/// The partition value of an instant: its local month, `YYYY-MM`.
+pub fn local_month(instant: DateTime<Utc>) -> String {
+    let date = chiso_core::time::local_date(instant);
+    format!("{:04}-{:02}", date.year(), date.month())
+}
