@@ -146,3 +146,173 @@ fn a_closed_pipe_is_not_a_crash() {
     assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------- ingestion
+
+fn events_in_store(store: &std::path::Path) -> u64 {
+    let out = chiso(&[
+        "store",
+        "info",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    info["tables"][0]["rows"].as_u64().unwrap()
+}
+
+fn generate(dir: &std::path::Path, name: &str, scale: &str, extra: &[&str]) -> PathBuf {
+    let file = dir.join(name);
+    let mut args = vec!["gen", "--scale", scale, "--out", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    assert!(chiso(&args).status.success());
+    file
+}
+
+#[test]
+fn a_killed_ingest_leaves_nothing_or_the_whole_file() {
+    let dir = temp("crash");
+    let file = generate(&dir, "city.csv", "0.02", &[]);
+    let store = dir.join("store");
+    let args = [
+        "ingest",
+        "--store",
+        store.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ];
+    let complete = {
+        // The size of the whole file, from a separate store.
+        let reference = dir.join("reference");
+        let out = chiso(&[
+            "ingest",
+            "--json",
+            "--store",
+            reference.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        events_in_store(&reference)
+    };
+    let mut outcomes = Vec::new();
+    for delay_ms in [30, 150, 400, 900, 1600, 2600] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chiso"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        if store.join("chiso-store.json").exists() {
+            let rows = events_in_store(&store);
+            assert!(
+                rows == 0 || rows == complete,
+                "after a kill at {delay_ms} ms: {rows} of {complete} events"
+            );
+            outcomes.push(rows);
+        }
+    }
+    let out = chiso(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        events_in_store(&store),
+        complete,
+        "re-running completes the ingest"
+    );
+    let out = chiso(&args);
+    assert!(text(&out.stdout).contains("nothing new"));
+    assert_eq!(events_in_store(&store), complete);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_processes_ingesting_at_once_both_land() {
+    let dir = temp("parallel");
+    let a = generate(&dir, "a.csv", "0.01", &["--seed", "1"]);
+    let b = generate(&dir, "b.ndjson", "0.01", &["--seed", "2"]);
+    let store = dir.join("store");
+    let spawn = |file: &PathBuf| {
+        Command::new(env!("CARGO_BIN_EXE_chiso"))
+            .args([
+                "ingest",
+                "--json",
+                "--store",
+                store.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ])
+            .output()
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| spawn(&a).unwrap());
+        let tb = s.spawn(|| spawn(&b).unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let accepted = |out: &Output| {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        reports[0]["accepted"].as_u64().unwrap()
+    };
+    let total = accepted(&ra) + accepted(&rb);
+    assert!(total > 0);
+    assert_eq!(events_in_store(&store), total);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ingest_exit_status_and_json() {
+    let dir = temp("exit");
+    let dirty = generate(&dir, "dirty.csv", "0.002", &["--dirty"]);
+    let store = dir.join("store");
+    let store = store.to_str().unwrap();
+    let out = chiso(&[
+        "ingest",
+        "--json",
+        "--store",
+        store,
+        dirty.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "rejected rows are not a failure");
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(reports[0]["rejected"].as_u64().unwrap() > 0);
+    let strict = chiso(&[
+        "ingest",
+        "--strict",
+        "--store",
+        store,
+        dirty.to_str().unwrap(),
+    ]);
+    assert_eq!(strict.status.code(), Some(3));
+    let missing = chiso(&["ingest", "--store", store, "/nonexistent.csv"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("/nonexistent.csv"));
+    let quarantine = chiso(&[
+        "store",
+        "quarantine",
+        "--store",
+        store,
+        "--reason",
+        "unknown_ward",
+    ]);
+    assert!(
+        text(&quarantine.stdout).contains("99999"),
+        "{}",
+        text(&quarantine.stdout)
+    );
+    let csv = dir.join("q.csv");
+    let export = chiso(&[
+        "store",
+        "quarantine",
+        "--store",
+        store,
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let exported = std::fs::read_to_string(&csv).unwrap();
+    assert!(exported.lines().count() > 5 && exported.contains("unknown_ward"));
+    let not_a_store = chiso(&["store", "info", "--store", dir.to_str().unwrap()]);
+    assert!(text(&not_a_store.stderr).contains("is not a chiso store"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

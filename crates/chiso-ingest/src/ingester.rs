@@ -95,7 +95,7 @@ impl Ingester {
     ) -> Result<IngestReport, IngestError> {
         let clock = Instant::now();
         let started_at = Utc::now();
-        let _lock = tokio::task::block_in_place(|| self.store.lock_for_writing())?;
+        let _lock = self.store.lock_for_writing().await?;
         self.store.refresh().await?;
         let version = self.store.version(Table::Events);
         let index = match self.index.take() {

@@ -361,9 +361,13 @@ impl Store {
         Ok(())
     }
 
-    /// Waits for, then holds, the exclusive right to write.
-    pub fn lock_for_writing(&self) -> Result<WriteLock, StoreError> {
-        lock_file(&self.root)
+    /// Waits for, then holds, the exclusive right to write. The wait runs
+    /// on a blocking thread, so other tasks of the caller keep running.
+    pub async fn lock_for_writing(&self) -> Result<WriteLock, StoreError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || lock_file(&root))
+            .await
+            .map_err(|e| StoreError::Query(format!("waiting for the writer lock: {e}")))?
     }
 
     /// A streaming writer of `table`: batches go to Parquet files as they
@@ -533,7 +537,7 @@ impl Store {
         retention: Duration,
         dry_run: bool,
     ) -> Result<VacuumReport, StoreError> {
-        let _lock = self.lock_for_writing()?;
+        let _lock = self.lock_for_writing().await?;
         self.refresh().await?;
         let mut files_deleted = Vec::new();
         for table in Table::ALL {
@@ -565,7 +569,7 @@ impl Store {
     /// Rewrites the small files of each events partition into large ones.
     /// Readers keep reading: the old files stay until a vacuum.
     pub async fn compact(&mut self) -> Result<Vec<CompactReport>, StoreError> {
-        let _lock = self.lock_for_writing()?;
+        let _lock = self.lock_for_writing().await?;
         self.refresh().await?;
         let mut reports = Vec::new();
         for table in Table::ALL {

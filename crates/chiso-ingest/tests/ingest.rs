@@ -1,0 +1,591 @@
+//! Ingestion against real stores on disk: idempotency, the dirty manifest,
+//! every input format, malformed files, concurrency, and a reader nobody on
+//! the team wrote.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chiso_gen::{City, Format, Params, dirty, write, xlsx};
+use chiso_ingest::{IngestError, IngestOptions, IngestReport, Ingester, Layout, SourceFormat};
+use chiso_store::{Store, Table};
+use chrono::NaiveDate;
+
+fn city() -> &'static City {
+    static CITY: OnceLock<City> = OnceLock::new();
+    CITY.get_or_init(|| {
+        chiso_gen::generate(&Params {
+            scale: 0.003,
+            ..Params::default()
+        })
+        .unwrap()
+    })
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("chiso-ingest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn city_file(dir: &TempDir, format: Format) -> PathBuf {
+    let path = dir.path(&format!("city.{}", format.extension()));
+    write::write_city(city(), format, &path).unwrap();
+    path
+}
+
+async fn ingest(ingester: &mut Ingester, path: &Path) -> IngestReport {
+    ingester
+        .ingest_file(path, &IngestOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let batches = store.query(sql).await.unwrap();
+    let column = chiso_store::column_as::<arrow::array::Int64Array>(
+        &batches[0],
+        "n",
+        &arrow::datatypes::DataType::Int64,
+    )
+    .unwrap();
+    column.value(0)
+}
+
+async fn reopen(dir: &TempDir) -> Store {
+    Store::open(&dir.path("store")).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reingesting_a_file_changes_nothing() {
+    let dir = TempDir::new("reingest");
+    let file = city_file(&dir, Format::Csv);
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let first = ingest(&mut ingester, &file).await;
+    let events = city().events.len() as u64;
+    assert_eq!(
+        (first.accepted, first.duplicate, first.rejected),
+        (events, 0, 0)
+    );
+    assert_eq!(first.events_version, Some(1));
+
+    let second = ingest(&mut ingester, &file).await;
+    assert_eq!(
+        (second.accepted, second.duplicate, second.conflict),
+        (0, events, 0)
+    );
+    assert_eq!(second.events_version, None, "no commit for nothing new");
+
+    // A fresh process sees the same: the index is rebuilt from the store.
+    let mut fresh = Ingester::open(&dir.path("store")).await.unwrap();
+    let third = ingest(&mut fresh, &file).await;
+    assert_eq!(third.duplicate, events);
+    let store = reopen(&dir).await;
+    assert_eq!(store.version(Table::Events), 1);
+    assert_eq!(
+        count(&store, "SELECT count(*) AS n FROM events").await,
+        events as i64
+    );
+    assert_eq!(count(&store, "SELECT count(*) AS n FROM ingests").await, 3);
+    assert_eq!(
+        count(&store, "SELECT count(*) AS n FROM quarantine").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_carries_the_same_events() {
+    let dir = TempDir::new("formats");
+    let csv = city_file(&dir, Format::Csv);
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let first = ingest(&mut ingester, &csv).await;
+    assert_eq!(first.format, SourceFormat::Csv);
+
+    let gz = dir.path("city.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(&std::fs::read(&csv).unwrap()).unwrap();
+    encoder.finish().unwrap();
+    for (path, format) in [
+        (city_file(&dir, Format::Ndjson), SourceFormat::Ndjson),
+        (city_file(&dir, Format::Parquet), SourceFormat::Parquet),
+        (gz, SourceFormat::Csv),
+    ] {
+        let report = ingest(&mut ingester, &path).await;
+        assert_eq!(report.format, format, "{}", path.display());
+        assert_eq!(
+            report.duplicate, first.accepted,
+            "{format:?}: the same events, spelled otherwise"
+        );
+        assert_eq!(
+            report.accepted + report.conflict + report.rejected,
+            0,
+            "{format:?}"
+        );
+    }
+
+    // The Parquet file alone fills an empty store the same way.
+    let mut other = Ingester::open(&dir.path("other")).await.unwrap();
+    let parquet = ingest(&mut other, &dir.path("city.parquet")).await;
+    assert_eq!(parquet.accepted, first.accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dossier_list_imported_twice_is_stored_once() {
+    let dir = TempDir::new("list");
+    let list = dir.path("list.xlsx");
+    let again = dir.path("list-reexport.xlsx");
+    let month = NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
+    let dossiers = xlsx::write_dossier_list(city(), "31135", month, false, &list).unwrap();
+    xlsx::write_dossier_list(city(), "31135", month, true, &again).unwrap();
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let first = ingest(&mut ingester, &list).await;
+    assert_eq!(first.layout, Layout::DossierList);
+    assert_eq!(first.rows_read, dossiers as u64);
+    assert!(
+        first.events_read > first.rows_read,
+        "each row yields several events"
+    );
+    assert_eq!(
+        (first.rejected, first.conflict),
+        (0, 0),
+        "{:?}",
+        first.examples
+    );
+    assert_eq!(first.accepted, first.events_read);
+    let second = ingest(&mut ingester, &again).await;
+    assert_eq!((second.accepted, second.duplicate), (0, first.accepted));
+
+    let store = reopen(&dir).await;
+    let received = count(
+        &store,
+        "SELECT count(*) AS n FROM events WHERE event_type = 'received'",
+    )
+    .await;
+    assert_eq!(
+        received, dossiers as i64,
+        "one reception per listed dossier"
+    );
+    let ids = count(
+        &store,
+        "SELECT count(*) AS n FROM events WHERE event_id LIKE '%#received'",
+    )
+    .await;
+    assert_eq!(
+        ids, dossiers as i64,
+        "deterministic ids <dossier_id>#<event_type>"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dossier_list_in_csv_with_english_or_vietnamese_headers() {
+    let dir = TempDir::new("list-csv");
+    let english = dir.write(
+        "list-en.csv",
+        "dossier_id,ward_code,procedure_code,channel,received_at,due_at,resolved_at,e_result,rating\n\
+         D-1,31120,1.001193,Online,14/07/2025 08:03,15/07/2025 17:00,15/07/2025 10:00,Có,Rất hài lòng\n\
+         D-2,31120,1.001193,direct,2025-07-14 09:00,,,,\n"
+            .as_bytes(),
+    );
+    let vietnamese = dir.write(
+        "list-vi.csv",
+        "\u{feff}STT;Mã hồ sơ;Mã đơn vị;Mã thủ tục;Kênh nộp (Trực tiếp / Trực tuyến / Bưu chính);Ngày tiếp nhận;Ngày trả kết quả\r\n\
+         1;D-3;31135;2.000815;Trực tiếp;14/07/2025 08:03:00;14/07/2025 16:00\r\n"
+            .as_bytes(),
+    );
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let en = ingest(&mut ingester, &english).await;
+    // D-1: received, resolved, rated (at the result date); D-2: received.
+    assert_eq!(en.layout, Layout::DossierList);
+    assert_eq!(
+        (en.rows_read, en.accepted, en.rejected),
+        (2, 4, 0),
+        "{:?}",
+        en.examples
+    );
+    let vi = ingest(&mut ingester, &vietnamese).await;
+    assert_eq!(
+        (vi.rows_read, vi.accepted, vi.rejected),
+        (1, 2, 0),
+        "{:?}",
+        vi.examples
+    );
+
+    let missing = dir.write(
+        "list-bad.csv",
+        "Mã hồ sơ;Mã đơn vị;Ngày tiếp nhận\nD-4;31135;14/07/2025\n".as_bytes(),
+    );
+    let error = ingester
+        .ingest_file(&missing, &IngestOptions::default())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("Mã thủ tục") && text.contains("Kênh nộp"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dirty_manifest_is_caught_exactly() {
+    let dir = TempDir::new("dirty");
+    let plan = dirty::plan(city(), Format::Csv);
+    let main = dir.path("dirty.csv");
+    let late = dir.path("dirty-late.csv");
+    write::write_rows(city(), plan.rows(city()), Format::Csv, &main).unwrap();
+    write::write_rows(city(), plan.companion_rows(city()), Format::Csv, &late).unwrap();
+    let manifest = &plan.manifest;
+
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let report = ingest(&mut ingester, &main).await;
+    let expected = |kind: dirty::Expected| {
+        manifest
+            .faults
+            .iter()
+            .filter(|f| f.expected == kind)
+            .count() as u64
+    };
+    assert_eq!(report.rows_read, manifest.rows);
+    assert_eq!(
+        report.accepted, manifest.clean_rows,
+        "every clean row is accepted"
+    );
+    assert_eq!(report.duplicate, expected(dirty::Expected::Duplicate));
+    assert_eq!(
+        report.rejected + report.conflict,
+        expected(dirty::Expected::Rejected)
+    );
+    assert!(report.orphans > 0, "withheld receptions leave orphans");
+
+    // Each injected fault sits in the quarantine at its line, with its reason.
+    let store = reopen(&dir).await;
+    let batches = store
+        .query("SELECT line, reason FROM quarantine")
+        .await
+        .unwrap();
+    let mut quarantined = BTreeMap::new();
+    for batch in &batches {
+        let lines = chiso_store::column_as::<arrow::array::Int64Array>(
+            batch,
+            "line",
+            &arrow::datatypes::DataType::Int64,
+        )
+        .unwrap();
+        let reasons = chiso_store::column_as::<arrow::array::StringArray>(
+            batch,
+            "reason",
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        for i in 0..batch.num_rows() {
+            quarantined.insert(lines.value(i) as u64, reasons.value(i).to_owned());
+        }
+    }
+    let wanted: BTreeMap<u64, String> = manifest
+        .faults
+        .iter()
+        .filter(|f| f.expected == dirty::Expected::Rejected)
+        .map(|f| (f.line.unwrap(), f.reason.unwrap().to_owned()))
+        .collect();
+    assert_eq!(quarantined, wanted);
+
+    // The companion file completes the orphaned dossiers.
+    let completion = ingest(&mut ingester, &late).await;
+    assert_eq!(completion.accepted, manifest.companion_rows);
+    let store = reopen(&dir).await;
+    let stored = count(&store, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(
+        stored as usize,
+        city().events.len(),
+        "the clean city, exactly once"
+    );
+    let orphans = count(
+        &store,
+        "SELECT count(*) AS n FROM events e WHERE NOT EXISTS \
+         (SELECT 1 FROM events r WHERE r.dossier_id = e.dossier_id AND r.event_type = 'received')",
+    )
+    .await;
+    assert_eq!(orphans, 0);
+}
+
+async fn refused(dir: &TempDir, name: &str, bytes: &[u8]) -> String {
+    let path = dir.write(name, bytes);
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let before = ingester.store().version(Table::Events);
+    let error = ingester
+        .ingest_file(&path, &IngestOptions::default())
+        .await
+        .unwrap_err();
+    let store = reopen(dir).await;
+    assert_eq!(
+        store.version(Table::Events),
+        before,
+        "{name}: the store changed"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(name),
+        "{name}: the error does not name the file: {text}"
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_files_are_refused_with_the_reason() {
+    let dir = TempDir::new("refused");
+    let csv = std::fs::read(city_file(&dir, Format::Csv)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&csv).unwrap();
+    let gz = gz.finish().unwrap();
+    let truncated = refused(&dir, "truncated.csv.gz", &gz[..gz.len() / 2]).await;
+    assert!(
+        truncated.contains("ends abruptly") && truncated.contains("nothing from this file"),
+        "{truncated}"
+    );
+
+    let garbage: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert!(
+        refused(&dir, "garbage.bin", &garbage)
+            .await
+            .contains("not a text table")
+    );
+    // "Mã hồ sơ" in Windows-1258: 'ã' is 0xE3, 'ồ' is 'ô' (0xF4) + combining grave (0xCC).
+    let legacy = b"M\xe3 h\xf4\xcc s\xa1,Ng\xe0y\n1,2\n";
+    assert!(
+        refused(&dir, "legacy.csv", legacy)
+            .await
+            .contains("not UTF-8")
+    );
+    assert!(refused(&dir, "empty.csv", b"").await.contains("empty"));
+    assert!(
+        refused(&dir, "array.json", b"[{\"event_id\": \"x\"}]")
+            .await
+            .contains("NDJSON")
+    );
+    let headers = refused(&dir, "headers.csv", b"a,b,c\n1,2,3\n").await;
+    assert!(headers.contains("neither an event log"), "{headers}");
+    let partial = refused(
+        &dir,
+        "partial.csv",
+        b"event_id,dossier_id,occurred_at\nx,y,2025-07-14T08:00:00Z\n",
+    )
+    .await;
+    assert!(partial.contains("event_type"), "{partial}");
+    let sheet = dir.path("sheet.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    book.add_worksheet()
+        .write_string(0, 0, "Danh sách")
+        .unwrap();
+    book.save(&sheet).unwrap();
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let error = ingester
+        .ingest_file(&sheet, &IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, IngestError::Unreadable { .. }) && error.to_string().contains("Mã hồ sơ"),
+        "{error}"
+    );
+    let missing = ingester
+        .ingest_file(&dir.path("nope.csv"), &IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("cannot open"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awkward_rows_are_quarantined_or_read_never_a_panic() {
+    let dir = TempDir::new("awkward");
+    let header = "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,department_code,channel,full_online,due_at,fee_required,e_result,paid_online,rating";
+    let mut text = format!("\u{feff}{header}\r\n");
+    text.push_str("a1,D1,received,2025-07-14 08:03:00,31120,1.001193,,online,,,,,,\r\n"); // no offset: local
+    text.push_str("a2,D1,resolved,2025-07-14T01:30:00Z,,,,,,,,yes,,\r\n");
+    text.push_str("a3,D1,rated,2099-01-01T00:00:00+07:00,,,,,,,,,,satisfied\r\n"); // future
+    text.push_str("a4,D1,paid\r\n"); // too few fields
+    text.push_str(&format!(
+        "a5,D1,digitized,2025-07-14T09:00:00+07:00,{},,,,,,,,,\r\n",
+        "x".repeat(100 << 20)
+    )); // 100 MB line
+    text.push_str("a6,D2,digitized,2025-07-15T09:00:00+07:00,,,,,,,,,,\r\n"); // orphan
+    let path = dir.write("awkward.csv", text.as_bytes());
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let report = ingest(&mut ingester, &path).await;
+    assert_eq!(report.rows_read, 6);
+    assert_eq!(report.accepted, 4, "{:?}", report.examples); // a1, a2, a5 (the long unused field is ignored), a6
+    assert_eq!(report.rejected, 2);
+    assert_eq!(report.orphans, 1);
+    let reasons: HashSet<_> = report.quarantined_by_reason.keys().cloned().collect();
+    assert_eq!(
+        reasons,
+        HashSet::from(["future_timestamp".to_owned(), "malformed_row".to_owned()])
+    );
+    let store = reopen(&dir).await;
+    let local = count(
+        &store,
+        "SELECT count(*) AS n FROM events WHERE event_id = 'a1' AND occurred_at = TIMESTAMP '2025-07-14T01:03:00Z'",
+    )
+    .await;
+    assert_eq!(local, 1, "a timestamp without offset is local time");
+
+    let semicolons = dir.write(
+        "semicolons.csv",
+        format!(
+            "{}\na7;D1;digitized;2025-07-14T10:00:00+07:00;;;;;;;;;;\n",
+            header.replace(',', ";")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        ingest(&mut ingester, &semicolons).await.accepted,
+        1,
+        "the delimiter is recognised"
+    );
+    let bad_json = dir.write("bad.ndjson", b"{\"event_id\":\"b1\"\n{\"event_id\":\"b2\",\"dossier_id\":\"D1\",\"event_type\":\"returned\",\"occurred_at\":\"2025-07-15T10:00:00+07:00\"}\n");
+    let json = ingest(&mut ingester, &bad_json).await;
+    assert_eq!((json.rows_read, json.accepted, json.rejected), (2, 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_both_land_completely() {
+    let dir = TempDir::new("concurrent");
+    let csv = city_file(&dir, Format::Csv);
+    let list = dir.path("list.xlsx");
+    xlsx::write_dossier_list(
+        city(),
+        "31120",
+        NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        false,
+        &list,
+    )
+    .unwrap();
+    Store::open_or_create(&dir.path("store")).await.unwrap();
+    let root = dir.path("store");
+    let (a, b) = tokio::join!(
+        async {
+            let mut ingester = Ingester::open(&root).await.unwrap();
+            ingest(&mut ingester, &csv).await
+        },
+        async {
+            let mut ingester = Ingester::open(&root).await.unwrap();
+            ingest(&mut ingester, &list).await
+        }
+    );
+    let store = reopen(&dir).await;
+    let stored = count(&store, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(stored as u64, a.accepted + b.accepted);
+    assert_eq!(a.accepted as usize, city().events.len());
+    assert!(b.accepted > 0);
+    assert_eq!(count(&store, "SELECT count(*) AS n FROM ingests").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bodies_take_the_same_path_as_files() {
+    let dir = TempDir::new("bytes");
+    let csv = std::fs::read(city_file(&dir, Format::Csv)).unwrap();
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let options = IngestOptions::default();
+    let body = ingester
+        .ingest_bytes(Path::new("request body"), csv.into(), &options)
+        .await
+        .unwrap();
+    assert_eq!(body.accepted as usize, city().events.len());
+    let parquet = std::fs::read(city_file(&dir, Format::Parquet)).unwrap();
+    let again = ingester
+        .ingest_bytes(Path::new("request body"), parquet.into(), &options)
+        .await
+        .unwrap();
+    assert_eq!(again.duplicate as usize, city().events.len());
+}
+
+/// Python's `deltalake` and `pyarrow`, installed in a venv kept between runs.
+fn python_with_deltalake() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-deltalake");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".ready");
+    if !ready.exists() {
+        let status = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(status.success(), "python3 -m venv failed");
+        let status = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "deltalake", "pyarrow"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pip install deltalake pyarrow failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_readable_without_chiso() {
+    let dir = TempDir::new("external");
+    let csv = city_file(&dir, Format::Csv);
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let report = ingest(&mut ingester, &csv).await;
+    let python = python_with_deltalake();
+    let script = r#"
+import sys, deltalake, pyarrow.compute as pc
+root = sys.argv[1]
+events = deltalake.DeltaTable(root + "/events")
+table = events.to_pyarrow_table()
+received = table.filter(pc.equal(table["event_type"], "received"))
+months = sorted(set(p["occurred_month"] for p in events.partitions()))
+ingests = deltalake.DeltaTable(root + "/ingests").to_pyarrow_table()
+print(table.num_rows, received.num_rows, str(table.schema.field("occurred_at").type).replace(" ", ""), months[0], months[-1], ingests.num_rows)
+"#;
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path("store"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let fields: Vec<&str> = stdout.split_whitespace().collect();
+    let received = city()
+        .events
+        .iter()
+        .filter(|e| e.kind == chiso_core::event::EventType::Received)
+        .count();
+    assert_eq!(fields[0], report.accepted.to_string());
+    assert_eq!(fields[1], received.to_string());
+    assert_eq!(fields[2], "timestamp[us,tz=UTC]", "{stdout}");
+    assert_eq!(
+        (fields[3], fields[4], fields[5]),
+        ("2025-01", "2025-12", "1")
+    );
+}
