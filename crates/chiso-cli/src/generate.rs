@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use chrono::{Datelike, NaiveDate};
 use clap::Args;
 
+use chiso_core::format::thousands;
 use chiso_gen::summary::{Tally, rate};
 use chiso_gen::{City, Format, Params, dirty, write, xlsx};
 
@@ -139,7 +140,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
         "wrote {} ({}, {} rows, {:.1} MB) in {:.1} s (simulation {:.1} s)",
         events_path.display(),
         format.name(),
-        group(rows),
+        thousands(rows),
         size as f64 / 1e6,
         started.elapsed().as_secs_f64(),
         generated.as_secs_f64()
@@ -214,18 +215,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn pct(value: Option<f64>) -> String {
     value.map_or_else(|| "–".into(), |v| format!("{v:.2} %"))
 }
@@ -241,8 +230,8 @@ fn print_summary(out: &mut impl Write, city: &City) -> std::io::Result<()> {
     )?;
 
     line(out, "wards", city.wards.len().to_string())?;
-    line(out, "dossiers received", group(t.received))?;
-    line(out, "events", group(city.stats.events))?;
+    line(out, "dossiers received", thousands(t.received))?;
+    line(out, "events", thousands(city.stats.events))?;
     line(
         out,
         "channels",
@@ -264,7 +253,7 @@ fn print_summary(out: &mut impl Write, city: &City) -> std::io::Result<()> {
         "online payment (of fees)",
         pct(rate(t.paid_online, t.fee_required)),
     )?;
-    line(out, "resolved", group(t.resolved))?;
+    line(out, "resolved", thousands(t.resolved))?;
     line(
         out,
         "on-time rate (resolved)",
@@ -289,16 +278,16 @@ fn print_summary(out: &mut impl Write, city: &City) -> std::io::Result<()> {
     line(
         out,
         "stopped · withdrawn",
-        format!("{} · {}", group(t.stopped), group(t.withdrawn)),
+        format!("{} · {}", thousands(t.stopped), thousands(t.withdrawn)),
     )?;
     line(
         out,
         "backlog at the end",
         format!(
             "{} in progress, {} overdue, {} awaiting supplement",
-            group(t.in_progress),
-            group(t.in_progress_overdue),
-            group(t.awaiting_supplement)
+            thousands(t.in_progress),
+            thousands(t.in_progress_overdue),
+            thousands(t.awaiting_supplement)
         ),
     )?;
     writeln!(out)?;
@@ -312,7 +301,7 @@ fn print_summary(out: &mut impl Write, city: &City) -> std::io::Result<()> {
             out,
             "  {:<8} {:>9} {:>8} {:>8} {:>8}   {} · {} · {}",
             month.format("%Y-%m").to_string(),
-            group(m.received),
+            thousands(m.received),
             pct(m.online_rate()),
             pct(m.on_time_rate()),
             pct(m.progress_ratio()),

@@ -12,7 +12,8 @@
 //! * [`wards`]: the registry of the 103 communes and wards;
 //! * [`calendar`]: working days (weekends, holidays, make-up Saturdays) and the
 //!   due-date rule of the one-stop software;
-//! * [`time`]: the business time zone, Asia/Ho_Chi_Minh (UTC+07:00, no DST).
+//! * [`time`]: the business time zone, Asia/Ho_Chi_Minh (UTC+07:00, no DST);
+//! * [`format`]: numbers as people read them.
 //!
 //! Reference data (wards, holidays) is compiled in from `data/`, so the binary
 //! needs no files at run time; the calendar can be replaced by an edited CSV.
@@ -24,6 +25,7 @@ pub mod calendar;
 pub mod contract;
 pub mod error;
 pub mod event;
+pub mod format;
 pub mod time;
 pub mod wards;
 

@@ -65,6 +65,9 @@ const LOCAL_FORMATS: [&str; 4] = [
 /// `Z`, or without an offset, which means local time in Asia/Ho_Chi_Minh.
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, TimestampError> {
     let text = text.trim();
+    if let Some(instant) = parse_canonical(text.as_bytes()) {
+        return Ok(instant);
+    }
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
         return Ok(with_offset.with_timezone(&Utc));
     }
@@ -74,6 +77,44 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, TimestampError> {
         }
     }
     Err(TimestampError(text.to_owned()))
+}
+
+/// The shape one-stop exports use almost always, `2025-07-14T08:03:00+07:00`
+/// or `2025-07-14T01:03:00Z`, read without the general parser: ingestion
+/// reads tens of millions of these. Anything else returns `None` and takes
+/// the general path, which also produces the error messages.
+fn parse_canonical(b: &[u8]) -> Option<DateTime<Utc>> {
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let offset_seconds = match &b[19..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let seconds = (digits(20..22)? * 3600 + digits(23..25)? * 60) as i32;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+    let time = NaiveTime::from_hms_opt(digits(11..13)?, digits(14..16)?, digits(17..19)?)?;
+    let offset = FixedOffset::east_opt(offset_seconds)?;
+    Some(
+        offset
+            .from_local_datetime(&date.and_time(time))
+            .single()?
+            .with_timezone(&Utc),
+    )
 }
 
 #[cfg(test)]
@@ -96,6 +137,30 @@ mod tests {
     fn utc_evening_is_next_local_day() {
         let t = parse_timestamp("2025-07-13T17:30:00Z").unwrap();
         assert_eq!(local_date(t), NaiveDate::from_ymd_opt(2025, 7, 14).unwrap());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        for text in [
+            "2025-07-14T08:03:00+07:00",
+            "2025-07-14T01:03:00Z",
+            "2024-02-29T23:59:59-05:30",
+            "2025-12-31T23:59:59+14:00",
+        ] {
+            let fast = parse_canonical(text.as_bytes()).unwrap();
+            let general = DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(fast, general, "{text}");
+        }
+        for text in [
+            "2025-02-30T08:00:00Z",
+            "2025-07-14T24:00:00Z",
+            "2025-07-14T08:03:00.5Z",
+            "2025-07-14 08:03:00",
+        ] {
+            assert_eq!(parse_canonical(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]

@@ -116,11 +116,13 @@ impl Index {
     }
 
     /// Records a stored event (when loading).
-    pub fn insert_stored(&mut self, event_id: &str, hash: u64, received_dossier: Option<&str>) {
+    pub fn insert_id(&mut self, event_id: &str, hash: u64) {
         self.ids.insert(id_key(event_id), hash);
-        if let Some(dossier) = received_dossier {
-            self.received.insert(dossier_key(dossier));
-        }
+    }
+
+    /// Records a dossier whose `received` event is stored (when loading).
+    pub fn insert_received(&mut self, dossier_id: &str) {
+        self.received.insert(dossier_key(dossier_id));
     }
 
     /// Checks an incoming event and, when new, records it.

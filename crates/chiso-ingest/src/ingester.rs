@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::DataType;
 use chiso_core::contract::{Contract, FieldSource, RejectReason, parse_event};
 use chiso_core::event::{EventType, columns};
 use chiso_core::wards::WardRegistry;
-use chiso_store::{QuarantineRow, Store, Table, column_as, lineage};
+use chiso_store::{QuarantineRow, Store, StoreError, Table, column_as, lineage};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -174,12 +174,12 @@ impl Ingester {
             source_bytes: bytes as i64,
             started_at,
             finished_at: Utc::now(),
-            rows_read: outcome.rows_read as i64,
-            events_read: outcome.events_read as i64,
-            accepted: outcome.accepted as i64,
-            duplicate: outcome.duplicate as i64,
-            conflict: outcome.conflict as i64,
-            rejected: outcome.rejected as i64,
+            rows_read: outcome.counts.rows_read as i64,
+            events_read: outcome.counts.events_read as i64,
+            accepted: outcome.counts.accepted as i64,
+            duplicate: outcome.counts.duplicate as i64,
+            conflict: outcome.counts.conflict as i64,
+            rejected: outcome.counts.rejected as i64,
             orphans: outcome.orphans as i64,
             events_version,
         };
@@ -199,12 +199,12 @@ impl Ingester {
             layout,
             gzip,
             bytes,
-            rows_read: outcome.rows_read,
-            events_read: outcome.events_read,
-            accepted: outcome.accepted,
-            duplicate: outcome.duplicate,
-            conflict: outcome.conflict,
-            rejected: outcome.rejected,
+            rows_read: outcome.counts.rows_read,
+            events_read: outcome.counts.events_read,
+            accepted: outcome.counts.accepted,
+            duplicate: outcome.counts.duplicate,
+            conflict: outcome.counts.conflict,
+            rejected: outcome.counts.rejected,
             orphans: outcome.orphans,
             events_version,
             store_version,
@@ -232,45 +232,77 @@ fn ingest_id(source: &str, at: DateTime<Utc>) -> String {
 /// Reads every stored id and content hash, and the dossiers received.
 async fn load_index(store: &Store) -> Result<Index, IngestError> {
     let version = store.version(Table::Events);
+    // Sized up front: growing a map of millions of entries rehashes it
+    // several times over.
+    let mut index = Index::with_capacity(version, store.rows(Table::Events)? as usize);
     let sql = format!(
-        "SELECT {id}, {hash}, {dossier}, {kind} = 'received' AS is_received FROM events",
-        id = columns::EVENT_ID,
-        hash = lineage::CONTENT_HASH,
-        dossier = columns::DOSSIER_ID,
-        kind = columns::EVENT_TYPE,
+        "SELECT {}, {} FROM events",
+        columns::EVENT_ID,
+        lineage::CONTENT_HASH
     );
     let mut stream = store.stream(&sql).await?;
-    let mut index = Index::with_capacity(version, 0);
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| chiso_store::StoreError::Query(e.to_string()))?;
-        let ids = column_as::<StringArray>(&batch, columns::EVENT_ID, &DataType::Utf8);
-        let hashes = column_as::<Int64Array>(&batch, lineage::CONTENT_HASH, &DataType::Int64);
-        let dossiers = column_as::<StringArray>(&batch, columns::DOSSIER_ID, &DataType::Utf8);
-        let received = column_as::<BooleanArray>(&batch, "is_received", &DataType::Boolean);
-        let (Some(ids), Some(hashes), Some(dossiers), Some(received)) =
-            (ids, hashes, dossiers, received)
-        else {
-            return Err(chiso_store::StoreError::Query(
-                "the events table has unexpected column types".into(),
-            )
-            .into());
-        };
-        for i in 0..batch.num_rows() {
-            let dossier = (received.is_valid(i) && received.value(i)).then(|| dossiers.value(i));
-            index.insert_stored(ids.value(i), hashes.value(i) as u64, dossier);
-        }
+        let batch = batch.map_err(|e| StoreError::Query(e.to_string()))?;
+        let hashes = column_as::<Int64Array>(&batch, lineage::CONTENT_HASH, &DataType::Int64)
+            .ok_or_else(|| StoreError::Query("the events table has no content hashes".into()))?;
+        for_each_text(batch.column(0), |i, id| {
+            index.insert_id(id, hashes.value(i) as u64)
+        })?;
+    }
+    let sql = format!(
+        "SELECT {} FROM events WHERE {} = 'received'",
+        columns::DOSSIER_ID,
+        columns::EVENT_TYPE
+    );
+    let mut stream = store.stream(&sql).await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| StoreError::Query(e.to_string()))?;
+        for_each_text(batch.column(0), |_, dossier| index.insert_received(dossier))?;
     }
     Ok(index)
 }
 
-struct Outcome {
-    index: Index,
+/// Calls `f` with every non-null string of a column, reading string views
+/// and plain strings in place (a scan may return either).
+fn for_each_text(array: &ArrayRef, mut f: impl FnMut(usize, &str)) -> Result<(), IngestError> {
+    match array.data_type() {
+        DataType::Utf8View => {
+            let strings = array.as_string_view();
+            (0..strings.len())
+                .filter(|i| strings.is_valid(*i))
+                .for_each(|i| f(i, strings.value(i)));
+        }
+        DataType::Utf8 => {
+            let strings = array.as_string::<i32>();
+            (0..strings.len())
+                .filter(|i| strings.is_valid(*i))
+                .for_each(|i| f(i, strings.value(i)));
+        }
+        _ => {
+            let cast = arrow::compute::cast(array, &DataType::Utf8)?;
+            let strings = cast.as_string::<i32>();
+            (0..strings.len())
+                .filter(|i| strings.is_valid(*i))
+                .for_each(|i| f(i, strings.value(i)));
+        }
+    }
+    Ok(())
+}
+
+/// What happened to the rows of one source.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
     rows_read: u64,
     events_read: u64,
     accepted: u64,
     duplicate: u64,
     conflict: u64,
     rejected: u64,
+}
+
+struct Outcome {
+    index: Index,
+    counts: Counts,
     orphans: u64,
     by_reason: BTreeMap<String, u64>,
     examples: Vec<Rejected>,
@@ -286,12 +318,7 @@ struct Parse<'a> {
     source_name: &'a str,
     at: DateTime<Utc>,
     sender: mpsc::Sender<Batch>,
-    rows_read: u64,
-    events_read: u64,
-    accepted: u64,
-    duplicate: u64,
-    conflict: u64,
-    rejected: u64,
+    counts: Counts,
     by_reason: BTreeMap<String, u64>,
     examples: Vec<Rejected>,
     /// Dossiers of accepted events other than `received`, checked at the end.
@@ -317,12 +344,7 @@ impl<'a> Parse<'a> {
             source_name,
             at,
             sender,
-            rows_read: 0,
-            events_read: 0,
-            accepted: 0,
-            duplicate: 0,
-            conflict: 0,
-            rejected: 0,
+            counts: Counts::default(),
             by_reason: BTreeMap::new(),
             examples: Vec::new(),
             orphan_candidates: Vec::new(),
@@ -379,12 +401,7 @@ impl<'a> Parse<'a> {
             .count() as u64;
         Outcome {
             index: self.index,
-            rows_read: self.rows_read,
-            events_read: self.events_read,
-            accepted: self.accepted,
-            duplicate: self.duplicate,
-            conflict: self.conflict,
-            rejected: self.rejected,
+            counts: self.counts,
             orphans,
             by_reason: self.by_reason,
             examples: self.examples,
@@ -394,11 +411,11 @@ impl<'a> Parse<'a> {
 
 impl RowSink for Parse<'_> {
     fn row(&mut self) {
-        self.rows_read += 1;
+        self.counts.rows_read += 1;
     }
 
     fn malformed(&mut self, line: u64, raw: String, message: String) {
-        self.rejected += 1;
+        self.counts.rejected += 1;
         // A failed send surfaces at the next event or at the flush.
         let _ = self.quarantine(QuarantineRow {
             line,
@@ -416,11 +433,11 @@ impl RowSink for Parse<'_> {
         fields: &dyn FieldSource,
         raw: &dyn Fn() -> String,
     ) -> Result<(), IngestError> {
-        self.events_read += 1;
+        self.counts.events_read += 1;
         let event = match parse_event(fields, &self.contract) {
             Ok(event) => event,
             Err(rejection) => {
-                self.rejected += 1;
+                self.counts.rejected += 1;
                 return self.quarantine(QuarantineRow {
                     line,
                     column: rejection.column.map(str::to_owned),
@@ -433,9 +450,9 @@ impl RowSink for Parse<'_> {
         };
         let hash = content_hash(&event);
         match self.index.check(&event, hash) {
-            Seen::Duplicate => self.duplicate += 1,
+            Seen::Duplicate => self.counts.duplicate += 1,
             Seen::Conflict => {
-                self.conflict += 1;
+                self.counts.conflict += 1;
                 self.quarantine(QuarantineRow {
                     line,
                     column: None,
@@ -449,7 +466,7 @@ impl RowSink for Parse<'_> {
                 })?;
             }
             Seen::New => {
-                self.accepted += 1;
+                self.counts.accepted += 1;
                 if event.event_type != EventType::Received {
                     self.orphan_candidates.push(dossier_key(&event.dossier_id));
                 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use chiso_core::format::thousands;
 use serde::Serialize;
 
 use crate::source::{Layout, SourceFormat};
@@ -53,18 +54,6 @@ pub struct IngestReport {
 /// How many quarantined rows a report shows.
 pub const EXAMPLES: usize = 10;
 
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl fmt::Display for IngestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let gzip = if self.gzip { ", gzip" } else { "" };
@@ -78,7 +67,7 @@ impl fmt::Display for IngestReport {
             self.ingest_id
         )?;
         let line = |f: &mut fmt::Formatter<'_>, label: &str, n: u64| {
-            writeln!(f, "  {label:<16} {:>12}", group(n))
+            writeln!(f, "  {label:<16} {:>12}", thousands(n))
         };
         line(f, "rows read", self.rows_read)?;
         if self.events_read != self.rows_read {
@@ -93,7 +82,7 @@ impl fmt::Display for IngestReport {
                 f,
                 "  {:<16} {:>12}  (kept; they count once their dossier's `received` event arrives)",
                 "orphan events",
-                group(self.orphans)
+                thousands(self.orphans)
             )?;
         }
         match self.events_version {
@@ -110,13 +99,13 @@ impl fmt::Display for IngestReport {
             "  {:<16} {:>12}  ({} events/s)",
             "time",
             format!("{:.2} s", self.seconds),
-            group(rate as u64)
+            thousands(rate as u64)
         )?;
         if !self.quarantined_by_reason.is_empty() {
             let reasons: Vec<String> = self
                 .quarantined_by_reason
                 .iter()
-                .map(|(reason, n)| format!("{reason} {}", group(*n)))
+                .map(|(reason, n)| format!("{reason} {}", thousands(*n)))
                 .collect();
             writeln!(f, "  quarantined by reason: {}", reasons.join(", "))?;
             for example in &self.examples {
@@ -137,7 +126,7 @@ impl fmt::Display for IngestReport {
                 writeln!(
                     f,
                     "    … and {} more: `chiso store quarantine --ingest {}`",
-                    group(total - shown),
+                    thousands(total - shown),
                     self.ingest_id
                 )?;
             }

@@ -589,3 +589,65 @@ print(table.num_rows, received.num_rows, str(table.schema.field("occurred_at").t
         ("2025-01", "2025-12", "1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_readers_working_and_vacuum_cleans_up() {
+    let dir = TempDir::new("compact");
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    for seed in 1..=3 {
+        let other = chiso_gen::generate(&Params {
+            seed,
+            scale: 0.001,
+            ..Params::default()
+        })
+        .unwrap();
+        let path = dir.path(&format!("city-{seed}.csv"));
+        write::write_city(&other, Format::Csv, &path).unwrap();
+        ingest(&mut ingester, &path).await;
+    }
+    let before = reopen(&dir).await;
+    let total = count(&before, "SELECT count(*) AS n FROM events").await;
+    let files_before = before.info(1).await.unwrap().tables[0].files;
+
+    let mut store = reopen(&dir).await;
+    let reports = store.compact().await.unwrap();
+    let events = reports.iter().find(|r| r.table == "events").unwrap();
+    assert!(events.files_removed > events.files_added, "{reports:?}");
+    // A reader that opened the old version still reads it, and so does a new one.
+    assert_eq!(
+        count(&before, "SELECT count(*) AS n FROM events").await,
+        total
+    );
+    let after = reopen(&dir).await;
+    assert_eq!(
+        count(&after, "SELECT count(*) AS n FROM events").await,
+        total
+    );
+    assert!(after.info(1).await.unwrap().tables[0].files < files_before);
+
+    let dry = store.vacuum(std::time::Duration::ZERO, true).await.unwrap();
+    assert!(!dry.files_deleted.is_empty());
+    let done = store
+        .vacuum(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(done.files_deleted.len(), dry.files_deleted.len());
+    assert_eq!(
+        count(&reopen(&dir).await, "SELECT count(*) AS n FROM events").await,
+        total
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_with_other_files_is_not_made_a_store() {
+    let dir = TempDir::new("not-empty");
+    dir.write("notes.txt", b"mine");
+    let error = Ingester::open(&dir.0).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("is not empty and is not a chiso store"),
+        "{error}"
+    );
+    assert!(!dir.path("events").exists());
+}

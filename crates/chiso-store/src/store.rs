@@ -12,6 +12,8 @@ use arrow::array::{
 };
 use arrow::datatypes::DataType as ArrowType;
 use chrono::{DateTime, Utc};
+use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
@@ -36,6 +38,11 @@ pub enum StoreError {
         .path.display(), .path.display()
     )]
     NotAStore { path: PathBuf },
+    #[error(
+        "{} is not empty and is not a chiso store: choose an empty or new folder for a store",
+        .path.display()
+    )]
+    NotEmpty { path: PathBuf },
     #[error("{} was written by a newer chiso (store layout {found}; this chiso reads layout {LAYOUT})", .path.display())]
     NewerLayout { path: PathBuf, found: u32 },
     #[error("{}: {cause}", .path.display())]
@@ -57,6 +64,17 @@ fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> StoreError {
         table: table.name(),
         cause,
     }
+}
+
+/// The sum of an integer column (0 when absent).
+fn sum_column(batch: &RecordBatch, name: &str) -> u64 {
+    column_as::<Int64Array>(batch, name, &ArrowType::Int64)
+        .map_or(0, |a| a.iter().flatten().sum::<i64>())
+        .max(0) as u64
+}
+
+fn query_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Query(error.to_string())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -302,7 +320,7 @@ impl Store {
                 .unwrap_or(true)
             });
             if unknown {
-                return Err(StoreError::NotAStore {
+                return Err(StoreError::NotEmpty {
                     path: root.to_owned(),
                 });
             }
@@ -434,91 +452,69 @@ impl Store {
             loaded
                 .update_datafusion_session(&context.state())
                 .map_err(delta(table))?;
-            let provider = loaded
-                .table_provider()
-                .await
-                .map_err(|e| StoreError::Query(e.to_string()))?;
+            let provider = loaded.table_provider().await.map_err(query_error)?;
             context
                 .register_table(table.name(), provider)
-                .map_err(|e| StoreError::Query(e.to_string()))?;
+                .map_err(query_error)?;
         }
         Ok(context)
     }
 
+    /// Plans a query over the store.
+    async fn frame(&self, sql: &str) -> Result<DataFrame, StoreError> {
+        self.session().await?.sql(sql).await.map_err(query_error)
+    }
+
     /// Runs a query over the store and collects the result.
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, StoreError> {
-        let context = self.session().await?;
-        let frame = context
-            .sql(sql)
-            .await
-            .map_err(|e| StoreError::Query(e.to_string()))?;
-        frame
-            .collect()
-            .await
-            .map_err(|e| StoreError::Query(e.to_string()))
+        self.frame(sql).await?.collect().await.map_err(query_error)
     }
 
     /// Runs a query over the store and streams the result batch by batch.
-    pub async fn stream(
-        &self,
-        sql: &str,
-    ) -> Result<deltalake::datafusion::execution::SendableRecordBatchStream, StoreError> {
-        let context = self.session().await?;
-        let frame = context
-            .sql(sql)
-            .await
-            .map_err(|e| StoreError::Query(e.to_string()))?;
-        frame
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, StoreError> {
+        self.frame(sql)
+            .await?
             .execute_stream()
             .await
-            .map_err(|e| StoreError::Query(e.to_string()))
+            .map_err(query_error)
     }
 
     /// Writes the full result of a query to one CSV file, streaming.
     pub async fn export_csv(&self, sql: &str, path: &Path) -> Result<(), StoreError> {
-        use deltalake::datafusion::dataframe::DataFrameWriteOptions;
-        let context = self.session().await?;
-        let frame = context
-            .sql(sql)
-            .await
-            .map_err(|e| StoreError::Query(e.to_string()))?;
         let target = std::path::absolute(path).map_err(io(path))?;
-        frame
-            .write_csv(
-                &target.to_string_lossy(),
-                DataFrameWriteOptions::new().with_single_file_output(true),
-                None,
-            )
+        let options = DataFrameWriteOptions::new().with_single_file_output(true);
+        self.frame(sql)
+            .await?
+            .write_csv(&target.to_string_lossy(), options, None)
             .await
-            .map_err(|e| StoreError::Query(e.to_string()))?;
+            .map_err(query_error)?;
         Ok(())
+    }
+
+    /// The files of a table's loaded version, with their row counts and sizes.
+    fn files(&self, table: Table) -> Result<RecordBatch, StoreError> {
+        self.table(table)
+            .snapshot()
+            .and_then(|s| s.add_actions_table(true))
+            .map_err(delta(table))
+    }
+
+    /// Rows of a table's loaded version, from the commit statistics (no scan).
+    pub fn rows(&self, table: Table) -> Result<u64, StoreError> {
+        Ok(sum_column(&self.files(table)?, "num_records"))
     }
 
     /// Versions, sizes and row counts of the tables, and the last ingests.
     pub async fn info(&self, last_ingests: usize) -> Result<StoreInfo, StoreError> {
         let mut tables = Vec::new();
         for table in Table::ALL {
-            let loaded = self.table(table);
-            let adds = loaded
-                .snapshot()
-                .and_then(|s| s.add_actions_table(true))
-                .map_err(delta(table))?;
-            let sum = |name: &str| -> u64 {
-                adds.column_by_name(name)
-                    .and_then(|c| {
-                        c.as_any()
-                            .downcast_ref::<Int64Array>()
-                            .map(|a| a.iter().flatten().sum::<i64>())
-                    })
-                    .unwrap_or(0)
-                    .max(0) as u64
-            };
+            let files = self.files(table)?;
             tables.push(TableInfo {
                 name: table.name(),
                 version: self.version(table),
-                files: adds.num_rows() as u64,
-                rows: sum("num_records"),
-                bytes: sum("size_bytes"),
+                files: files.num_rows() as u64,
+                rows: sum_column(&files, "num_records"),
+                bytes: sum_column(&files, "size_bytes"),
             });
         }
         let sql = format!("SELECT * FROM ingests ORDER BY started_at DESC LIMIT {last_ingests}");
