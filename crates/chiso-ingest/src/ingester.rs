@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::IngestError;
 use crate::batch::{BATCH_ROWS, EventBatchBuilder};
-use crate::index::{Index, Seen, content_hash, dossier_key};
+use crate::index::{Index, Seen, content_hash, dossier_key, id_key};
 use crate::report::{EXAMPLES, IngestReport, Rejected};
 use crate::source::{RowSink, Source, SourceFormat};
 
@@ -241,14 +241,21 @@ async fn load_index(store: &Store) -> Result<Index, IngestError> {
         lineage::CONTENT_HASH
     );
     let mut stream = store.stream(&sql).await?;
+    const PENDING: usize = 1 << 18;
+    let mut pending: Vec<(u128, u64)> = Vec::with_capacity(PENDING);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| StoreError::Query(e.to_string()))?;
         let hashes = column_as::<Int64Array>(&batch, lineage::CONTENT_HASH, &DataType::Int64)
             .ok_or_else(|| StoreError::Query("the events table has no content hashes".into()))?;
         for_each_text(batch.column(0), |i, id| {
-            index.insert_id(id, hashes.value(i) as u64)
+            pending.push((id_key(id), hashes.value(i) as u64))
         })?;
+        if pending.len() >= PENDING {
+            tokio::task::block_in_place(|| index.insert_stored(&pending));
+            pending.clear();
+        }
     }
+    tokio::task::block_in_place(|| index.insert_stored(&pending));
     let sql = format!(
         "SELECT {} FROM events WHERE {} = 'received'",
         columns::DOSSIER_ID,
