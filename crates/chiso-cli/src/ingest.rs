@@ -16,7 +16,7 @@ const DEFAULT_STORE: &str = "chiso-store";
 pub struct StoreArg {
     /// The store directory (created by the first ingest).
     #[arg(long, env = "CHISO_STORE", default_value = DEFAULT_STORE)]
-    store: PathBuf,
+    pub store: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -236,9 +236,7 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                 } else {
                     println!(
                         "{}",
-                        chiso_store::datafusion::arrow::util::pretty::pretty_format_batches(
-                            &batches
-                        )?
+                        arrow::util::pretty::pretty_format_batches(&batches)?
                     );
                 }
             }

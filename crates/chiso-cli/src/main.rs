@@ -6,6 +6,7 @@
 
 mod generate;
 mod ingest;
+mod query;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ enum Command {
     Gen(generate::GenArgs),
     /// Validate dossier events and store them, never twice.
     Ingest(ingest::IngestArgs),
+    Kpi(query::KpiArgs),
+    Index(query::IndexArgs),
+    Sql(query::SqlArgs),
     /// Inspect and maintain a store.
     #[command(subcommand)]
     Store(ingest::StoreCommand),
@@ -49,6 +53,9 @@ fn main() -> ExitCode {
                     ingest::Outcome::Strict => ExitCode::from(3),
                 })
         }),
+        Command::Kpi(args) => runtime().and_then(|rt| rt.block_on(query::kpi(args))).map(|()| ExitCode::SUCCESS),
+        Command::Index(args) => runtime().and_then(|rt| rt.block_on(query::index(args))).map(|()| ExitCode::SUCCESS),
+        Command::Sql(args) => runtime().and_then(|rt| rt.block_on(query::sql(args))).map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))
                 .map(|()| ExitCode::SUCCESS)

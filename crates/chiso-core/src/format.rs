@@ -13,8 +13,38 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// An integer the Vietnamese way: `1234567` → `1.234.567`.
+pub fn vi_integer(n: i64) -> String {
+    let grouped = thousands(n.unsigned_abs()).replace(',', ".");
+    if n < 0 { format!("-{grouped}") } else { grouped }
+}
+
+/// A decimal the Vietnamese way, with `decimals` places: `98.25` → `98,25`,
+/// `1234.5` → `1.234,50`.
+pub fn vi_decimal(x: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, x.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let whole = thousands(whole.parse().unwrap_or(0)).replace(',', ".");
+    let sign = if x < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') { "-" } else { "" };
+    if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole},{fraction}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn vietnamese_numbers() {
+        assert_eq!(super::vi_integer(1_234_567), "1.234.567");
+        assert_eq!(super::vi_integer(-1_000), "-1.000");
+        assert_eq!(super::vi_decimal(98.25, 2), "98,25");
+        assert_eq!(super::vi_decimal(1234.5, 1), "1.234,5");
+        assert_eq!(super::vi_decimal(-0.001, 2), "0,00");
+        assert_eq!(super::vi_decimal(-2.5, 2), "-2,50");
+    }
+
     #[test]
     fn groups_of_three() {
         assert_eq!(super::thousands(0), "0");

@@ -442,7 +442,7 @@ impl Store {
     /// A DataFusion session over the store, in the business time zone, with
     /// `events`, `quarantine` and `ingests` registered at their loaded versions.
     pub async fn session(&self) -> Result<SessionContext, StoreError> {
-        let config = SessionConfig::new().set_str(
+        let config = SessionConfig::new().with_information_schema(true).set_str(
             "datafusion.execution.time_zone",
             chiso_core::time::BUSINESS_TIME_ZONE,
         );

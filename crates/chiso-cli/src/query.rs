@@ -1,0 +1,456 @@
+//! `chiso kpi`, `chiso index` and `chiso sql`: the engine's figures in a
+//! terminal or a file.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use clap::{Args, ValueEnum};
+use futures::StreamExt;
+
+use chiso_core::format::{vi_decimal, vi_integer};
+use chiso_engine::datafusion::prelude::DataFrame;
+use chiso_engine::{Engine, EngineOptions, Grouping, Layout};
+
+use crate::ingest::StoreArg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for a terminal, Vietnamese number format.
+    Table,
+    /// CSV with a header row, the spec's column names.
+    Csv,
+    /// A JSON array of objects, the spec's column names.
+    Json,
+    /// Apache Parquet (needs --out).
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// Write to this file instead of the terminal.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+const PERIOD_HELP: &str = "2025-W28 (ISO week), 2025-07, 2025-Q3, 2025, 2025-07-14, \
+2025-07-01..2025-07-15 (inclusive), this-week, last-week, this-month, last-month";
+
+#[derive(Debug, Args)]
+#[command(
+    about = "The KPIs of kpis.md for a period, per ward, department, procedure, channel or the city",
+    after_help = "Examples:\n  chiso kpi --period 2025-W28 --by ward\n  chiso kpi --period last-month --format csv --out month.csv\n  chiso kpi --period 2025-07-01..2025-07-15 --by channel --format json"
+)]
+pub struct KpiArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[arg(long, short, help = format!("The period: {PERIOD_HELP}"))]
+    period: String,
+    /// Group by ward, department, procedure, channel or city.
+    #[arg(long, default_value = "city")]
+    by: String,
+    /// Add each rate's change against the previous period and the rank.
+    #[arg(long)]
+    change: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    about = "The composite index of Decision 766 per ward: points, score, band and rank",
+    after_help = "Indicators that cannot be computed from dossiers are external: give their values with \
+--external FILE (CSV: ward_code, period_start, period_end, indicator_id, ratio). An indicator without a \
+value is not assessed, and assessed_points says how much of the 100 points the score covers.\n\n\
+Examples:\n  chiso index --period 2025-07\n  chiso index --period 2025-Q3 --layout 2022 --external ratings.csv"
+)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[arg(long, short, help = format!("The period: {PERIOD_HELP}"))]
+    period: String,
+    /// The indicator catalogue: portal (six groups) or 2022 (five groups).
+    #[arg(long, default_value = "portal")]
+    layout: String,
+    /// External indicator values (CSV).
+    #[arg(long)]
+    external: Option<PathBuf>,
+    /// One row per ward and indicator instead of one per ward.
+    #[arg(long)]
+    detail: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Ad-hoc SQL over the store (read-only); without a query, an interactive prompt",
+    after_help = "Tables: events, quarantine, ingests, dossiers, dossier_facts, dossier_history, wards, calendar, \
+channels, departments, procedures, indicators_portal, indicators_2022. Table functions: kpi(period, by), \
+kpi_change(period, by), kpi_series(grain, by, from, to), kpi_index(period, layout), kpi_index_detail(period, layout).\n\n\
+Examples:\n  chiso sql \"SELECT ward_name, on_time_rate FROM kpi('2025-W28', 'ward') ORDER BY on_time_rate LIMIT 5\"\n  chiso sql --format csv --out overdue.csv \"SELECT * FROM dossiers WHERE finished_at IS NULL\"\n  chiso sql"
+)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The query; `-` reads it from standard input. Without one, a prompt opens.
+    query: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+async fn open(store: &Path, external: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let options = EngineOptions {
+        external_indicators: external,
+        ..EngineOptions::default()
+    };
+    let started = Instant::now();
+    let engine = Engine::open(store, options)
+        .await
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    if engine.built_derived_tables() {
+        eprintln!(
+            "chiso: derived the dossiers of events version {} in {:.1} s (once per ingest)",
+            engine.store().version(chiso_store::Table::Events),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(engine)
+}
+
+pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
+    let engine = open(&args.store.store, None).await?;
+    let period = engine.period(&args.period)?;
+    let grouping = Grouping::parse(&args.by)?;
+    let frame = if args.change {
+        let sql = format!(
+            "SELECT * FROM kpi_change('{period}', '{}')",
+            grouping.as_str()
+        );
+        engine.sql(&sql).await?
+    } else {
+        engine.kpi(&period, grouping).await?
+    };
+    let mut headline: Vec<(&str, &str)> = match grouping.key_columns() {
+        Some((_, name)) => vec![(name, group_header(grouping))],
+        None => vec![],
+    };
+    headline.extend(KPI_HEADLINE);
+    if args.change {
+        headline.extend([("on_time_rate_change", "± Đúng hạn"), ("progress_rank", "Hạng")]);
+    }
+    let title = format!("Chỉ số {period} ({} → {})", period.start.format("%d/%m/%Y"), period.last_day().format("%d/%m/%Y"));
+    write(frame, &args.output, Some(&title), Some(&headline)).await
+}
+
+fn group_header(grouping: Grouping) -> &'static str {
+    match grouping {
+        Grouping::Ward => "Phường/xã",
+        Grouping::Department => "Cơ quan",
+        Grouping::Procedure => "Thủ tục",
+        Grouping::Channel => "Kênh",
+        Grouping::City => "",
+    }
+}
+
+/// The columns a terminal shows; CSV, JSON and Parquet have them all.
+const KPI_HEADLINE: [(&str, &str); 10] = [
+    ("received", "Tiếp nhận"),
+    ("online_rate", "Trực tuyến %"),
+    ("resolved", "Giải quyết"),
+    ("on_time_rate", "Đúng hạn %"),
+    ("digitization_rate", "Số hóa %"),
+    ("e_result_rate", "KQ điện tử %"),
+    ("online_payment_rate", "TT trực tuyến %"),
+    ("satisfaction_rate", "Hài lòng %"),
+    ("in_progress_overdue", "Quá hạn"),
+    ("progress_ratio", "Tiến độ 766 %"),
+];
+
+pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
+    let engine = open(&args.store.store, args.external.clone()).await?;
+    let period = engine.period(&args.period)?;
+    let layout = Layout::parse(&args.layout)?;
+    let title = format!("Bộ chỉ số 766, {period} ({} → {})", period.start.format("%d/%m/%Y"), period.last_day().format("%d/%m/%Y"));
+    if args.detail {
+        let frame = engine.index_detail(&period, layout).await?;
+        let columns = [
+            ("ward_name", "Phường/xã"),
+            ("indicator_id", "Chỉ tiêu"),
+            ("max_points", "Tối đa"),
+            ("ratio", "Tỷ lệ %"),
+            ("points", "Điểm"),
+        ];
+        return write(frame, &args.output, Some(&title), Some(&columns)).await;
+    }
+    let frame = engine.index(&period, layout).await?;
+    let columns = [
+        ("rank", "Hạng"),
+        ("ward_name", "Phường/xã"),
+        ("score", "Điểm"),
+        ("assessed_points", "Đã chấm"),
+        ("score_100", "Điểm /100"),
+        ("band_vi", "Xếp loại"),
+    ];
+    write(frame, &args.output, Some(&title), Some(&columns)).await
+}
+
+pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
+    let engine = open(&args.store.store, None).await?;
+    match args.query.as_deref() {
+        Some("-") => {
+            let mut query = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut query)?;
+            run_one(&engine, &query, &args.output).await
+        }
+        Some(query) => run_one(&engine, query, &args.output).await,
+        None => prompt(&engine).await,
+    }
+}
+
+async fn run_one(engine: &Engine, query: &str, output: &OutputArgs) -> anyhow::Result<()> {
+    let frame = engine.sql(query).await?;
+    write(frame, output, None, None).await
+}
+
+/// Rows a terminal shows at most; files get everything.
+const DISPLAY_ROWS: usize = 200;
+
+/// Writes a result in the chosen format, streaming batch by batch.
+async fn write(
+    frame: DataFrame,
+    output: &OutputArgs,
+    title: Option<&str>,
+    columns: Option<&[(&str, &str)]>,
+) -> anyhow::Result<()> {
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await?;
+    if output.format == OutputFormat::Parquet {
+        let Some(path) = &output.out else {
+            bail!("--format parquet needs --out FILE");
+        };
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)?;
+        while let Some(batch) = stream.next().await {
+            writer.write(&batch?)?;
+        }
+        writer.close()?;
+        return Ok(());
+    }
+    let mut sink: Box<dyn Write> = match &output.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match output.format {
+        OutputFormat::Table => {
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            let mut total = 0;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                total += batch.num_rows();
+                if rows < DISPLAY_ROWS {
+                    let keep = batch.num_rows().min(DISPLAY_ROWS - rows);
+                    rows += keep;
+                    batches.push(batch.slice(0, keep));
+                }
+            }
+            if let Some(title) = title {
+                writeln!(sink, "{title}")?;
+            }
+            writeln!(sink, "{}", table(&schema, &batches, columns)?)?;
+            if total > rows {
+                writeln!(sink, "… {} more rows (use --format csv --out FILE for all)", total - rows)?;
+            } else if title.is_none() {
+                writeln!(sink, "({total} row{})", if total == 1 { "" } else { "s" })?;
+            }
+        }
+        OutputFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            while let Some(batch) = stream.next().await {
+                writer.write(&batch?)?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(&mut sink);
+            while let Some(batch) = stream.next().await {
+                writer.write(&batch?)?;
+            }
+            writer.finish()?;
+            drop(writer);
+            writeln!(sink)?;
+        }
+        // Written above: Parquet needs a file, not a stream.
+        OutputFormat::Parquet => {}
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+/// An aligned table; with `columns`, those columns under those headers and
+/// numbers in the Vietnamese format, otherwise every column as it is.
+fn table(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+    columns: Option<&[(&str, &str)]>,
+) -> anyhow::Result<String> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
+    let chosen: Vec<(usize, String)> = match columns {
+        Some(columns) => columns
+            .iter()
+            .filter_map(|(name, header)| schema.index_of(name).ok().map(|i| (i, (*header).to_owned())))
+            .collect(),
+        None => schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i, f.name().clone()))
+            .collect(),
+    };
+    table.set_header(chosen.iter().map(|(_, h)| h.clone()));
+    for (position, (index, _)) in chosen.iter().enumerate() {
+        if schema.field(*index).data_type().is_numeric()
+            && let Some(column) = table.column_mut(position)
+        {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    let options = FormatOptions::default().with_null("–");
+    for batch in batches {
+        let cells: Vec<Box<dyn Fn(usize) -> String>> = chosen
+            .iter()
+            .map(|(index, _)| cell_formatter(batch.column(*index), columns.is_some(), &options))
+            .collect::<anyhow::Result<_>>()?;
+        for row in 0..batch.num_rows() {
+            table.add_row(cells.iter().map(|cell| cell(row)));
+        }
+    }
+    Ok(table.to_string())
+}
+
+fn cell_formatter(
+    array: &ArrayRef,
+    vietnamese: bool,
+    options: &FormatOptions<'static>,
+) -> anyhow::Result<Box<dyn Fn(usize) -> String>> {
+    let array = array.clone();
+    if vietnamese {
+        match array.data_type() {
+            DataType::Int64 => {
+                return Ok(Box::new(move |row| {
+                    let values = array.as_any().downcast_ref::<Int64Array>();
+                    match values {
+                        Some(v) if v.is_valid(row) => vi_integer(v.value(row)),
+                        _ => "–".to_owned(),
+                    }
+                }));
+            }
+            DataType::Float64 => {
+                return Ok(Box::new(move |row| {
+                    let values = array.as_any().downcast_ref::<Float64Array>();
+                    match values {
+                        Some(v) if v.is_valid(row) => vi_decimal(v.value(row), 2),
+                        _ => "–".to_owned(),
+                    }
+                }));
+            }
+            _ => {}
+        }
+    }
+    let options = options.clone();
+    ArrayFormatter::try_new(array.as_ref(), &options)?;
+    // A formatter borrows its array; it is cheap to make, so make one per cell.
+    Ok(Box::new(move |row| {
+        ArrayFormatter::try_new(array.as_ref(), &options)
+            .map(|f| f.value(row).to_string())
+            .unwrap_or_default()
+    }))
+}
+
+/// The interactive prompt: `;` ends a query, `\d` lists tables, `\d NAME`
+/// describes one, `\q` quits; history is kept in `~/.chiso_history`.
+async fn prompt(engine: &Engine) -> anyhow::Result<()> {
+    let interactive = std::io::stdin().is_terminal();
+    let history_path = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".chiso_history"));
+    let mut history = history_path
+        .as_ref()
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    if interactive {
+        eprintln!(
+            "chiso sql — store {} (events version {}). End a query with `;`. \\d lists tables, \\d NAME describes one, \\q quits.",
+            engine.store().root().display(),
+            engine.store().version(chiso_store::Table::Events)
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut buffer = String::new();
+    let output = OutputArgs {
+        format: OutputFormat::Table,
+        out: None,
+    };
+    loop {
+        if interactive {
+            eprint!("{}", if buffer.is_empty() { "chiso> " } else { "  ...> " });
+            std::io::stderr().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let trimmed = line.trim();
+        if buffer.is_empty() && trimmed.starts_with('\\') {
+            let command = trimmed.trim_end_matches(';');
+            match command.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["\\q"] | ["\\quit"] => break,
+                ["\\d"] => {
+                    report(run_one(engine, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name", &output).await);
+                }
+                ["\\d", name] => {
+                    let sql = format!(
+                        "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '{}' ORDER BY ordinal_position",
+                        name.replace('\'', "''")
+                    );
+                    report(run_one(engine, &sql, &output).await);
+                }
+                _ => eprintln!("unknown command {command}: \\d, \\d NAME, \\q"),
+            }
+            continue;
+        }
+        if trimmed.is_empty() && buffer.is_empty() {
+            continue;
+        }
+        buffer.push_str(&line);
+        buffer.push('\n');
+        if trimmed.ends_with(';') {
+            let query = std::mem::take(&mut buffer);
+            if let Some(file) = history.as_mut() {
+                let _ = writeln!(file, "{}", query.trim().replace('\n', " "));
+            }
+            let started = Instant::now();
+            let result = run_one(engine, &query, &output).await;
+            report(result);
+            if interactive {
+                eprintln!("time: {:.3} s", started.elapsed().as_secs_f64());
+            }
+        }
+    }
+    if !buffer.trim().is_empty() {
+        report(run_one(engine, &buffer, &output).await);
+    }
+    Ok(())
+}
+
+fn report(result: anyhow::Result<()>) {
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+    }
+}

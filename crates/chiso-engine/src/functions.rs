@@ -1,0 +1,248 @@
+//! The KPI results as SQL table functions, so that an analyst reaches every
+//! figure of the product from any SQL client:
+//!
+//! ```sql
+//! SELECT * FROM kpi('2025-W28', 'ward');
+//! SELECT * FROM kpi_series('week', 'ward', '2025-01-01', '2025-12-31');
+//! SELECT * FROM kpi_change('2025-W28', 'ward');   -- against the week before
+//! SELECT * FROM kpi_index('2025-07', 'portal');
+//! SELECT * FROM kpi_index_detail('2025-07', '2022');
+//! ```
+//!
+//! Each call renders the SQL of `queries/` for its arguments; the result's
+//! schema is known up front (planned once per grouping when the engine
+//! opens), and the query itself is planned when DataFusion scans the call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use chiso_store::datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue, plan_err};
+use chiso_store::datafusion::execution::context::SessionState;
+use chiso_store::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
+use chiso_store::datafusion::physical_plan::ExecutionPlan;
+use chiso_store::datafusion::prelude::SessionContext;
+use chrono::NaiveDate;
+
+use crate::period::{Grain, Period};
+use crate::queries::{self, render};
+use crate::{EngineError, Grouping, Layout, Planner};
+
+/// What a table function computes, with its arguments resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Call {
+    Kpi(Grouping),
+    Change(Grouping),
+    Index(Layout),
+    IndexDetail(Layout),
+}
+
+#[derive(Debug)]
+struct Functions {
+    planner: Arc<Planner>,
+    schemas: HashMap<Call, SchemaRef>,
+}
+
+/// Plans one query per result shape (to learn its schema) and registers the
+/// table functions.
+pub(crate) async fn register(context: &SessionContext, planner: &Arc<Planner>) -> Result<(), EngineError> {
+    let probe = Period::parse("2025-W28", planner.now())?;
+    let mut calls: Vec<Call> = Vec::new();
+    for grouping in Grouping::ALL {
+        calls.push(Call::Kpi(grouping));
+        calls.push(Call::Change(grouping));
+    }
+    for layout in [Layout::Portal, Layout::Decision2022] {
+        calls.push(Call::Index(layout));
+        calls.push(Call::IndexDetail(layout));
+    }
+    let mut schemas = HashMap::new();
+    for call in calls {
+        let sql = sql_for(planner, call, &[probe])?;
+        let plan = context
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(|e| EngineError::Query(format!("planning {call:?}: {e}")))?;
+        schemas.insert(call, Arc::clone(plan.schema().inner()));
+    }
+    let functions = Arc::new(Functions {
+        planner: Arc::clone(planner),
+        schemas,
+    });
+    for name in ["kpi", "kpi_series", "kpi_change", "kpi_index", "kpi_index_detail"] {
+        context.register_udtf(
+            name,
+            Arc::new(Function {
+                name,
+                functions: Arc::clone(&functions),
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// The SQL of a call over one or more periods (a series is their union).
+fn sql_for(planner: &Planner, call: Call, periods: &[Period]) -> Result<String, EngineError> {
+    let one = |period: &Period| -> Result<String, EngineError> {
+        match call {
+            Call::Kpi(grouping) => planner.kpi_sql(period, grouping),
+            Call::Change(grouping) => change_sql(planner, period, grouping),
+            Call::Index(layout) => planner.index_sql(period, layout),
+            Call::IndexDetail(layout) => planner.index_detail_sql(period, layout),
+        }
+    };
+    let parts = periods
+        .iter()
+        .map(|p| one(p).map(|sql| format!("SELECT * FROM ({sql})")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(parts.join("\nUNION ALL\n"))
+}
+
+/// kpi_change.sql: a period against the one before it.
+fn change_sql(planner: &Planner, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
+    let key = match grouping.key_columns() {
+        Some((code, _)) => format!("c.{code} IS NOT DISTINCT FROM p.{code}"),
+        None => "true".to_owned(),
+    };
+    render(
+        queries::KPI_CHANGE,
+        &[
+            ("current", planner.kpi_sql(period, grouping)?),
+            ("previous", planner.kpi_sql(&period.previous(), grouping)?),
+            ("same_group", key),
+        ],
+    )
+}
+
+#[derive(Debug)]
+struct Function {
+    name: &'static str,
+    functions: Arc<Functions>,
+}
+
+fn text_argument(name: &str, args: &[Expr], index: usize, default: Option<&str>) -> Result<String> {
+    match args.get(index) {
+        Some(Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::LargeUtf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _)) => {
+            Ok(text.clone())
+        }
+        Some(other) => plan_err!("{name}: argument {} must be a text literal, not {other}", index + 1),
+        None => match default {
+            Some(value) => Ok(value.to_owned()),
+            None => plan_err!("{name}: argument {} is missing", index + 1),
+        },
+    }
+}
+
+fn engine_error(error: EngineError) -> DataFusionError {
+    DataFusionError::Plan(error.to_string())
+}
+
+impl Function {
+    fn usage(&self) -> &'static str {
+        match self.name {
+            "kpi" => "kpi('2025-W28', 'ward')",
+            "kpi_change" => "kpi_change('2025-W28', 'ward')",
+            "kpi_series" => "kpi_series('week', 'ward', '2025-01-01', '2025-12-31')",
+            "kpi_index" => "kpi_index('2025-07', 'portal')",
+            _ => "kpi_index_detail('2025-07', 'portal')",
+        }
+    }
+
+    fn resolve(&self, args: &[Expr]) -> Result<(Call, Vec<Period>)> {
+        let now = self.functions.planner.now();
+        let name = self.name;
+        let max_args = if name == "kpi_series" { 4 } else { 2 };
+        if args.len() > max_args || args.is_empty() {
+            return plan_err!("{name} takes {max_args} arguments at most, for example {}", self.usage());
+        }
+        let period = |index: usize| -> Result<Period> {
+            Period::parse(&text_argument(name, args, index, None)?, now).map_err(|e| engine_error(e.into()))
+        };
+        let grouping = |index: usize| -> Result<Grouping> {
+            Grouping::parse(&text_argument(name, args, index, Some("city"))?).map_err(engine_error)
+        };
+        let layout = |index: usize| -> Result<Layout> {
+            Layout::parse(&text_argument(name, args, index, Some("portal"))?).map_err(engine_error)
+        };
+        Ok(match name {
+            "kpi" => (Call::Kpi(grouping(1)?), vec![period(0)?]),
+            "kpi_change" => (Call::Change(grouping(1)?), vec![period(0)?]),
+            "kpi_index" => (Call::Index(layout(1)?), vec![period(0)?]),
+            "kpi_index_detail" => (Call::IndexDetail(layout(1)?), vec![period(0)?]),
+            _ => {
+                let grain_text = text_argument(name, args, 0, None)?;
+                let grain = Grain::parse(&grain_text)
+                    .ok_or_else(|| DataFusionError::Plan(format!("{name}: `{grain_text}` is not day, week, month, quarter or year")))?;
+                let date = |index: usize| -> Result<NaiveDate> {
+                    let text = text_argument(name, args, index, None)?;
+                    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                        .map_err(|_| DataFusionError::Plan(format!("{name}: `{text}` is not a date (YYYY-MM-DD)")))
+                };
+                let (from, to) = (date(2)?, date(3)?);
+                let periods = Period::series(grain, from, to);
+                const MAX_PERIODS: usize = 400;
+                if periods.is_empty() || periods.len() > MAX_PERIODS {
+                    return plan_err!("{name}: from {from} to {to} gives {} periods; between 1 and {MAX_PERIODS} are allowed", periods.len());
+                }
+                (Call::Kpi(grouping(1)?), periods)
+            }
+        })
+    }
+}
+
+impl TableFunctionImpl for Function {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let (call, periods) = self.resolve(args.exprs())?;
+        let schema = self
+            .functions
+            .schemas
+            .get(&call)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal(format!("no schema for {call:?}")))?;
+        let sql = sql_for(&self.functions.planner, call, &periods).map_err(engine_error)?;
+        Ok(Arc::new(SqlTable { sql, schema }))
+    }
+}
+
+/// A table whose rows are the result of a SQL query, planned at scan time.
+#[derive(Debug)]
+struct SqlTable {
+    sql: String,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for SqlTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| DataFusionError::Internal("chiso table functions need a SessionState".into()))?;
+        let plan = state.create_logical_plan(&self.sql).await?;
+        let mut plan = LogicalPlanBuilder::from(plan);
+        if let Some(projection) = projection {
+            plan = plan.select(projection.iter().copied())?;
+        }
+        if let Some(limit) = limit {
+            plan = plan.limit(0, Some(limit))?;
+        }
+        state.create_physical_plan(&plan.build()?).await
+    }
+}

@@ -1,0 +1,443 @@
+//! # chiso-engine: the figures of kpis.md, from the store, by SQL
+//!
+//! The engine opens a store as a DataFusion session in the business time zone
+//! and registers everything an analyst (or a dashboard) queries:
+//!
+//! * the stored tables `events`, `quarantine`, `ingests`;
+//! * reference tables: `wards`, `calendar`, `channels`, `departments`,
+//!   `procedures`, the indicator catalogues `indicators_portal` and
+//!   `indicators_2022`, and `external_indicators`;
+//! * the derived tables `dossier_facts` and `dossier_history` (see
+//!   [`derived`]) and the view `dossiers`: the derived dossier of events.md as
+//!   of now;
+//! * table functions: `kpi('2025-W28', 'ward')`, `kpi_index('2025-07',
+//!   'portal')`, `kpi_index_detail(…)`, `kpi_series('week', 'ward', '2025-01-01',
+//!   '2025-12-31')` and `kpi_change('2025-W28', 'ward')`;
+//! * functions: `percent`, `local_date`, `working_days_between`,
+//!   `add_working_days` (see [`udf`]).
+//!
+//! The definitions are the SQL files of `queries/`, compiled in; this crate
+//! parameterises them (period instants, grouping) and never restates their
+//! logic. A period's evaluation instant `T = min(end, now)` uses the engine's
+//! clock, which tests and reproducible reports can fix.
+//!
+//! Architecture invariant: this crate knows DataFusion and the store, not
+//! HTTP, terminals or file formats of reports; what it returns is Arrow.
+
+pub mod derived;
+mod functions;
+pub mod period;
+pub mod queries;
+pub mod reference;
+mod sql_guard;
+pub mod udf;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use chiso_core::calendar::WorkCalendar;
+use chiso_core::wards::WardRegistry;
+use chiso_store::datafusion::catalog::MemTable;
+use chiso_store::datafusion::error::DataFusionError;
+use chiso_store::datafusion::prelude::{DataFrame, SessionContext};
+use chiso_store::{Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+
+pub use chiso_store::datafusion;
+pub use period::{Grain, Period, PeriodError};
+pub use sql_guard::check_read_only;
+
+use queries::{date_literal, instant_literal, render};
+
+/// Why the engine could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Period(#[from] PeriodError),
+    #[error("{0}")]
+    Query(String),
+    /// A statement that would change something or reach outside the store.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{}: {message}", .path.display())]
+    Reference { path: PathBuf, message: String },
+    #[error("{}: {cause}", .path.display())]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("unknown grouping `{0}`; use ward, department, procedure, channel or city")]
+    Grouping(String),
+    #[error("unknown index layout `{0}`; use portal or 2022")]
+    Layout(String),
+}
+
+impl EngineError {
+    fn query(error: DataFusionError) -> Self {
+        Self::Query(error.to_string())
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |cause| Self::Io {
+            path: path.to_owned(),
+            cause,
+        }
+    }
+}
+
+/// How KPI results are grouped (kpis.md, "Grouping").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grouping {
+    Ward,
+    Department,
+    Procedure,
+    Channel,
+    City,
+}
+
+impl Grouping {
+    pub const ALL: [Grouping; 5] = [
+        Self::Ward,
+        Self::Department,
+        Self::Procedure,
+        Self::Channel,
+        Self::City,
+    ];
+
+    pub fn parse(text: &str) -> Result<Self, EngineError> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "ward" | "wards" => Self::Ward,
+            "department" | "departments" => Self::Department,
+            "procedure" | "procedures" => Self::Procedure,
+            "channel" | "channels" => Self::Channel,
+            "city" | "none" | "" => Self::City,
+            _ => return Err(EngineError::Grouping(text.to_owned())),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ward => "ward",
+            Self::Department => "department",
+            Self::Procedure => "procedure",
+            Self::Channel => "channel",
+            Self::City => "city",
+        }
+    }
+
+    /// The result's key and name columns (none for the whole city).
+    pub fn key_columns(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Ward => Some(("ward_code", "ward_name")),
+            Self::Department => Some(("department_code", "department_name")),
+            Self::Procedure => Some(("procedure_code", "procedure_name")),
+            Self::Channel => Some(("channel", "channel_name")),
+            Self::City => None,
+        }
+    }
+
+    /// The parameters of kpi.sql for this grouping.
+    fn parameters(self) -> [(&'static str, String); 3] {
+        let groups = match self {
+            Self::Ward => "(SELECT ward_code AS group_key, ward_name AS group_name FROM wards)",
+            Self::Department => {
+                "(SELECT department_code AS group_key, department_name AS group_name FROM departments)"
+            }
+            Self::Procedure => {
+                "(SELECT procedure_code AS group_key, procedure_name AS group_name FROM procedures)"
+            }
+            Self::Channel => "(SELECT channel AS group_key, channel_name AS group_name FROM channels)",
+            Self::City => "(SELECT 'city' AS group_key, 'Thành phố Cần Thơ' AS group_name)",
+        };
+        let (key, columns) = match self.key_columns() {
+            Some((code, name)) => (code.to_owned(), format!("group_key AS {code}, group_name AS {name},")),
+            None => ("'city'".to_owned(), String::new()),
+        };
+        [
+            ("group_key", key),
+            ("groups", groups.to_owned()),
+            ("group_columns", columns),
+        ]
+    }
+}
+
+/// The two shipped layouts of the composite index (kpis.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// The portal's six groups today.
+    Portal,
+    /// The five groups of the 2022 decision.
+    Decision2022,
+}
+
+impl Layout {
+    pub fn parse(text: &str) -> Result<Self, EngineError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "portal" | "" => Ok(Self::Portal),
+            "2022" => Ok(Self::Decision2022),
+            _ => Err(EngineError::Layout(text.to_owned())),
+        }
+    }
+
+    /// The catalogue table registered for this layout.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Portal => "indicators_portal",
+            Self::Decision2022 => "indicators_2022",
+        }
+    }
+}
+
+/// How an engine is opened.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The clock for `T = min(end, now)` and the relative periods; `None`
+    /// reads the system clock at each query.
+    pub now: Option<DateTime<Utc>>,
+    /// External indicator values for the composite index (kpis.md).
+    pub external_indicators: Option<PathBuf>,
+    /// A holiday calendar replacing the built-in one.
+    pub calendar: Option<PathBuf>,
+}
+
+/// A store opened for querying.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    context: SessionContext,
+    planner: Arc<Planner>,
+    built_derived: bool,
+}
+
+/// Turns a period and a grouping into the SQL of `queries/`.
+#[derive(Debug)]
+pub(crate) struct Planner {
+    now: Option<DateTime<Utc>>,
+}
+
+impl Planner {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+
+    fn period_parameters(&self, period: &Period) -> Vec<(&'static str, String)> {
+        vec![
+            ("period_start", date_literal(period.start)),
+            ("period_end", date_literal(period.end)),
+            ("start_at", instant_literal(period.start_at())),
+            ("t", instant_literal(period.evaluation_instant(self.now()))),
+        ]
+    }
+
+    /// dossiers.sql for the dossiers alive in `period`, as of its T.
+    fn dossiers_sql(&self, period: &Period) -> Result<String, EngineError> {
+        render(queries::DOSSIERS, &self.period_parameters(period))
+    }
+
+    pub(crate) fn kpi_sql(&self, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
+        let mut parameters = self.period_parameters(period);
+        parameters.push(("dossiers", self.dossiers_sql(period)?));
+        parameters.extend(grouping.parameters());
+        render(queries::KPI, &parameters)
+    }
+
+    pub(crate) fn index_detail_sql(&self, period: &Period, layout: Layout) -> Result<String, EngineError> {
+        render(
+            queries::INDEX,
+            &[
+                ("ward_kpi", self.kpi_sql(period, Grouping::Ward)?),
+                ("indicators", layout.table().to_owned()),
+            ],
+        )
+    }
+
+    pub(crate) fn index_sql(&self, period: &Period, layout: Layout) -> Result<String, EngineError> {
+        render(
+            queries::INDEX_SUMMARY,
+            &[("index", self.index_detail_sql(period, layout)?)],
+        )
+    }
+
+    /// The `dossiers` view: every dossier as of now.
+    fn dossiers_view_sql(&self) -> Result<String, EngineError> {
+        let now = match self.now {
+            Some(now) => instant_literal(now),
+            None => "arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned(),
+        };
+        render(
+            queries::DOSSIERS,
+            &[
+                ("start_at", instant_literal(DateTime::<Utc>::UNIX_EPOCH)),
+                ("t", now),
+            ],
+        )
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.root())
+            .field("now", &self.planner.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the store at `root`, deriving the dossier tables of its events
+    /// version if no process has yet.
+    pub async fn open(root: &Path, options: EngineOptions) -> Result<Self, EngineError> {
+        let store = Store::open(root).await?;
+        Self::from_store(store, options).await
+    }
+
+    pub async fn from_store(store: Store, options: EngineOptions) -> Result<Self, EngineError> {
+        let calendar = match &options.calendar {
+            Some(path) => WorkCalendar::from_path(path).map_err(|e| EngineError::Reference {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            None => WorkCalendar::builtin(),
+        };
+        let wards = WardRegistry::builtin();
+        let context = store.session().await?;
+        for function in udf::all(Arc::new(calendar.clone())) {
+            context.register_udf(function);
+        }
+        let catalogue = reference::catalogue(store.root())?;
+        let indicators_portal = reference::indicators("queries/indicators-portal.csv", queries::INDICATORS_PORTAL)?;
+        let indicators_2022 = reference::indicators("queries/indicators-2022.csv", queries::INDICATORS_2022)?;
+        let external = match &options.external_indicators {
+            Some(path) => {
+                let mut ids = indicator_ids(&indicators_portal);
+                ids.extend(indicator_ids(&indicators_2022));
+                ids.sort();
+                ids.dedup();
+                reference::external_indicators(path, &wards, &ids)?
+            }
+            None => reference::no_external_indicators()?,
+        };
+        let tables = [
+            ("wards", reference::wards(&wards)?),
+            ("calendar", reference::calendar(&calendar)?),
+            ("channels", reference::channels()?),
+            ("procedures", catalogue.procedures),
+            ("departments", catalogue.departments),
+            ("indicators_portal", indicators_portal),
+            ("indicators_2022", indicators_2022),
+            ("external_indicators", external),
+        ];
+        for (name, batch) in tables {
+            register_batch(&context, name, batch)?;
+        }
+        let built_derived = derived::register(&store, &context).await?;
+        let planner = Arc::new(Planner { now: options.now });
+        let view = context
+            .sql(&planner.dossiers_view_sql()?)
+            .await
+            .map_err(|e| EngineError::Query(format!("queries/dossiers.sql: {e}")))?
+            .into_view();
+        context
+            .register_table("dossiers", view)
+            .map_err(EngineError::query)?;
+        functions::register(&context, &planner).await?;
+        Ok(Self {
+            store,
+            context,
+            planner,
+            built_derived,
+        })
+    }
+
+    /// The DataFusion session, with every table, view and function.
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether opening had to derive the dossier tables (the first query of a
+    /// new events version).
+    pub fn built_derived_tables(&self) -> bool {
+        self.built_derived
+    }
+
+    /// The engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.planner.now()
+    }
+
+    /// Reads a period, resolving `last-week` and friends with the engine's clock.
+    pub fn period(&self, text: &str) -> Result<Period, EngineError> {
+        Ok(Period::parse(text, self.now())?)
+    }
+
+    /// Every KPI of kpis.md for `period`, one row per group.
+    pub async fn kpi(&self, period: &Period, grouping: Grouping) -> Result<DataFrame, EngineError> {
+        self.frame(&self.planner.kpi_sql(period, grouping)?).await
+    }
+
+    /// The composite index per ward, with band and rank.
+    pub async fn index(&self, period: &Period, layout: Layout) -> Result<DataFrame, EngineError> {
+        self.frame(&self.planner.index_sql(period, layout)?).await
+    }
+
+    /// The composite index, one row per ward and indicator.
+    pub async fn index_detail(&self, period: &Period, layout: Layout) -> Result<DataFrame, EngineError> {
+        self.frame(&self.planner.index_detail_sql(period, layout)?).await
+    }
+
+    /// An analyst's query: read-only, refused with a clear message otherwise.
+    pub async fn sql(&self, query: &str) -> Result<DataFrame, EngineError> {
+        check_read_only(query)?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.context
+            .sql_with_options(query, options)
+            .await
+            .map_err(EngineError::query)
+    }
+
+    async fn frame(&self, sql: &str) -> Result<DataFrame, EngineError> {
+        self.context.sql(sql).await.map_err(EngineError::query)
+    }
+
+    /// The first day with data and the last, in local dates (None when empty).
+    pub async fn data_range(&self) -> Result<Option<(NaiveDate, NaiveDate)>, EngineError> {
+        let batches = self
+            .frame("SELECT min(local_date(received_at)), max(local_date(last_event_at)) FROM dossier_facts")
+            .await?
+            .collect()
+            .await
+            .map_err(EngineError::query)?;
+        let date = |column: usize| -> Option<NaiveDate> {
+            let array = batches.first()?.column(column);
+            let dates = array.as_any().downcast_ref::<arrow::array::Date32Array>()?;
+            arrow::array::Array::is_valid(dates, 0).then(|| dates.value_as_date(0)).flatten()
+        };
+        Ok(date(0).zip(date(1)))
+    }
+}
+
+fn indicator_ids(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .column_by_name("indicator_id")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+        .map(|ids| ids.iter().flatten().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn register_batch(context: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), EngineError> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(EngineError::query)?;
+    context
+        .register_table(name, Arc::new(table))
+        .map_err(EngineError::query)?;
+    Ok(())
+}

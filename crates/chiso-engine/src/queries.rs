@@ -1,0 +1,83 @@
+//! The SQL files of `queries/`, compiled in, and how they are parameterised.
+//!
+//! The files are the definitions; this module only fills in their
+//! `{{name}}` parameters with values chiso computed itself (instants, dates,
+//! a grouping chosen from a fixed list), never with text a user typed.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::EngineError;
+
+/// One row per received dossier: its T-independent facts.
+pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql");
+/// The payment, rating and supplement events, with the pause pairing.
+pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
+/// The derived dossier of events.md at an instant T.
+pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
+/// Every KPI of kpis.md for one period and grouping.
+pub const KPI: &str = include_str!("../../../queries/kpi.sql");
+/// A period's KPIs against the period before it.
+pub const KPI_CHANGE: &str = include_str!("../../../queries/kpi_change.sql");
+/// The composite index of Decision 766: one row per ward and indicator.
+pub const INDEX: &str = include_str!("../../../queries/index.sql");
+/// The composite index per ward, with its band and rank.
+pub const INDEX_SUMMARY: &str = include_str!("../../../queries/index_summary.sql");
+/// The indicator catalogues of the composite index.
+pub const INDICATORS_PORTAL: &str = include_str!("../../../queries/indicators-portal.csv");
+pub const INDICATORS_2022: &str = include_str!("../../../queries/indicators-2022.csv");
+
+/// Fills in the `{{name}}` parameters of `sql`; every parameter must be given.
+pub fn render(sql: &str, parameters: &[(&str, String)]) -> Result<String, EngineError> {
+    let mut out = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| EngineError::Query(format!("unclosed parameter in: {}", &rest[open..])))?;
+        let name = after[..close].trim();
+        let value = parameters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| EngineError::Query(format!("no value for the parameter {{{{{name}}}}}")))?;
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// An instant as a SQL literal of the store's timestamp type.
+pub fn instant_literal(instant: DateTime<Utc>) -> String {
+    format!(
+        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        instant.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    )
+}
+
+/// A local date as a SQL literal.
+pub fn date_literal(date: NaiveDate) -> String {
+    format!("DATE '{date}'")
+}
+
+/// A string as a SQL literal.
+pub fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_filled_in_and_missing_ones_refused() {
+        let sql = "SELECT {{a}} + {{ b }} FROM t";
+        let filled = render(sql, &[("a", "1".into()), ("b", "2".into())]).unwrap();
+        assert_eq!(filled, "SELECT 1 + 2 FROM t");
+        assert!(render(sql, &[("a", "1".into())]).is_err());
+        assert!(render("SELECT {{a", &[("a", "1".into())]).is_err());
+        assert_eq!(string_literal("Tân Lộc's"), "'Tân Lộc''s'");
+    }
+}

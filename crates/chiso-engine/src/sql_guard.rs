@@ -1,0 +1,103 @@
+//! Read-only SQL: the one check every entry point (the CLI, HTTP, the
+//! Postgres wire) runs before planning an analyst's query.
+//!
+//! Only queries (`SELECT`, `WITH`, `VALUES`), `EXPLAIN` of a query, `SHOW`
+//! and `DESCRIBE` pass. DDL, DML, `COPY`, `SET`, transactions and anything
+//! else are refused by name. Reading files outside the store is impossible
+//! anyway: the session registers no file-reading table functions and does
+//! not resolve paths as table names.
+
+use chiso_store::datafusion::sql::parser::{DFParser, Statement};
+use chiso_store::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
+use crate::EngineError;
+
+/// Refuses anything but read-only statements, naming what was refused.
+pub fn check_read_only(sql: &str) -> Result<(), EngineError> {
+    let statements =
+        DFParser::parse_sql(sql).map_err(|e| EngineError::Query(format!("SQL error: {e}")))?;
+    if statements.is_empty() {
+        return Err(EngineError::Query("the query is empty".into()));
+    }
+    if statements.len() > 1 {
+        return Err(EngineError::Refused(
+            "one statement at a time, please: the query holds several (separated by `;`)".into(),
+        ));
+    }
+    for statement in &statements {
+        let refused = match statement {
+            Statement::Statement(inner) => match inner.as_ref() {
+                SqlStatement::Query(_)
+                | SqlStatement::ShowTables { .. }
+                | SqlStatement::ShowColumns { .. }
+                | SqlStatement::ShowFunctions { .. }
+                | SqlStatement::ExplainTable { .. } => None,
+                SqlStatement::Explain { statement, .. } => {
+                    (!matches!(statement.as_ref(), SqlStatement::Query(_))).then(|| kind_of(inner))
+                }
+                other => Some(kind_of(other)),
+            },
+            Statement::Explain(_) => None,
+            Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
+            Statement::CopyTo(_) => Some("COPY".to_owned()),
+            other => Some(format!("{other}").split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+        };
+        if let Some(kind) = refused {
+            return Err(EngineError::Refused(format!(
+                "chiso's SQL is read-only: `{kind}` statements are refused; \
+                 use SELECT (or WITH, EXPLAIN, SHOW, DESCRIBE)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The statement's leading keywords, as a user would name it.
+fn kind_of(statement: &SqlStatement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let take = match words.first().map(|w| w.to_ascii_uppercase()) {
+        Some(first) if ["CREATE", "DROP", "ALTER", "INSERT", "DELETE", "TRUNCATE"].contains(&first.as_str()) => 2,
+        _ => 1,
+    };
+    words.into_iter().take(take).collect::<Vec<_>>().join(" ").to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_read_only;
+
+    #[test]
+    fn queries_pass() {
+        for sql in [
+            "SELECT 1",
+            "with a as (select 1) select * from a",
+            "EXPLAIN SELECT * FROM events",
+            "SHOW TABLES",
+            "VALUES (1), (2)",
+            "SELECT * FROM kpi('2025-W28', 'ward');",
+        ] {
+            check_read_only(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+
+    #[test]
+    fn everything_else_is_refused_by_name() {
+        for (sql, named) in [
+            ("CREATE TABLE x AS SELECT 1", "CREATE TABLE"),
+            ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
+            ("DROP TABLE events", "DROP TABLE"),
+            ("INSERT INTO events VALUES (1)", "INSERT INTO"),
+            ("DELETE FROM events", "DELETE FROM"),
+            ("UPDATE events SET ward_code = '1'", "UPDATE"),
+            ("COPY events TO '/tmp/x.csv'", "COPY"),
+            ("SET datafusion.execution.batch_size = 1", "SET"),
+            ("EXPLAIN ANALYZE INSERT INTO events VALUES (1)", "EXPLAIN"),
+            ("SELECT 1; DROP TABLE events", "one statement"),
+        ] {
+            let error = check_read_only(sql).unwrap_err().to_string();
+            assert!(error.contains(named), "{sql}: {error}");
+        }
+    }
+}

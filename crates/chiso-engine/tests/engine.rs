@@ -1,0 +1,316 @@
+//! The KPI engine against real stores on disk:
+//!
+//! * `tests/kpi/*.slt`: small hand-built event sets, ingested through the real
+//!   ingester, with every expected figure worked out by hand in the file;
+//! * the generated city, whose figures chiso-gen derives independently (a
+//!   plain-Rust reading of events.md and kpis.md), must come out identical.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chiso_engine::{Engine, EngineOptions, Grouping, Period};
+use chiso_gen::summary::Tally;
+use chiso_gen::{Format, Params};
+use chiso_ingest::{IngestOptions, Ingester};
+use chrono::{DateTime, Utc};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("chiso-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    chiso_core::time::parse_timestamp(text).unwrap()
+}
+
+/// Cells as the .slt files write them: NULL, true/false, numbers as Arrow
+/// prints them, text as it is; columns joined by ` | `.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            out.push(cells.join(" | "));
+        }
+    }
+    out
+}
+
+/// One .slt file: `now`, `events` blocks (CSV ingested as one file each),
+/// `query [rowsort]` blocks with `----` and the expected rows, and
+/// `statement error <text>` blocks.
+async fn run_slt(path: &Path) {
+    let name = path.file_stem().unwrap().to_string_lossy().to_string();
+    let text = std::fs::read_to_string(path).unwrap();
+    let dir = TempDir::new(&format!("slt-{name}"));
+    let store = dir.0.join("store");
+    let mut now = instant("2030-01-01T00:00:00+07:00");
+    let mut engine: Option<Engine> = None;
+    let mut lines = text.lines().enumerate().peekable();
+    let mut files = 0;
+    let mut failures = Vec::new();
+    while let Some((number, line)) = lines.next() {
+        let line = line.trim_end();
+        let location = format!("{}:{}", path.display(), number + 1);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let block = |lines: &mut std::iter::Peekable<std::iter::Enumerate<std::str::Lines>>| {
+            let mut block = Vec::new();
+            while let Some((_, l)) = lines.peek() {
+                if l.trim().is_empty() {
+                    break;
+                }
+                block.push(lines.next().unwrap().1.to_owned());
+            }
+            block
+        };
+        if let Some(at) = line.strip_prefix("now ") {
+            now = instant(at.trim());
+            engine = None;
+        } else if line == "events" {
+            let csv = block(&mut lines).join("\n") + "\n";
+            files += 1;
+            let mut ingester = Ingester::open(&store).await.unwrap();
+            let options = IngestOptions {
+                now: Some(instant("2030-01-01T00:00:00+07:00")),
+                ..IngestOptions::default()
+            };
+            let report = ingester
+                .ingest_bytes(Path::new(&format!("{name}-{files}.csv")), csv.into_bytes().into(), &options)
+                .await
+                .unwrap();
+            assert_eq!(report.rejected, 0, "{location}: rows rejected: {report}");
+            engine = None;
+        } else if let Some(expected_error) = line.strip_prefix("statement error") {
+            let sql = block(&mut lines).join("\n");
+            let engine = open(&mut engine, &store, now).await;
+            let error = match engine.sql(&sql).await {
+                Ok(frame) => frame.collect().await.err().map(|e| e.to_string()),
+                Err(error) => Some(error.to_string()),
+            };
+            match error {
+                Some(error) if error.contains(expected_error.trim()) => {}
+                other => failures.push(format!("{location}: expected an error with `{}`, got {other:?}", expected_error.trim())),
+            }
+        } else if line.starts_with("query") {
+            let rowsort = line.contains("rowsort");
+            let mut sql = Vec::new();
+            for (_, l) in lines.by_ref() {
+                if l.trim() == "----" {
+                    break;
+                }
+                sql.push(l);
+            }
+            let sql = sql.join("\n");
+            let expected: Vec<String> = block(&mut lines).iter().map(|l| l.trim().to_owned()).collect();
+            let engine = open(&mut engine, &store, now).await;
+            let mut actual = match engine.sql(&sql).await {
+                Ok(frame) => rows(&frame.collect().await.unwrap()),
+                Err(error) => vec![format!("ERROR: {error}")],
+            };
+            let mut expected = expected;
+            if rowsort {
+                actual.sort();
+                expected.sort();
+            }
+            if actual != expected {
+                failures.push(format!(
+                    "{location}: {sql}\nexpected:\n  {}\nactual:\n  {}",
+                    expected.join("\n  "),
+                    actual.join("\n  ")
+                ));
+            }
+        } else {
+            panic!("{location}: unknown directive `{line}`");
+        }
+    }
+    assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+async fn open<'a>(engine: &'a mut Option<Engine>, store: &Path, now: DateTime<Utc>) -> &'a Engine {
+    if engine.is_none() {
+        let options = EngineOptions {
+            now: Some(now),
+            ..EngineOptions::default()
+        };
+        *engine = Some(Engine::open(store, options).await.unwrap());
+    }
+    engine.as_ref().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpi_logic_files() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kpi");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "the .slt files are missing from {}", folder.display());
+    for file in files {
+        run_slt(&file).await;
+    }
+}
+
+/// The counts of one KPI row, in the order of [`tally_counts`].
+const COUNTS: [&str; 23] = [
+    "received",
+    "online",
+    "direct",
+    "postal",
+    "full_online",
+    "digitized",
+    "fee_required",
+    "paid_online",
+    "resolved",
+    "resolved_on_time",
+    "resolved_early",
+    "resolved_late",
+    "late_apologized",
+    "e_result",
+    "stopped",
+    "withdrawn",
+    "in_progress",
+    "in_progress_overdue",
+    "awaiting_supplement",
+    "rated",
+    "satisfied",
+    "progress_total",
+    "progress_on_time",
+];
+
+fn tally_counts(t: &Tally) -> Vec<i64> {
+    [
+        t.received,
+        t.online,
+        t.direct,
+        t.postal,
+        t.full_online,
+        t.digitized,
+        t.fee_required,
+        t.paid_online,
+        t.resolved,
+        t.resolved_on_time,
+        t.resolved_early,
+        t.resolved_late,
+        t.late_apologized,
+        t.e_result,
+        t.stopped,
+        t.withdrawn,
+        t.in_progress,
+        t.in_progress_overdue,
+        t.awaiting_supplement,
+        t.rated,
+        t.satisfied,
+        t.progress_universe,
+        t.progress_good,
+    ]
+    .iter()
+    .map(|&n| n as i64)
+    .collect()
+}
+
+fn row_counts(batches: &[RecordBatch]) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            out.push(
+                COUNTS
+                    .iter()
+                    .map(|name| {
+                        let column = batch.column_by_name(name).unwrap();
+                        column.as_any().downcast_ref::<Int64Array>().unwrap().value(row)
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn differences(what: &str, expected: &[i64], actual: &[i64]) -> Vec<String> {
+    COUNTS
+        .iter()
+        .zip(expected.iter().zip(actual))
+        .filter(|(_, (e, a))| e != a)
+        .map(|(name, (e, a))| format!("{what} {name}: independent {e}, chiso {a}"))
+        .collect()
+}
+
+/// The generated city's months and wards, as chiso-gen's independent
+/// derivation counts them, against chiso's SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_city_matches_the_independent_derivation() {
+    let scale: f64 = std::env::var("CHISO_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.1);
+    let city = chiso_gen::generate(&Params {
+        scale,
+        ..Params::default()
+    })
+    .unwrap();
+    let dir = TempDir::new("city");
+    let file = dir.0.join("city.parquet");
+    chiso_gen::write::write_city(&city, Format::Parquet, &file).unwrap();
+    let store = dir.0.join("store");
+    let mut ingester = Ingester::open(&store).await.unwrap();
+    let report = ingester.ingest_file(&file, &IngestOptions::default()).await.unwrap();
+    assert_eq!(report.rejected, 0);
+    let options = EngineOptions {
+        now: Some(instant("2026-06-01T00:00:00+07:00")),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(&store, options).await.unwrap();
+    assert!(engine.built_derived_tables());
+
+    let mut problems = Vec::new();
+    for (month, tally) in &city.stats.months {
+        let period = Period::month_of(*month);
+        let batches = engine.kpi(&period, Grouping::City).await.unwrap().collect().await.unwrap();
+        let actual = row_counts(&batches);
+        assert_eq!(actual.len(), 1, "one row for the city");
+        problems.extend(differences(&period.to_string(), &tally_counts(tally), &actual[0]));
+    }
+    let year = engine.period("2025").unwrap();
+    let batches = engine.kpi(&year, Grouping::Ward).await.unwrap().collect().await.unwrap();
+    let actual = row_counts(&batches);
+    let codes: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let codes = arrow::compute::cast(b.column_by_name("ward_code").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+            let codes = codes.as_any().downcast_ref::<StringArray>().unwrap();
+            (0..codes.len()).map(|i| codes.value(i).to_owned()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(actual.len(), 103, "every ward listed");
+    for (code, counts) in codes.iter().zip(&actual) {
+        let position = city.wards.position(code).unwrap();
+        problems.extend(differences(code, &tally_counts(&city.stats.wards[position]), counts));
+    }
+    let whole = engine.kpi(&year, Grouping::City).await.unwrap().collect().await.unwrap();
+    problems.extend(differences("2025", &tally_counts(&city.stats.total), &row_counts(&whole)[0]));
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}

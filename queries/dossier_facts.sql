@@ -1,0 +1,71 @@
+-- dossier_facts: one row per dossier that has a `received` event, holding
+-- everything about it that does not depend on the evaluation instant T.
+--
+-- Implements events.md, "Deriving the dossier": the attributes come from the
+-- earliest `received` event; the milestones are the earliest event of each
+-- kind, so "the earliest X before T" is "earliest X, if it is before T".
+-- The fields that do depend on T (the latest payment and rating before T, the
+-- supplement pauses) come from `dossier_history` (dossier_history.sql).
+--
+-- chiso materialises this query once per version of the events table
+-- (`derived/` in the store), so it always agrees with the events.
+WITH first_received AS (
+    SELECT *
+    FROM (
+        SELECT
+            dossier_id,
+            occurred_at AS received_at,
+            ward_code,
+            procedure_code,
+            department_code,
+            channel,
+            coalesce(full_online, false) AS full_online,
+            due_at,
+            coalesce(fee_required, false) AS fee_required,
+            row_number() OVER (PARTITION BY dossier_id ORDER BY occurred_at, event_id) AS nth
+        FROM events
+        WHERE event_type = 'received'
+    )
+    WHERE nth = 1
+),
+milestones AS (
+    SELECT
+        dossier_id,
+        count(*) FILTER (WHERE event_type = 'received') AS received_events,
+        min(occurred_at) FILTER (WHERE event_type = 'resolved') AS resolved_at,
+        first_value(coalesce(e_result, false) ORDER BY occurred_at, event_id)
+            FILTER (WHERE event_type = 'resolved') AS resolved_e_result,
+        min(occurred_at) FILTER (WHERE event_type = 'returned') AS returned_at,
+        min(occurred_at) FILTER (WHERE event_type = 'stopped') AS stopped_at,
+        min(occurred_at) FILTER (WHERE event_type = 'withdrawn') AS withdrawn_at,
+        min(occurred_at) FILTER (WHERE event_type = 'digitized') AS digitized_at,
+        min(occurred_at) FILTER (WHERE event_type = 'apologized') AS apologized_at,
+        max(occurred_at) AS last_event_at
+    FROM events
+    GROUP BY dossier_id
+)
+SELECT
+    r.dossier_id,
+    r.received_at,
+    r.ward_code,
+    r.procedure_code,
+    r.department_code,
+    r.channel,
+    r.full_online,
+    r.due_at,
+    r.fee_required,
+    m.received_events,
+    m.resolved_at,
+    m.resolved_e_result,
+    m.returned_at,
+    m.stopped_at,
+    m.withdrawn_at,
+    m.digitized_at,
+    m.apologized_at,
+    -- The first end of processing of any kind: a dossier finished before the
+    -- start of a period counts in none of its figures.
+    least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) AS first_finished_at,
+    m.last_event_at
+FROM first_received r
+JOIN milestones m USING (dossier_id)
+ORDER BY r.received_at

@@ -1,0 +1,93 @@
+-- dossiers: the derived dossier of events.md, as of an evaluation instant T,
+-- for every dossier with a `received` event that is alive in a period.
+--
+-- Parameters, filled in by chiso (queries/README.md):
+--   start_at  the start of the period: dossiers that finished and saw no
+--                 event after it are left out (the `dossiers` view uses the
+--                 earliest instant, so it holds every dossier)
+--   t         the evaluation instant; events at or after T are ignored
+--
+-- Implements events.md, "Deriving the dossier", and the pause rule of
+-- kpis.md, "Backlog": an open supplement request pauses the clock up to T.
+WITH alive AS (
+    -- kpis.md, "Periods": events at or after T are ignored, so a dossier
+    -- received at or after T does not exist yet; one whose events all precede
+    -- the period and that has finished counts in none of its figures.
+    SELECT *
+    FROM dossier_facts
+    WHERE received_at < {{t}}
+      AND (last_event_at >= {{start_at}} OR first_finished_at IS NULL)
+),
+history_at_t AS (
+    -- events.md, "Deriving the dossier": the latest payment and rating before
+    -- T, the supplement requests before T, and the pauses (dossier_history.sql).
+    SELECT
+        dossier_id,
+        count(*) FILTER (WHERE event_type = 'supplement_requested') AS supplement_requests,
+        sum(CAST(pause_ends_at AS BIGINT) - CAST(occurred_at AS BIGINT))
+            FILTER (WHERE opens_pause AND pause_ends_at < {{t}}) AS answered_pause_us,
+        min(occurred_at)
+            FILTER (WHERE opens_pause AND (pause_ends_at IS NULL OR pause_ends_at >= {{t}})) AS open_pause_since,
+        last_value(paid_online ORDER BY occurred_at, event_id)
+            FILTER (WHERE event_type = 'paid') AS paid_online,
+        max(occurred_at) FILTER (WHERE event_type = 'rated') AS rated_at,
+        last_value(rating ORDER BY occurred_at, event_id)
+            FILTER (WHERE event_type = 'rated') AS rating
+    FROM dossier_history
+    WHERE occurred_at < {{t}}
+      AND dossier_received_at < {{t}}
+      AND (dossier_last_event_at >= {{start_at}} OR dossier_first_finished_at IS NULL)
+    GROUP BY dossier_id
+),
+finished AS (
+    -- finished_at: the earliest `resolved`, else the earliest `returned`, else
+    -- the earliest `stopped` or `withdrawn`, all before T; outcome likewise.
+    SELECT
+        a.*,
+        coalesce(h.supplement_requests, 0) AS supplement_requests,
+        coalesce(h.answered_pause_us, 0) AS answered_pause_us,
+        h.open_pause_since,
+        h.paid_online,
+        h.rated_at,
+        h.rating,
+        CASE
+            WHEN a.resolved_at < {{t}} THEN a.resolved_at
+            WHEN a.returned_at < {{t}} THEN a.returned_at
+            ELSE least(CASE WHEN a.stopped_at < {{t}} THEN a.stopped_at END,
+                       CASE WHEN a.withdrawn_at < {{t}} THEN a.withdrawn_at END)
+        END AS finished_at,
+        CASE
+            WHEN a.resolved_at < {{t}} OR a.returned_at < {{t}} THEN 'resolved'
+            WHEN a.stopped_at < {{t}} THEN 'stopped'
+            WHEN a.withdrawn_at < {{t}} THEN 'withdrawn'
+            ELSE 'pending'
+        END AS outcome,
+        coalesce(a.resolved_at < {{t}} AND a.resolved_e_result, false) AS e_result,
+        coalesce(a.digitized_at < {{t}}, false) AS digitized,
+        coalesce(a.apologized_at < {{t}}, false) AS apologized
+    FROM alive a
+    LEFT JOIN history_at_t h USING (dossier_id)
+),
+paused AS (
+    -- paused: answered pauses, plus a pause still open at T, which runs until
+    -- T, or until finished_at if the dossier finished first.
+    SELECT
+        f.*,
+        f.answered_pause_us + CASE
+            WHEN f.open_pause_since IS NULL THEN 0
+            ELSE greatest(0, CAST(coalesce(f.finished_at, {{t}}) AS BIGINT) - CAST(f.open_pause_since AS BIGINT))
+        END AS paused_us
+    FROM finished f
+),
+derived AS (
+    SELECT
+        p.*,
+        -- effective_due_at = due_at + paused
+        arrow_cast(CAST(p.due_at AS BIGINT) + p.paused_us, 'Timestamp(Microsecond, Some("UTC"))') AS effective_due_at
+    FROM paused p
+)
+SELECT
+    *,
+    paused_us / 3600000000.0 AS paused_hours,
+    finished_at IS NULL AND open_pause_since IS NOT NULL AS awaiting_supplement
+FROM derived
