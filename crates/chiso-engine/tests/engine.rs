@@ -64,6 +64,8 @@ async fn run_slt(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let dir = TempDir::new(&format!("slt-{name}"));
     let store = dir.0.join("store");
+    // Every file starts from an empty store (the ingester creates it).
+    Ingester::open(&store).await.unwrap();
     let mut now = instant("2030-01-01T00:00:00+07:00");
     let mut engine: Option<Engine> = None;
     let mut lines = text.lines().enumerate().peekable();
