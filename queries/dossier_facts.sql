@@ -45,6 +45,16 @@ milestones AS (
     GROUP BY dossier_id
 )
 SELECT
+    -- A compact key for joins. Keys (and rows) run through the finished
+    -- dossiers by their last event, then the unfinished ones by reception: a
+    -- period then skips the row groups of dossiers that finished before it
+    -- by their statistics alone.
+    row_number() OVER (
+        ORDER BY least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) IS NULL,
+                 CASE WHEN least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) IS NULL
+                      THEN r.received_at ELSE m.last_event_at END,
+                 r.dossier_id
+    ) AS dossier_key,
     r.dossier_id,
     r.received_at,
     r.ward_code,
@@ -68,4 +78,4 @@ SELECT
     m.last_event_at
 FROM first_received r
 JOIN milestones m USING (dossier_id)
-ORDER BY r.received_at
+ORDER BY dossier_key

@@ -4,7 +4,11 @@
 -- Implements events.md, "Deriving the dossier", for the fields that need more
 -- than the earliest event of a kind:
 --   * `paid_online` and `rating` come from the latest `paid` / `rated` event
---     before T;
+--     before T. `latest_key` makes "the latest" a plain max(): it is the
+--     event's rank among the dossier's events of its type (by time, then
+--     event_id) times 4, plus its value (paid_online: 1 online, 0 at the
+--     desk; rating: 2 very satisfied, 1 satisfied, 0 dissatisfied), so the
+--     max over the events before T, modulo 4, is the latest event's value;
 --   * `supplement_requests` counts `supplement_requested` events before T;
 --   * `paused` runs from a request until the next `supplement_received`. A
 --     second request while the clock is already paused does not pause it
@@ -14,8 +18,9 @@
 -- The pairing does not depend on T: cutting the events at T only shortens the
 -- last pause, which kpi.sql does.
 --
--- The dossier's received_at, first_finished_at and last_event_at are repeated
--- on each row so that a period reads only the rows of dossiers alive in it.
+-- The dossier's key, received_at, first_finished_at and last_event_at are
+-- repeated on each row, in the order of dossier_facts, so that a period reads
+-- only the row groups of dossiers alive in it.
 WITH supplement_events AS (
     SELECT
         dossier_id,
@@ -47,6 +52,7 @@ history AS (
         s.event_id,
         CAST(NULL AS BOOLEAN) AS paid_online,
         CAST(NULL AS VARCHAR) AS rating,
+        CAST(NULL AS BIGINT) AS latest_key,
         s.event_id = p.opening_event_id AS opens_pause,
         p.pause_ends_at
     FROM supplement_events s
@@ -54,17 +60,27 @@ history AS (
     WHERE s.event_type = 'supplement_requested'
     UNION ALL
     SELECT dossier_id, event_type, occurred_at, event_id,
-           coalesce(paid_online, false), rating, false, NULL
+           coalesce(paid_online, false), rating,
+           4 * row_number() OVER (PARTITION BY dossier_id, event_type ORDER BY occurred_at, event_id)
+             + CASE
+                 WHEN event_type = 'paid' THEN CASE WHEN paid_online THEN 1 ELSE 0 END
+                 WHEN rating = 'very_satisfied' THEN 2
+                 WHEN rating = 'satisfied' THEN 1
+                 ELSE 0
+               END,
+           false, NULL
     FROM events
     WHERE event_type IN ('paid', 'rated')
 )
 SELECT
+    f.dossier_key,
     h.dossier_id,
     h.event_type,
     h.occurred_at,
     h.event_id,
     h.paid_online,
     h.rating,
+    h.latest_key,
     h.opens_pause,
     h.pause_ends_at,
     f.received_at AS dossier_received_at,
@@ -72,4 +88,4 @@ SELECT
     f.last_event_at AS dossier_last_event_at
 FROM history h
 JOIN dossier_facts f USING (dossier_id)
-ORDER BY f.received_at
+ORDER BY f.dossier_key

@@ -22,22 +22,21 @@ history_at_t AS (
     -- events.md, "Deriving the dossier": the latest payment and rating before
     -- T, the supplement requests before T, and the pauses (dossier_history.sql).
     SELECT
-        dossier_id,
+        dossier_key,
         count(*) FILTER (WHERE event_type = 'supplement_requested') AS supplement_requests,
         sum(CAST(pause_ends_at AS BIGINT) - CAST(occurred_at AS BIGINT))
             FILTER (WHERE opens_pause AND pause_ends_at < {{t}}) AS answered_pause_us,
         min(occurred_at)
             FILTER (WHERE opens_pause AND (pause_ends_at IS NULL OR pause_ends_at >= {{t}})) AS open_pause_since,
-        last_value(paid_online ORDER BY occurred_at, event_id)
-            FILTER (WHERE event_type = 'paid') AS paid_online,
+        -- The latest payment and rating before T (latest_key: dossier_history.sql).
+        max(latest_key) FILTER (WHERE event_type = 'paid') % 4 AS paid_online_code,
         max(occurred_at) FILTER (WHERE event_type = 'rated') AS rated_at,
-        last_value(rating ORDER BY occurred_at, event_id)
-            FILTER (WHERE event_type = 'rated') AS rating
+        max(latest_key) FILTER (WHERE event_type = 'rated') % 4 AS rating_code
     FROM dossier_history
     WHERE occurred_at < {{t}}
       AND dossier_received_at < {{t}}
       AND (dossier_last_event_at >= {{start_at}} OR dossier_first_finished_at IS NULL)
-    GROUP BY dossier_id
+    GROUP BY dossier_key
 ),
 finished AS (
     -- finished_at: the earliest `resolved`, else the earliest `returned`, else
@@ -47,9 +46,13 @@ finished AS (
         coalesce(h.supplement_requests, 0) AS supplement_requests,
         coalesce(h.answered_pause_us, 0) AS answered_pause_us,
         h.open_pause_since,
-        h.paid_online,
+        h.paid_online_code = 1 AS paid_online,
         h.rated_at,
-        h.rating,
+        CASE h.rating_code
+            WHEN 2 THEN 'very_satisfied'
+            WHEN 1 THEN 'satisfied'
+            WHEN 0 THEN 'dissatisfied'
+        END AS rating,
         CASE
             WHEN a.resolved_at < {{t}} THEN a.resolved_at
             WHEN a.returned_at < {{t}} THEN a.returned_at
@@ -66,7 +69,7 @@ finished AS (
         coalesce(a.digitized_at < {{t}}, false) AS digitized,
         coalesce(a.apologized_at < {{t}}, false) AS apologized
     FROM alive a
-    LEFT JOIN history_at_t h USING (dossier_id)
+    LEFT JOIN history_at_t h USING (dossier_key)
 ),
 paused AS (
     -- paused: answered pauses, plus a pause still open at T, which runs until

@@ -56,9 +56,7 @@ per_group AS (
         count(*) FILTER (WHERE finished_in_period AND outcome = 'withdrawn') AS withdrawn,
         avg(processing_days) FILTER (WHERE resolved) AS avg_processing_days,
         -- The 90th percentile by nearest rank: the ceil(0.9 n)-th smallest.
-        array_element(
-            array_agg(processing_days ORDER BY processing_days) FILTER (WHERE resolved),
-            CAST(ceil(0.9 * count(*) FILTER (WHERE resolved)) AS BIGINT)) AS p90_processing_days,
+        percentile_nearest_rank(processing_days, 0.9) FILTER (WHERE resolved) AS p90_processing_days,
         count(*) FILTER (WHERE in_progress) AS in_progress,
         count(*) FILTER (WHERE in_progress AND overdue) AS in_progress_overdue,
         count(*) FILTER (WHERE in_progress AND awaiting_supplement) AS awaiting_supplement,

@@ -2,7 +2,7 @@
 //! terminal or a file.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -16,7 +16,14 @@ use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_engine::datafusion::prelude::DataFrame;
 use chiso_engine::{Engine, EngineOptions, Grouping, Layout};
 
-use crate::ingest::StoreArg;
+/// The store a query command reads; without one, the built-in sample city.
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// The store directory; without it (and without CHISO_STORE), the built-in
+    /// sample city, created on first use.
+    #[arg(long, env = "CHISO_STORE")]
+    pub store: Option<PathBuf>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -59,6 +66,9 @@ pub struct KpiArgs {
     /// Add each rate's change against the previous period and the rank.
     #[arg(long)]
     change: bool,
+    /// Print the SQL that computes the figures instead of running it.
+    #[arg(long)]
+    show_sql: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -85,6 +95,9 @@ pub struct IndexArgs {
     /// One row per ward and indicator instead of one per ward.
     #[arg(long)]
     detail: bool,
+    /// Print the SQL that computes the index instead of running it.
+    #[arg(long)]
+    show_sql: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -102,11 +115,29 @@ pub struct SqlArgs {
     store: StoreArg,
     /// The query; `-` reads it from standard input. Without one, a prompt opens.
     query: Option<String>,
+    /// Print each query's time to standard error.
+    #[arg(long)]
+    timing: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
 
-async fn open(store: &Path, external: Option<PathBuf>) -> anyhow::Result<Engine> {
+async fn open(store: &Option<PathBuf>, external: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let store = match store {
+        Some(store) => store.clone(),
+        None => {
+            let sample = chiso_ingest::sample::default_location();
+            if chiso_ingest::sample::ensure_store(&sample).await? {
+                eprintln!("chiso: created the built-in sample city in {}", sample.display());
+            }
+            eprintln!(
+                "chiso: showing the built-in sample city (103 wards, 2025, 1 % of the real volume); \
+                 --store DIR shows your own data"
+            );
+            sample
+        }
+    };
+    let store = store.as_path();
     let options = EngineOptions {
         external_indicators: external,
         ..EngineOptions::default()
@@ -129,6 +160,10 @@ pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
     let engine = open(&args.store.store, None).await?;
     let period = engine.period(&args.period)?;
     let grouping = Grouping::parse(&args.by)?;
+    if args.show_sql {
+        println!("{}", engine.kpi_sql(&period, grouping)?);
+        return Ok(());
+    }
     let frame = if args.change {
         let sql = format!(
             "SELECT * FROM kpi_change('{period}', '{}')",
@@ -178,6 +213,10 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
     let engine = open(&args.store.store, args.external.clone()).await?;
     let period = engine.period(&args.period)?;
     let layout = Layout::parse(&args.layout)?;
+    if args.show_sql {
+        println!("{}", engine.index_sql(&period, layout, args.detail)?);
+        return Ok(());
+    }
     let title = format!("Bộ chỉ số 766, {period} ({} → {})", period.start.format("%d/%m/%Y"), period.last_day().format("%d/%m/%Y"));
     if args.detail {
         let frame = engine.index_detail(&period, layout).await?;
@@ -210,8 +249,15 @@ pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut query)?;
             run_one(&engine, &query, &args.output).await
         }
-        Some(query) => run_one(&engine, query, &args.output).await,
-        None => prompt(&engine).await,
+        Some(query) => {
+            let started = Instant::now();
+            run_one(&engine, query, &args.output).await?;
+            if args.timing {
+                eprintln!("time: {:.3} s", started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+        None => prompt(&engine, args.timing).await,
     }
 }
 
@@ -379,7 +425,7 @@ fn cell_formatter(
 
 /// The interactive prompt: `;` ends a query, `\d` lists tables, `\d NAME`
 /// describes one, `\q` quits; history is kept in `~/.chiso_history`.
-async fn prompt(engine: &Engine) -> anyhow::Result<()> {
+async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let history_path = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".chiso_history"));
     let mut history = history_path
@@ -438,7 +484,7 @@ async fn prompt(engine: &Engine) -> anyhow::Result<()> {
             let started = Instant::now();
             let result = run_one(engine, &query, &output).await;
             report(result);
-            if interactive {
+            if interactive || timing {
                 eprintln!("time: {:.3} s", started.elapsed().as_secs_f64());
             }
         }

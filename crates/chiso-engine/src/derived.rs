@@ -99,7 +99,8 @@ async fn build(context: &SessionContext, target: &Path) -> Result<(), EngineErro
 async fn write_tables(context: &SessionContext, staging: &Path) -> Result<(), EngineError> {
     let mut options = TableParquetOptions::default();
     options.global.max_row_group_size = ROW_GROUP_ROWS;
-    options.global.compression = Some("zstd(1)".into());
+    // A cache read by every query: fast decoding matters more than size.
+    options.global.compression = Some("lz4_raw".into());
     for (table, sql) in TABLES {
         let path = table_file(staging, table);
         let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));

@@ -307,6 +307,9 @@ impl Engine {
         for function in udf::all(Arc::new(calendar.clone())) {
             context.register_udf(function);
         }
+        for function in udf::aggregates() {
+            context.register_udaf(function);
+        }
         let catalogue = reference::catalogue(store.root())?;
         let indicators_portal = reference::indicators("queries/indicators-portal.csv", queries::INDICATORS_PORTAL)?;
         let indicators_2022 = reference::indicators("queries/indicators-2022.csv", queries::INDICATORS_2022)?;
@@ -375,6 +378,20 @@ impl Engine {
     /// Reads a period, resolving `last-week` and friends with the engine's clock.
     pub fn period(&self, text: &str) -> Result<Period, EngineError> {
         Ok(Period::parse(text, self.now())?)
+    }
+
+    /// The SQL behind [`Engine::kpi`], for analysts who ask to see it.
+    pub fn kpi_sql(&self, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
+        self.planner.kpi_sql(period, grouping)
+    }
+
+    /// The SQL behind [`Engine::index`] (or [`Engine::index_detail`]).
+    pub fn index_sql(&self, period: &Period, layout: Layout, detail: bool) -> Result<String, EngineError> {
+        if detail {
+            self.planner.index_detail_sql(period, layout)
+        } else {
+            self.planner.index_sql(period, layout)
+        }
     }
 
     /// Every KPI of kpis.md for `period`, one row per group.

@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chiso_core::calendar::{SpecialDayKind, WorkCalendar};
 use chiso_core::event::{Channel, ContractEnum};
 use chiso_core::wards::WardRegistry;
+use chiso_store::PROCEDURE_CATALOGUE;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::EngineError;
@@ -136,7 +137,6 @@ pub struct Catalogue {
     pub departments: RecordBatch,
 }
 
-pub const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
 
 pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
     let path = store_root.join(PROCEDURE_CATALOGUE);

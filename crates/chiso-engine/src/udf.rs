@@ -7,18 +7,23 @@
 //! * `working_days_between(a, b)`: working days after `a`'s date up to and
 //!   including `b`'s date, by the holiday calendar;
 //! * `add_working_days(ts, n)`: the calendar's due-date rule (17:00 of the
-//!   n-th working day after processing starts, 15:00 cut-off).
+//!   n-th working day after processing starts, 15:00 cut-off);
+//! * `percentile_nearest_rank(x, p)`: an aggregate, the `ceil(p × n)`-th
+//!   smallest value (kpis.md's 90th percentile is `p = 0.9`).
 
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, Date32Array, Float64Array, Int64Array, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Field, TimeUnit};
 use chiso_core::calendar::WorkCalendar;
 use chiso_core::time::local_date;
-use chiso_store::datafusion::common::{DataFusionError, Result, cast::as_int64_array};
-use chiso_store::datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use chiso_store::datafusion::common::cast::{as_float64_array, as_int64_array, as_list_array};
+use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue};
+use chiso_store::datafusion::logical_expr::{
+    Accumulator, AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udaf, create_udf,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// Every function chiso registers.
@@ -60,6 +65,91 @@ pub fn all(calendar: Arc<WorkCalendar>) -> Vec<ScalarUDF> {
 
 fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The aggregate functions chiso registers.
+pub fn aggregates() -> Vec<AggregateUDF> {
+    vec![create_udaf(
+        "percentile_nearest_rank",
+        vec![DataType::Float64, DataType::Float64],
+        Arc::new(DataType::Float64),
+        Volatility::Immutable,
+        Arc::new(|_| Ok(Box::new(NearestRank::default()))),
+        Arc::new(vec![
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+            DataType::Float64,
+        ]),
+    )]
+}
+
+/// The values seen, and the fraction asked for (a constant of the call).
+#[derive(Debug, Default)]
+struct NearestRank {
+    values: Vec<f64>,
+    fraction: Option<f64>,
+}
+
+impl NearestRank {
+    fn note_fraction(&mut self, fractions: &Float64Array, row: usize) {
+        if self.fraction.is_none() && fractions.is_valid(row) {
+            self.fraction = Some(fractions.value(row));
+        }
+    }
+}
+
+impl Accumulator for NearestRank {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let xs = as_float64_array(&values[0])?;
+        let fractions = as_float64_array(&values[1])?;
+        for row in 0..xs.len() {
+            if xs.is_valid(row) {
+                self.values.push(xs.value(row));
+                self.note_fraction(fractions, row);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let (Some(fraction), false) = (self.fraction, self.values.is_empty()) else {
+            return Ok(ScalarValue::Float64(None));
+        };
+        self.values.sort_by(f64::total_cmp);
+        let n = self.values.len();
+        // A hair below the product, so that 0.9 × 10 (9.000000000000002 in
+        // binary) is rank 9, not 10.
+        let rank = ((fraction * n as f64) - 1e-9).ceil().clamp(1.0, n as f64) as usize;
+        Ok(ScalarValue::Float64(Some(self.values[rank - 1])))
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.values.capacity() * size_of::<f64>()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self
+            .values
+            .iter()
+            .map(|v| ScalarValue::Float64(Some(*v)))
+            .collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64)),
+            ScalarValue::Float64(self.fraction),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = as_list_array(&states[0])?;
+        let fractions = as_float64_array(&states[1])?;
+        for row in 0..lists.len() {
+            if lists.is_valid(row) {
+                let values = lists.value(row);
+                self.values.extend(as_float64_array(&values)?.iter().flatten());
+            }
+            self.note_fraction(fractions, row);
+        }
+        Ok(())
+    }
 }
 
 /// The arguments as arrays of one length (scalars broadcast).
@@ -152,7 +242,28 @@ fn add_working_days(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<C
 
 #[cfg(test)]
 mod tests {
-    use super::rate;
+    use super::*;
+
+    fn nearest_rank(values: &[f64], fraction: f64) -> Option<f64> {
+        let mut accumulator = NearestRank::default();
+        let xs: ArrayRef = Arc::new(Float64Array::from(values.to_vec()));
+        let fractions: ArrayRef = Arc::new(Float64Array::from(vec![fraction; values.len()]));
+        accumulator.update_batch(&[xs, fractions]).unwrap();
+        match accumulator.evaluate().unwrap() {
+            ScalarValue::Float64(value) => value,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nearest_rank_is_the_ceil_of_p_n_th_smallest() {
+        let ten: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        assert_eq!(nearest_rank(&ten, 0.9), Some(9.0));
+        assert_eq!(nearest_rank(&ten[..6], 0.9), Some(10.0));
+        assert_eq!(nearest_rank(&[4.0], 0.9), Some(4.0));
+        assert_eq!(nearest_rank(&ten, 0.5), Some(5.0));
+        assert_eq!(nearest_rank(&[], 0.9), None);
+    }
 
     #[test]
     fn rates_round_half_away_from_zero_and_never_divide_by_zero() {

@@ -25,6 +25,7 @@ mod error;
 mod index;
 mod ingester;
 mod report;
+pub mod sample;
 pub mod source;
 
 pub use error::IngestError;

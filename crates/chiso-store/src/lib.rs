@@ -28,6 +28,10 @@
 mod schema;
 mod store;
 
+/// Where a store keeps the procedure and department names it knows (the
+/// columns of the sample city's `procedures.csv`); optional.
+pub const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
+
 pub use deltalake;
 pub use deltalake::datafusion;
 pub use schema::{

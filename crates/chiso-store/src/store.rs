@@ -442,10 +442,15 @@ impl Store {
     /// A DataFusion session over the store, in the business time zone, with
     /// `events`, `quarantine` and `ingests` registered at their loaded versions.
     pub async fn session(&self) -> Result<SessionContext, StoreError> {
-        let config = SessionConfig::new().with_information_schema(true).set_str(
-            "datafusion.execution.time_zone",
-            chiso_core::time::BUSINESS_TIME_ZONE,
-        );
+        // Filters evaluated while decoding Parquet: a period's query decodes
+        // the other columns only for the rows of dossiers alive in it.
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_str(
+                "datafusion.execution.time_zone",
+                chiso_core::time::BUSINESS_TIME_ZONE,
+            );
         let context = SessionContext::new_with_config(config);
         for table in Table::ALL {
             let loaded = self.table(table);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Benchmark of the KPI engine on the generator's city at SCALE, against DuckDB
+# (the same definitions translated to DuckDB SQL, over the same Parquet files)
+# and Polars (query b written as a Polars lazy query), in the same run:
+#
+#   derive  the dossier tables from the events (once per ingest in chiso)
+#   a       all weekly ward KPIs of 2025 (53 weeks x 103 wards)
+#   b       one month by ward (2025-07)
+#   c       the composite index for one month (2025-07)
+#   d       an ad-hoc query: received dossiers per month and channel, from events
+#
+# cold = a new process per query; warm = the best of three more runs in the
+# same process. Reports wall seconds.
+#
+#   benches/kpi.sh [SCALE] [WORK_DIR]
+set -euo pipefail
+scale="${1:-1}"
+work="${2:-${TMPDIR:-/tmp}/chiso-bench-kpi-$scale}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chiso/target}"
+cargo build --release --manifest-path "$root/Cargo.toml" -p chiso >/dev/null
+bin="$CARGO_TARGET_DIR/release/chiso"
+
+venv="$CARGO_TARGET_DIR/bench-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb, polars' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet duckdb polars
+fi
+
+mkdir -p "$work"
+events="$work/events.parquet"
+store="$work/store"
+if [ ! -d "$store" ]; then
+  [ -f "$events" ] || "$bin" gen --scale "$scale" --out "$events" >/dev/null
+  "$bin" ingest --store "$store" "$events" >/dev/null
+fi
+
+A="SELECT * FROM kpi_series('week', 'ward', '2025-01-01', '2025-12-31')"
+B="SELECT * FROM kpi('2025-07', 'ward')"
+C="SELECT * FROM kpi_index('2025-07', 'portal')"
+D="SELECT occurred_month, channel, count(*) AS received FROM events WHERE event_type = 'received' GROUP BY 1, 2 ORDER BY 1, 2"
+
+seconds() { # command... -> wall seconds of one run
+  /usr/bin/time -f '%e' -o "$work/time.txt" "$@" >"$work/out.txt" 2>"$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+  cat "$work/time.txt"
+}
+
+rm -rf "$store/derived"
+derive=$(seconds "$bin" sql --store "$store" "SELECT count(*) FROM dossier_facts")
+
+cold() { seconds "$bin" sql --store "$store" --format csv --out /dev/null "$1"; }
+warm() { # the best of runs 2-4 of the query in one process
+  printf '%s;\n%s;\n%s;\n%s;\n' "$1" "$1" "$1" "$1" |
+    "$bin" sql --store "$store" --timing 2>&1 >/dev/null |
+    awk '/^time:/ { n++; if (n > 1 && (best == "" || $2 < best)) best = $2 } END { print best }'
+}
+
+# The SQL chiso runs, for DuckDB to run too.
+"$bin" kpi --store "$store" --period 2025-07 --by ward --show-sql >"$work/b.sql"
+"$bin" kpi --store "$store" --period 2025-07 --by ward --format csv --out "$work/b_chiso.csv"
+"$bin" index --store "$store" --period 2025-07 --show-sql >"$work/c.sql"
+: >"$work/a.sql"
+for week in $(seq -w 1 53); do
+  [ "$week" = "01" ] || echo "UNION ALL" >>"$work/a.sql"
+  echo "SELECT * FROM (" >>"$work/a.sql"
+  "$bin" kpi --store "$store" --period "2025-W$week" --by ward --show-sql >>"$work/a.sql"
+  echo ")" >>"$work/a.sql"
+done
+echo "$D" >"$work/d.sql"
+for table in wards indicators_portal external_indicators; do
+  "$bin" sql --store "$store" --format parquet --out "$work/$table.parquet" "SELECT * FROM $table"
+done
+derived=$(ls -d "$store"/derived/events-v* | tail -1)
+
+py="$venv/bin/python"
+duck=$(WORK="$work" STORE="$store" DERIVED="$derived" QUERIES="$root/queries" "$py" "$root/benches/kpi_duckdb.py")
+polars=$(WORK="$work" DERIVED="$derived" "$py" "$root/benches/kpi_polars.py")
+
+echo "KPI engine, scale $scale ($("$bin" store info --store "$store" | awk '/^ *events/ { print $4 " events"; exit }')) on $(nproc) cores, $(date -u +%Y-%m-%d)"
+printf '%-28s %10s %10s %10s %10s %10s %10s %10s\n' query chiso_cold chiso_warm duckdb_cold duckdb_warm polars_cold polars_warm ratio_warm
+row() { # label chiso_cold chiso_warm key
+  local d_cold d_warm p_cold p_warm
+  d_cold=$(echo "$duck" | awk -v k="$4" '$1 == k { print $2 }')
+  d_warm=$(echo "$duck" | awk -v k="$4" '$1 == k { print $3 }')
+  p_cold=$(echo "$polars" | awk -v k="$4" '$1 == k { print $2 }')
+  p_warm=$(echo "$polars" | awk -v k="$4" '$1 == k { print $3 }')
+  printf '%-28s %10s %10s %10s %10s %10s %10s %10s\n' "$1" "$2" "$3" "${d_cold:--}" "${d_warm:--}" "${p_cold:--}" "${p_warm:--}" \
+    "$(awk -v c="$3" -v d="$d_warm" 'BEGIN { if (d > 0 && c > 0) printf "%.2f", c / d; else print "-" }')"
+}
+row "derive dossier tables" "$derive" "-" derive
+row "a weekly ward KPIs, year" "$(cold "$A")" "$(warm "$A")" a
+row "b one month by ward" "$(cold "$B")" "$(warm "$B")" b
+row "c index, one month" "$(cold "$C")" "$(warm "$C")" c
+row "d ad-hoc on events" "$(cold "$D")" "$(warm "$D")" d
+echo "(ratio_warm = chiso warm / DuckDB warm; below 1 means chiso is faster)"

@@ -1,0 +1,103 @@
+"""DuckDB side of benches/kpi.sh: chiso's own KPI SQL, translated to DuckDB's
+dialect by a few mechanical rewrites, over the same Parquet files.
+
+Prints one line per query: `key cold_seconds warm_seconds`. Cold runs the
+query in a new Python process (import and connection included); warm is the
+best of three runs after a first one in the same connection. Before timing,
+query b's counts are checked against chiso's result, so both engines are
+known to compute the same figures."""
+import csv
+import os
+import re
+import subprocess
+import sys
+import time
+
+import duckdb
+
+WORK, STORE, DERIVED, QUERIES = (os.environ[k] for k in ("WORK", "STORE", "DERIVED", "QUERIES"))
+TS = r"'Timestamp\(Microsecond, Some\(\"UTC\"\)\)'"
+
+
+def translate(sql):
+    sql = re.sub(r"arrow_cast\('([^']*)', " + TS + r"\)", r"TIMESTAMPTZ '\1'", sql)
+    sql = re.sub(r"arrow_cast\(CAST\(([\w.]+) AS BIGINT\) \+ ([\w.]+), " + TS + r"\)",
+                 r"(\1 + to_microseconds(\2))", sql)
+
+    def to_micros(match):
+        inner = match.group(1)
+        return match.group(0) if inner.lstrip().startswith("ceil") else f"epoch_us({inner})"
+
+    sql = re.sub(r"CAST\(((?:[^()]|\([^()]*\))*) AS BIGINT\)", to_micros, sql)
+    sql = sql.replace("array_element(", "list_extract(")
+    sql = re.sub(r"\blast_value\(", "last(", sql)
+    sql = re.sub(r"\bfirst_value\(", "first(", sql)
+    return sql
+
+
+def connect(derived=DERIVED):
+    con = duckdb.connect(config={"threads": os.cpu_count() or 2, "TimeZone": "Asia/Ho_Chi_Minh"})
+    con.execute("CREATE MACRO percent(n, d) AS CASE WHEN d = 0 THEN NULL ELSE round(n * 10000.0 / d) / 100 END")
+    con.execute("CREATE MACRO local_date(t) AS CAST(timezone('Asia/Ho_Chi_Minh', t) AS DATE)")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{STORE}/events/**/*.parquet', hive_partitioning = true)")
+    for table in ("dossier_facts", "dossier_history"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{derived}/{table}.parquet')")
+    for table in ("wards", "indicators_portal", "external_indicators"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{WORK}/{table}.parquet')")
+    return con
+
+
+def query(key):
+    return translate(open(f"{WORK}/{key}.sql").read())
+
+
+def run(con, key):
+    started = time.perf_counter()
+    con.execute(query(key)).fetch_arrow_table()
+    return time.perf_counter() - started
+
+
+def derive():
+    """The two derived tables, written as chiso writes them."""
+    out = f"{WORK}/duckdb-derived"
+    os.makedirs(out, exist_ok=True)
+    con = connect()
+    started = time.perf_counter()
+    for table in ("dossier_facts", "dossier_history"):
+        sql = translate(open(f"{QUERIES}/{table}.sql").read())
+        con.execute(f"COPY ({sql}) TO '{out}/{table}.parquet' (FORMAT parquet)")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}.parquet')")
+    return time.perf_counter() - started
+
+
+def check_b():
+    con = connect()
+    rows = con.execute(f"SELECT * FROM ({query('b')}) ORDER BY ward_code").fetchall()
+    names = [d[0] for d in con.description]
+    with open(f"{WORK}/b_chiso.csv") as f:
+        chiso = list(csv.DictReader(f))
+    counts = ["received", "online", "digitized", "paid_online", "resolved", "resolved_on_time", "resolved_early",
+              "late_apologized", "e_result", "stopped", "in_progress", "in_progress_overdue", "awaiting_supplement",
+              "rated", "satisfied", "progress_total", "progress_on_time"]
+    chiso.sort(key=lambda r: r["ward_code"])
+    assert len(rows) == len(chiso), (len(rows), len(chiso))
+    for row, theirs in zip(rows, chiso):
+        row = dict(zip(names, row))
+        for name in counts:
+            assert int(theirs[name]) == row[name], (row["ward_code"], name, theirs[name], row[name])
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "one":
+    run(connect(), sys.argv[2])
+    sys.exit(0)
+
+check_b()
+print("derive", f"{derive():.2f}", "-")
+for key in "abcd":
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "one", key], check=True)
+    cold = time.perf_counter() - started
+    con = connect()
+    run(con, key)
+    warm = min(run(con, key) for _ in range(3))
+    print(key, f"{cold:.2f}", f"{warm:.2f}")
