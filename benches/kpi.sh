@@ -60,10 +60,12 @@ warm() { # the best of runs 2-4 of the query in one process
 "$bin" kpi --store "$store" --period 2025-07 --by ward --format csv --out "$work/b_chiso.csv"
 "$bin" index --store "$store" --period 2025-07 --show-sql >"$work/c.sql"
 : >"$work/a.sql"
-for week in $(seq -w 1 53); do
-  [ "$week" = "01" ] || echo "UNION ALL" >>"$work/a.sql"
+for week in $(seq 0 52); do # the weeks kpi_series covers: 2024-12-30 .. 2026-01-04
+  monday=$(date -u -d "2024-12-30 + $((week * 7)) days" +%F)
+  sunday=$(date -u -d "$monday + 6 days" +%F)
+  [ "$week" = 0 ] || echo "UNION ALL" >>"$work/a.sql"
   echo "SELECT * FROM (" >>"$work/a.sql"
-  "$bin" kpi --store "$store" --period "2025-W$week" --by ward --show-sql >>"$work/a.sql"
+  "$bin" kpi --store "$store" --period "$monday..$sunday" --by ward --show-sql >>"$work/a.sql"
   echo ")" >>"$work/a.sql"
 done
 echo "$D" >"$work/d.sql"

@@ -33,8 +33,11 @@ milestones AS (
         dossier_id,
         count(*) FILTER (WHERE event_type = 'received') AS received_events,
         min(occurred_at) FILTER (WHERE event_type = 'resolved') AS resolved_at,
-        first_value(coalesce(e_result, false) ORDER BY occurred_at, event_id)
-            FILTER (WHERE event_type = 'resolved') AS resolved_e_result,
+        -- e_result of the earliest `resolved` (a tie in time goes to the one
+        -- with an electronic result): the smallest of (instant, no e-result),
+        -- packed into one integer so that a plain min() finds it.
+        min(CAST(occurred_at AS BIGINT) * 2 + CASE WHEN e_result THEN 0 ELSE 1 END)
+            FILTER (WHERE event_type = 'resolved') % 2 = 0 AS resolved_e_result,
         min(occurred_at) FILTER (WHERE event_type = 'returned') AS returned_at,
         min(occurred_at) FILTER (WHERE event_type = 'stopped') AS stopped_at,
         min(occurred_at) FILTER (WHERE event_type = 'withdrawn') AS withdrawn_at,

@@ -5,10 +5,10 @@
 -- than the earliest event of a kind:
 --   * `paid_online` and `rating` come from the latest `paid` / `rated` event
 --     before T. `latest_key` makes "the latest" a plain max(): it is the
---     event's rank among the dossier's events of its type (by time, then
---     event_id) times 4, plus its value (paid_online: 1 online, 0 at the
---     desk; rating: 2 very satisfied, 1 satisfied, 0 dissatisfied), so the
---     max over the events before T, modulo 4, is the latest event's value;
+--     event's instant in microseconds times 4, plus its value (paid_online:
+--     1 online, 0 at the desk; rating: 2 very satisfied, 1 satisfied, 0
+--     dissatisfied), so the max over the events before T, modulo 4, is the
+--     latest event's value (of two in the same microsecond, the higher);
 --   * `supplement_requests` counts `supplement_requested` events before T;
 --   * `paused` runs from a request until the next `supplement_received`. A
 --     second request while the clock is already paused does not pause it
@@ -61,7 +61,7 @@ history AS (
     UNION ALL
     SELECT dossier_id, event_type, occurred_at, event_id,
            coalesce(paid_online, false), rating,
-           4 * row_number() OVER (PARTITION BY dossier_id, event_type ORDER BY occurred_at, event_id)
+           4 * CAST(occurred_at AS BIGINT)
              + CASE
                  WHEN event_type = 'paid' THEN CASE WHEN paid_online THEN 1 ELSE 0 END
                  WHEN rating = 'very_satisfied' THEN 2
