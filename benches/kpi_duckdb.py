@@ -42,7 +42,8 @@ def translate(sql):
 def connect(derived=DERIVED):
     # Timestamps stay in UTC (the ICU time zone extension may not be at hand);
     # local dates add the fixed +07:00 of Asia/Ho_Chi_Minh, as chiso does.
-    con = duckdb.connect(config={"threads": os.cpu_count() or 2, "enable_progress_bar": False})
+    con = duckdb.connect(config={"threads": os.cpu_count() or 2})
+    con.execute("SET enable_progress_bar = false")
     con.execute("CREATE MACRO percent(n, d) AS CASE WHEN d = 0 THEN NULL ELSE round(n * 10000.0 / d) / 100 END")
     con.execute("CREATE MACRO local_date(t) AS CAST(CAST(t AS TIMESTAMP) + INTERVAL 7 HOUR AS DATE)")
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{STORE}/events/**/*.parquet', hive_partitioning = true)")

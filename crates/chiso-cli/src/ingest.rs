@@ -234,10 +234,7 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                 if rows == 0 {
                     println!("no quarantined rows");
                 } else {
-                    println!(
-                        "{}",
-                        arrow::util::pretty::pretty_format_batches(&batches)?
-                    );
+                    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
                 }
             }
         }

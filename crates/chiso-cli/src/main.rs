@@ -53,9 +53,15 @@ fn main() -> ExitCode {
                     ingest::Outcome::Strict => ExitCode::from(3),
                 })
         }),
-        Command::Kpi(args) => runtime().and_then(|rt| rt.block_on(query::kpi(args))).map(|()| ExitCode::SUCCESS),
-        Command::Index(args) => runtime().and_then(|rt| rt.block_on(query::index(args))).map(|()| ExitCode::SUCCESS),
-        Command::Sql(args) => runtime().and_then(|rt| rt.block_on(query::sql(args))).map(|()| ExitCode::SUCCESS),
+        Command::Kpi(args) => runtime()
+            .and_then(|rt| rt.block_on(query::kpi(args)))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Index(args) => runtime()
+            .and_then(|rt| rt.block_on(query::index(args)))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sql(args) => runtime()
+            .and_then(|rt| rt.block_on(query::sql(args)))
+            .map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))
                 .map(|()| ExitCode::SUCCESS)

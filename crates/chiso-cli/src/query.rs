@@ -128,7 +128,10 @@ async fn open(store: &Option<PathBuf>, external: Option<PathBuf>) -> anyhow::Res
         None => {
             let sample = chiso_ingest::sample::default_location();
             if chiso_ingest::sample::ensure_store(&sample).await? {
-                eprintln!("chiso: created the built-in sample city in {}", sample.display());
+                eprintln!(
+                    "chiso: created the built-in sample city in {}",
+                    sample.display()
+                );
             }
             eprintln!(
                 "chiso: showing the built-in sample city (103 wards, 2025, 1 % of the real volume); \
@@ -179,9 +182,16 @@ pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
     };
     headline.extend(KPI_HEADLINE);
     if args.change {
-        headline.extend([("on_time_rate_change", "± Đúng hạn"), ("progress_rank", "Hạng")]);
+        headline.extend([
+            ("on_time_rate_change", "± Đúng hạn"),
+            ("progress_rank", "Hạng"),
+        ]);
     }
-    let title = format!("Chỉ số {period} ({} → {})", period.start.format("%d/%m/%Y"), period.last_day().format("%d/%m/%Y"));
+    let title = format!(
+        "Chỉ số {period} ({} → {})",
+        period.start.format("%d/%m/%Y"),
+        period.last_day().format("%d/%m/%Y")
+    );
     write(frame, &args.output, Some(&title), Some(&headline)).await
 }
 
@@ -217,7 +227,11 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
         println!("{}", engine.index_sql(&period, layout, args.detail)?);
         return Ok(());
     }
-    let title = format!("Bộ chỉ số 766, {period} ({} → {})", period.start.format("%d/%m/%Y"), period.last_day().format("%d/%m/%Y"));
+    let title = format!(
+        "Bộ chỉ số 766, {period} ({} → {})",
+        period.start.format("%d/%m/%Y"),
+        period.last_day().format("%d/%m/%Y")
+    );
     if args.detail {
         let frame = engine.index_detail(&period, layout).await?;
         let columns = [
@@ -282,7 +296,8 @@ async fn write(
         let Some(path) = &output.out else {
             bail!("--format parquet needs --out FILE");
         };
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)?;
         while let Some(batch) = stream.next().await {
             writer.write(&batch?)?;
@@ -292,7 +307,8 @@ async fn write(
     }
     let mut sink: Box<dyn Write> = match &output.out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
@@ -315,13 +331,19 @@ async fn write(
             }
             writeln!(sink, "{}", table(&schema, &batches, columns)?)?;
             if total > rows {
-                writeln!(sink, "… {} more rows (use --format csv --out FILE for all)", total - rows)?;
+                writeln!(
+                    sink,
+                    "… {} more rows (use --format csv --out FILE for all)",
+                    total - rows
+                )?;
             } else if title.is_none() {
                 writeln!(sink, "({total} row{})", if total == 1 { "" } else { "s" })?;
             }
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut sink);
             while let Some(batch) = stream.next().await {
                 writer.write(&batch?)?;
             }
@@ -354,7 +376,12 @@ fn table(
     let chosen: Vec<(usize, String)> = match columns {
         Some(columns) => columns
             .iter()
-            .filter_map(|(name, header)| schema.index_of(name).ok().map(|i| (i, (*header).to_owned())))
+            .filter_map(|(name, header)| {
+                schema
+                    .index_of(name)
+                    .ok()
+                    .map(|i| (i, (*header).to_owned()))
+            })
             .collect(),
         None => schema
             .fields()
@@ -427,10 +454,15 @@ fn cell_formatter(
 /// describes one, `\q` quits; history is kept in `~/.chiso_history`.
 async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
-    let history_path = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".chiso_history"));
-    let mut history = history_path
-        .as_ref()
-        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let history_path =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".chiso_history"));
+    let mut history = history_path.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
     if interactive {
         eprintln!(
             "chiso sql — store {} (events version {}). End a query with `;`. \\d lists tables, \\d NAME describes one, \\q quits.",
@@ -447,7 +479,14 @@ async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
     };
     loop {
         if interactive {
-            eprint!("{}", if buffer.is_empty() { "chiso> " } else { "  ...> " });
+            eprint!(
+                "{}",
+                if buffer.is_empty() {
+                    "chiso> "
+                } else {
+                    "  ...> "
+                }
+            );
             std::io::stderr().flush()?;
         }
         let Some(line) = lines.next() else { break };

@@ -16,7 +16,11 @@ pub fn thousands(n: u64) -> String {
 /// An integer the Vietnamese way: `1234567` → `1.234.567`.
 pub fn vi_integer(n: i64) -> String {
     let grouped = thousands(n.unsigned_abs()).replace(',', ".");
-    if n < 0 { format!("-{grouped}") } else { grouped }
+    if n < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
 }
 
 /// A decimal the Vietnamese way, with `decimals` places: `98.25` → `98,25`,
@@ -25,7 +29,11 @@ pub fn vi_decimal(x: f64, decimals: usize) -> String {
     let text = format!("{:.*}", decimals, x.abs());
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
     let whole = thousands(whole.parse().unwrap_or(0)).replace(',', ".");
-    let sign = if x < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') { "-" } else { "" };
+    let sign = if x < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        "-"
+    } else {
+        ""
+    };
     if fraction.is_empty() {
         format!("{sign}{whole}")
     } else {

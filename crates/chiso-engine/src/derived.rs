@@ -64,10 +64,20 @@ pub async fn register(store: &Store, context: &SessionContext) -> Result<bool, E
     Ok(built)
 }
 
-async fn register_file(context: &SessionContext, table: &str, path: &Path) -> Result<(), EngineError> {
-    context.deregister_table(table).map_err(EngineError::query)?;
+async fn register_file(
+    context: &SessionContext,
+    table: &str,
+    path: &Path,
+) -> Result<(), EngineError> {
     context
-        .register_parquet(table, path.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .deregister_table(table)
+        .map_err(EngineError::query)?;
+    context
+        .register_parquet(
+            table,
+            path.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
         .await
         .map_err(EngineError::query)
 }

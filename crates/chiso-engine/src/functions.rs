@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use chiso_store::datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use chiso_store::datafusion::catalog::{
+    Session, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
 use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue, plan_err};
 use chiso_store::datafusion::execution::context::SessionState;
 use chiso_store::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
@@ -47,7 +49,10 @@ struct Functions {
 
 /// Plans one query per result shape (to learn its schema) and registers the
 /// table functions.
-pub(crate) async fn register(context: &SessionContext, planner: &Arc<Planner>) -> Result<(), EngineError> {
+pub(crate) async fn register(
+    context: &SessionContext,
+    planner: &Arc<Planner>,
+) -> Result<(), EngineError> {
     let probe = Period::parse("2025-W28", planner.now())?;
     let mut calls: Vec<Call> = Vec::new();
     for grouping in Grouping::ALL {
@@ -72,7 +77,13 @@ pub(crate) async fn register(context: &SessionContext, planner: &Arc<Planner>) -
         planner: Arc::clone(planner),
         schemas,
     });
-    for name in ["kpi", "kpi_series", "kpi_change", "kpi_index", "kpi_index_detail"] {
+    for name in [
+        "kpi",
+        "kpi_series",
+        "kpi_change",
+        "kpi_index",
+        "kpi_index_detail",
+    ] {
         context.register_udtf(
             name,
             Arc::new(Function {
@@ -102,7 +113,11 @@ fn sql_for(planner: &Planner, call: Call, periods: &[Period]) -> Result<String, 
 }
 
 /// kpi_change.sql: a period against the one before it.
-fn change_sql(planner: &Planner, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
+fn change_sql(
+    planner: &Planner,
+    period: &Period,
+    grouping: Grouping,
+) -> Result<String, EngineError> {
     let key = match grouping.key_columns() {
         Some((code, _)) => format!("c.{code} IS NOT DISTINCT FROM p.{code}"),
         None => "true".to_owned(),
@@ -125,10 +140,16 @@ struct Function {
 
 fn text_argument(name: &str, args: &[Expr], index: usize, default: Option<&str>) -> Result<String> {
     match args.get(index) {
-        Some(Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::LargeUtf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _)) => {
-            Ok(text.clone())
-        }
-        Some(other) => plan_err!("{name}: argument {} must be a text literal, not {other}", index + 1),
+        Some(Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::LargeUtf8(Some(text))
+            | ScalarValue::Utf8View(Some(text)),
+            _,
+        )) => Ok(text.clone()),
+        Some(other) => plan_err!(
+            "{name}: argument {} must be a text literal, not {other}",
+            index + 1
+        ),
         None => match default {
             Some(value) => Ok(value.to_owned()),
             None => plan_err!("{name}: argument {} is missing", index + 1),
@@ -156,10 +177,14 @@ impl Function {
         let name = self.name;
         let max_args = if name == "kpi_series" { 4 } else { 2 };
         if args.len() > max_args || args.is_empty() {
-            return plan_err!("{name} takes {max_args} arguments at most, for example {}", self.usage());
+            return plan_err!(
+                "{name} takes {max_args} arguments at most, for example {}",
+                self.usage()
+            );
         }
         let period = |index: usize| -> Result<Period> {
-            Period::parse(&text_argument(name, args, index, None)?, now).map_err(|e| engine_error(e.into()))
+            Period::parse(&text_argument(name, args, index, None)?, now)
+                .map_err(|e| engine_error(e.into()))
         };
         let grouping = |index: usize| -> Result<Grouping> {
             Grouping::parse(&text_argument(name, args, index, Some("city"))?).map_err(engine_error)
@@ -174,18 +199,27 @@ impl Function {
             "kpi_index_detail" => (Call::IndexDetail(layout(1)?), vec![period(0)?]),
             _ => {
                 let grain_text = text_argument(name, args, 0, None)?;
-                let grain = Grain::parse(&grain_text)
-                    .ok_or_else(|| DataFusionError::Plan(format!("{name}: `{grain_text}` is not day, week, month, quarter or year")))?;
+                let grain = Grain::parse(&grain_text).ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "{name}: `{grain_text}` is not day, week, month, quarter or year"
+                    ))
+                })?;
                 let date = |index: usize| -> Result<NaiveDate> {
                     let text = text_argument(name, args, index, None)?;
-                    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-                        .map_err(|_| DataFusionError::Plan(format!("{name}: `{text}` is not a date (YYYY-MM-DD)")))
+                    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+                        DataFusionError::Plan(format!(
+                            "{name}: `{text}` is not a date (YYYY-MM-DD)"
+                        ))
+                    })
                 };
                 let (from, to) = (date(2)?, date(3)?);
                 let periods = Period::series(grain, from, to);
                 const MAX_PERIODS: usize = 400;
                 if periods.is_empty() || periods.len() > MAX_PERIODS {
-                    return plan_err!("{name}: from {from} to {to} gives {} periods; between 1 and {MAX_PERIODS} are allowed", periods.len());
+                    return plan_err!(
+                        "{name}: from {from} to {to} gives {} periods; between 1 and {MAX_PERIODS} are allowed",
+                        periods.len()
+                    );
                 }
                 (Call::Kpi(grouping(1)?), periods)
             }
@@ -234,7 +268,9 @@ impl TableProvider for SqlTable {
         let state = state
             .as_any()
             .downcast_ref::<SessionState>()
-            .ok_or_else(|| DataFusionError::Internal("chiso table functions need a SessionState".into()))?;
+            .ok_or_else(|| {
+                DataFusionError::Internal("chiso table functions need a SessionState".into())
+            })?;
         let plan = state.create_logical_plan(&self.sql).await?;
         let mut plan = LogicalPlanBuilder::from(plan);
         if let Some(projection) = projection {

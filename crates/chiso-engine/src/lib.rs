@@ -149,11 +149,16 @@ impl Grouping {
             Self::Procedure => {
                 "(SELECT procedure_code AS group_key, procedure_name AS group_name FROM procedures)"
             }
-            Self::Channel => "(SELECT channel AS group_key, channel_name AS group_name FROM channels)",
+            Self::Channel => {
+                "(SELECT channel AS group_key, channel_name AS group_name FROM channels)"
+            }
             Self::City => "(SELECT 'city' AS group_key, 'Thành phố Cần Thơ' AS group_name)",
         };
         let (key, columns) = match self.key_columns() {
-            Some((code, name)) => (code.to_owned(), format!("group_key AS {code}, group_name AS {name},")),
+            Some((code, name)) => (
+                code.to_owned(),
+                format!("group_key AS {code}, group_name AS {name},"),
+            ),
             None => ("'city'".to_owned(), String::new()),
         };
         [
@@ -237,14 +242,22 @@ impl Planner {
         render(queries::DOSSIERS, &self.period_parameters(period))
     }
 
-    pub(crate) fn kpi_sql(&self, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
+    pub(crate) fn kpi_sql(
+        &self,
+        period: &Period,
+        grouping: Grouping,
+    ) -> Result<String, EngineError> {
         let mut parameters = self.period_parameters(period);
         parameters.push(("dossiers", self.dossiers_sql(period)?));
         parameters.extend(grouping.parameters());
         render(queries::KPI, &parameters)
     }
 
-    pub(crate) fn index_detail_sql(&self, period: &Period, layout: Layout) -> Result<String, EngineError> {
+    pub(crate) fn index_detail_sql(
+        &self,
+        period: &Period,
+        layout: Layout,
+    ) -> Result<String, EngineError> {
         render(
             queries::INDEX,
             &[
@@ -311,8 +324,10 @@ impl Engine {
             context.register_udaf(function);
         }
         let catalogue = reference::catalogue(store.root())?;
-        let indicators_portal = reference::indicators("queries/indicators-portal.csv", queries::INDICATORS_PORTAL)?;
-        let indicators_2022 = reference::indicators("queries/indicators-2022.csv", queries::INDICATORS_2022)?;
+        let indicators_portal =
+            reference::indicators("queries/indicators-portal.csv", queries::INDICATORS_PORTAL)?;
+        let indicators_2022 =
+            reference::indicators("queries/indicators-2022.csv", queries::INDICATORS_2022)?;
         let external = match &options.external_indicators {
             Some(path) => {
                 let mut ids = indicator_ids(&indicators_portal);
@@ -386,7 +401,12 @@ impl Engine {
     }
 
     /// The SQL behind [`Engine::index`] (or [`Engine::index_detail`]).
-    pub fn index_sql(&self, period: &Period, layout: Layout, detail: bool) -> Result<String, EngineError> {
+    pub fn index_sql(
+        &self,
+        period: &Period,
+        layout: Layout,
+        detail: bool,
+    ) -> Result<String, EngineError> {
         if detail {
             self.planner.index_detail_sql(period, layout)
         } else {
@@ -405,8 +425,13 @@ impl Engine {
     }
 
     /// The composite index, one row per ward and indicator.
-    pub async fn index_detail(&self, period: &Period, layout: Layout) -> Result<DataFrame, EngineError> {
-        self.frame(&self.planner.index_detail_sql(period, layout)?).await
+    pub async fn index_detail(
+        &self,
+        period: &Period,
+        layout: Layout,
+    ) -> Result<DataFrame, EngineError> {
+        self.frame(&self.planner.index_detail_sql(period, layout)?)
+            .await
     }
 
     /// An analyst's query: read-only, refused with a clear message otherwise.
@@ -437,7 +462,9 @@ impl Engine {
         let date = |column: usize| -> Option<NaiveDate> {
             let array = batches.first()?.column(column);
             let dates = array.as_any().downcast_ref::<arrow::array::Date32Array>()?;
-            arrow::array::Array::is_valid(dates, 0).then(|| dates.value_as_date(0)).flatten()
+            arrow::array::Array::is_valid(dates, 0)
+                .then(|| dates.value_as_date(0))
+                .flatten()
         };
         Ok(date(0).zip(date(1)))
     }
@@ -451,7 +478,11 @@ fn indicator_ids(batch: &RecordBatch) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn register_batch(context: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), EngineError> {
+fn register_batch(
+    context: &SessionContext,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<(), EngineError> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(EngineError::query)?;
     context
         .register_table(name, Arc::new(table))

@@ -114,7 +114,8 @@ impl Period {
             if !(1..=4).contains(&quarter) {
                 return Err(error());
             }
-            let first = NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1).ok_or_else(error)?;
+            let first =
+                NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1).ok_or_else(error)?;
             return Ok(Self::quarter_of(first));
         }
         if let Some((year, month)) = trimmed.split_once('-') {
@@ -295,20 +296,39 @@ mod tests {
         ];
         for (text, start, end) in cases {
             let period = Period::parse(text, now()).unwrap();
-            assert_eq!((period.start, period.end), (date(start), date(end)), "{text}");
+            assert_eq!(
+                (period.start, period.end),
+                (date(start), date(end)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn labels_read_back() {
-        for text in ["2025-W28", "2025-07", "2025-Q3", "2025", "2025-07-14", "2025-07-01..2025-07-15"] {
+        for text in [
+            "2025-W28",
+            "2025-07",
+            "2025-Q3",
+            "2025",
+            "2025-07-14",
+            "2025-07-01..2025-07-15",
+        ] {
             assert_eq!(Period::parse(text, now()).unwrap().to_string(), text);
         }
     }
 
     #[test]
     fn nonsense_is_refused_with_the_accepted_forms() {
-        for text in ["", "2025-W54", "2025-13", "2025-Q5", "July", "2025-07-15..2025-07-01", "25"] {
+        for text in [
+            "",
+            "2025-W54",
+            "2025-13",
+            "2025-Q5",
+            "July",
+            "2025-07-15..2025-07-01",
+            "25",
+        ] {
             let error = Period::parse(text, now()).unwrap_err();
             assert!(error.to_string().contains("2025-W28"), "{text}");
         }

@@ -33,15 +33,17 @@ pub fn render(sql: &str, parameters: &[(&str, String)]) -> Result<String, Engine
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| EngineError::Query(format!("unclosed parameter in: {}", &rest[open..])))?;
+        let close = after.find("}}").ok_or_else(|| {
+            EngineError::Query(format!("unclosed parameter in: {}", &rest[open..]))
+        })?;
         let name = after[..close].trim();
         let value = parameters
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v)
-            .ok_or_else(|| EngineError::Query(format!("no value for the parameter {{{{{name}}}}}")))?;
+            .ok_or_else(|| {
+                EngineError::Query(format!("no value for the parameter {{{{{name}}}}}"))
+            })?;
         out.push_str(value);
         rest = &after[close + 2..];
     }

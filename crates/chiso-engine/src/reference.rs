@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
-    StringArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chiso_core::calendar::{SpecialDayKind, WorkCalendar};
@@ -26,7 +25,11 @@ struct TableBuilder {
 }
 
 impl TableBuilder {
-    fn text<S: AsRef<str>>(mut self, name: &str, values: impl IntoIterator<Item = Option<S>>) -> Self {
+    fn text<S: AsRef<str>>(
+        mut self,
+        name: &str,
+        values: impl IntoIterator<Item = Option<S>>,
+    ) -> Self {
         let array: StringArray = values.into_iter().collect();
         self.fields.push(Field::new(name, DataType::Utf8, true));
         self.columns.push(Arc::new(array));
@@ -54,14 +57,20 @@ pub fn wards(registry: &WardRegistry) -> Result<RecordBatch, EngineError> {
         .text("short_name", wards.iter().map(|w| Some(&w.name)))
         .text("kind", wards.iter().map(|w| Some(w.kind.as_str())))
         .text("kind_vi", wards.iter().map(|w| Some(w.kind.label_vi())))
-        .text("former_province", wards.iter().map(|w| Some(&w.former_province)))
+        .text(
+            "former_province",
+            wards.iter().map(|w| Some(&w.former_province)),
+        )
         .build()
 }
 
 pub fn channels() -> Result<RecordBatch, EngineError> {
     TableBuilder::default()
         .text("channel", Channel::ALL.iter().map(|c| Some(c.as_str())))
-        .text("channel_name", Channel::ALL.iter().map(|c| Some(c.label_vi())))
+        .text(
+            "channel_name",
+            Channel::ALL.iter().map(|c| Some(c.label_vi())),
+        )
         .build()
 }
 
@@ -85,7 +94,11 @@ pub fn calendar(calendar: &WorkCalendar) -> Result<RecordBatch, EngineError> {
     TableBuilder::default()
         .column(
             "date",
-            Arc::new(days.iter().map(|d| Some(days_since_epoch(*d))).collect::<Date32Array>()),
+            Arc::new(
+                days.iter()
+                    .map(|d| Some(days_since_epoch(*d)))
+                    .collect::<Date32Array>(),
+            ),
         )
         .column(
             "is_working_day",
@@ -106,7 +119,10 @@ pub fn calendar(calendar: &WorkCalendar) -> Result<RecordBatch, EngineError> {
                 })
             }),
         )
-        .text("holiday_name", days.iter().map(|d| special(d).map(|s| s.name.clone())))
+        .text(
+            "holiday_name",
+            days.iter().map(|d| special(d).map(|s| s.name.clone())),
+        )
         .column("weekday", int(&|d| d.weekday().number_from_monday() as i32))
         .column("iso_year", int(&|d| d.iso_week().year()))
         .column("iso_week", int(&|d| d.iso_week().week() as i32))
@@ -137,7 +153,6 @@ pub struct Catalogue {
     pub departments: RecordBatch,
 }
 
-
 pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
     let path = store_root.join(PROCEDURE_CATALOGUE);
     let mut procedures: Vec<[String; 5]> = Vec::new();
@@ -146,10 +161,13 @@ pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let headers = reader.headers().cloned().map_err(|e| EngineError::Reference {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let headers = reader
+            .headers()
+            .cloned()
+            .map_err(|e| EngineError::Reference {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let wanted = [
             "procedure_code",
             "procedure_name",
@@ -182,10 +200,8 @@ pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
             procedures.push([field(0), field(1), field(2), field(3), field(4)]);
         }
     }
-    let mut departments: Vec<&[String; 5]> = procedures
-        .iter()
-        .filter(|p| !p[2].is_empty())
-        .collect();
+    let mut departments: Vec<&[String; 5]> =
+        procedures.iter().filter(|p| !p[2].is_empty()).collect();
     departments.sort_by(|a, b| a[2].cmp(&b[2]));
     departments.dedup_by(|a, b| a[2] == b[2]);
     let optional = |s: &String| (!s.is_empty()).then(|| s.clone());
@@ -193,12 +209,21 @@ pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
         procedures: TableBuilder::default()
             .text("procedure_code", procedures.iter().map(|p| Some(&p[0])))
             .text("procedure_name", procedures.iter().map(|p| Some(&p[1])))
-            .text("department_code", procedures.iter().map(|p| optional(&p[2])))
+            .text(
+                "department_code",
+                procedures.iter().map(|p| optional(&p[2])),
+            )
             .build()?,
         departments: TableBuilder::default()
             .text("department_code", departments.iter().map(|p| Some(&p[2])))
-            .text("department_name", departments.iter().map(|p| optional(&p[3])))
-            .text("department_name_en", departments.iter().map(|p| optional(&p[4])))
+            .text(
+                "department_name",
+                departments.iter().map(|p| optional(&p[3])),
+            )
+            .text(
+                "department_name_en",
+                departments.iter().map(|p| optional(&p[4])),
+            )
             .build()?,
     })
 }
@@ -224,7 +249,13 @@ pub fn indicators(source_name: &str, text: &str) -> Result<RecordBatch, EngineEr
             .parse::<f64>()
             .ok()
             .filter(|v| *v > 0.0)
-            .ok_or_else(|| error(format!("line {}: `{}` is not a positive number", line + 2, &row[i])))
+            .ok_or_else(|| {
+                error(format!(
+                    "line {}: `{}` is not a positive number",
+                    line + 2,
+                    &row[i]
+                ))
+            })
     };
     let mut max_points = Vec::new();
     let mut thresholds = Vec::new();
@@ -277,15 +308,32 @@ pub fn external_indicators(
         },
     };
     let mut reader = csv::Reader::from_path(source).map_err(|e| error(None, e.to_string()))?;
-    let headers = reader.headers().map_err(|e| error(None, e.to_string()))?.clone();
-    let wanted = ["ward_code", "period_start", "period_end", "indicator_id", "ratio"];
+    let headers = reader
+        .headers()
+        .map_err(|e| error(None, e.to_string()))?
+        .clone();
+    let wanted = [
+        "ward_code",
+        "period_start",
+        "period_end",
+        "indicator_id",
+        "ratio",
+    ];
     let positions = wanted
         .iter()
         .map(|w| {
             headers
                 .iter()
                 .position(|h| h.trim().trim_start_matches('\u{feff}') == *w)
-                .ok_or_else(|| error(Some(1), format!("the header has no `{w}` column (needs {})", wanted.join(", "))))
+                .ok_or_else(|| {
+                    error(
+                        Some(1),
+                        format!(
+                            "the header has no `{w}` column (needs {})",
+                            wanted.join(", ")
+                        ),
+                    )
+                })
         })
         .collect::<Result<Vec<usize>, _>>()?;
     let (mut codes, mut starts, mut ends, mut ids, mut ratios) =
@@ -299,18 +347,28 @@ pub fn external_indicators(
             return Err(error(Some(line), format!("unknown ward_code `{code}`")));
         }
         let date = |i: usize| {
-            NaiveDate::parse_from_str(field(i), "%Y-%m-%d")
-                .map_err(|_| error(Some(line), format!("`{}` is not a date (YYYY-MM-DD)", field(i))))
+            NaiveDate::parse_from_str(field(i), "%Y-%m-%d").map_err(|_| {
+                error(
+                    Some(line),
+                    format!("`{}` is not a date (YYYY-MM-DD)", field(i)),
+                )
+            })
         };
         let (start, end) = (date(1)?, date(2)?);
         if end <= start {
-            return Err(error(Some(line), "period_end must be after period_start (end is exclusive)".into()));
+            return Err(error(
+                Some(line),
+                "period_end must be after period_start (end is exclusive)".into(),
+            ));
         }
         let id = field(3);
         if !indicator_ids.iter().any(|known| known == id) {
             return Err(error(
                 Some(line),
-                format!("unknown indicator_id `{id}` (the catalogue has {})", indicator_ids.join(", ")),
+                format!(
+                    "unknown indicator_id `{id}` (the catalogue has {})",
+                    indicator_ids.join(", ")
+                ),
             ));
         }
         let ratio = field(4);
@@ -323,7 +381,12 @@ pub fn external_indicators(
                     .parse::<f64>()
                     .ok()
                     .filter(|r| (0.0..=100.0).contains(r))
-                    .ok_or_else(|| error(Some(line), format!("ratio `{ratio}` is not a percentage from 0 to 100")))?,
+                    .ok_or_else(|| {
+                        error(
+                            Some(line),
+                            format!("ratio `{ratio}` is not a percentage from 0 to 100"),
+                        )
+                    })?,
             )
         };
         codes.push(code.to_owned());
@@ -390,6 +453,9 @@ mod tests {
         }
         let bad = "a,b,c,d,e,f,g,h,i\nx,g,G,G,n,n,5,100,guesswork\n";
         let error = indicators("bad.csv", bad).unwrap_err().to_string();
-        assert!(error.contains("line 2") && error.contains("guesswork"), "{error}");
+        assert!(
+            error.contains("line 2") && error.contains("guesswork"),
+            "{error}"
+        );
     }
 }

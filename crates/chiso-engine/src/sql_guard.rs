@@ -40,7 +40,13 @@ pub fn check_read_only(sql: &str) -> Result<(), EngineError> {
             Statement::Explain(_) => None,
             Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
             Statement::CopyTo(_) => Some("COPY".to_owned()),
-            other => Some(format!("{other}").split_whitespace().take(2).collect::<Vec<_>>().join(" ")),
+            other => Some(
+                format!("{other}")
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         };
         if let Some(kind) = refused {
             return Err(EngineError::Refused(format!(
@@ -57,10 +63,20 @@ fn kind_of(statement: &SqlStatement) -> String {
     let text = statement.to_string();
     let words: Vec<&str> = text.split_whitespace().collect();
     let take = match words.first().map(|w| w.to_ascii_uppercase()) {
-        Some(first) if ["CREATE", "DROP", "ALTER", "INSERT", "DELETE", "TRUNCATE"].contains(&first.as_str()) => 2,
+        Some(first)
+            if ["CREATE", "DROP", "ALTER", "INSERT", "DELETE", "TRUNCATE"]
+                .contains(&first.as_str()) =>
+        {
+            2
+        }
         _ => 1,
     };
-    words.into_iter().take(take).collect::<Vec<_>>().join(" ").to_ascii_uppercase()
+    words
+        .into_iter()
+        .take(take)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
 }
 
 #[cfg(test)]
@@ -85,7 +101,10 @@ mod tests {
     fn everything_else_is_refused_by_name() {
         for (sql, named) in [
             ("CREATE TABLE x AS SELECT 1", "CREATE TABLE"),
-            ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
             ("DROP TABLE events", "DROP TABLE"),
             ("INSERT INTO events VALUES (1)", "INSERT INTO"),

@@ -49,9 +49,7 @@ pub fn all(calendar: Arc<WorkCalendar>) -> Vec<ScalarUDF> {
             vec![timestamp_type(), timestamp_type()],
             DataType::Int64,
             Volatility::Immutable,
-            Arc::new(move |args: &[ColumnarValue]| {
-                working_days_between(&between_calendar, args)
-            }),
+            Arc::new(move |args: &[ColumnarValue]| working_days_between(&between_calendar, args)),
         ),
         create_udf(
             "add_working_days",
@@ -144,7 +142,8 @@ impl Accumulator for NearestRank {
         for row in 0..lists.len() {
             if lists.is_valid(row) {
                 let values = lists.value(row);
-                self.values.extend(as_float64_array(&values)?.iter().flatten());
+                self.values
+                    .extend(as_float64_array(&values)?.iter().flatten());
             }
             self.note_fraction(fractions, row);
         }
@@ -176,8 +175,7 @@ fn downcast<'a, A: 'static>(array: &'a ArrayRef, function: &str) -> Result<&'a A
 /// `round(n × 100 / d, 2)`, computed as `round(n × 10000 / d) / 100` so that an
 /// exact half (98.245 %) rounds away from zero as a person would.
 pub fn rate(numerator: i64, denominator: i64) -> Option<f64> {
-    (denominator != 0)
-        .then(|| (numerator as f64 * 10_000.0 / denominator as f64).round() / 100.0)
+    (denominator != 0).then(|| (numerator as f64 * 10_000.0 / denominator as f64).round() / 100.0)
 }
 
 fn percent(args: &[ColumnarValue]) -> Result<ColumnarValue> {

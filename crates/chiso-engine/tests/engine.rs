@@ -49,7 +49,10 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
             .collect();
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             out.push(cells.join(" | "));
         }
     }
@@ -99,7 +102,11 @@ async fn run_slt(path: &Path) {
                 ..IngestOptions::default()
             };
             let report = ingester
-                .ingest_bytes(Path::new(&format!("{name}-{files}.csv")), csv.into_bytes().into(), &options)
+                .ingest_bytes(
+                    Path::new(&format!("{name}-{files}.csv")),
+                    csv.into_bytes().into(),
+                    &options,
+                )
                 .await
                 .unwrap();
             assert_eq!(report.rejected, 0, "{location}: rows rejected: {report}");
@@ -113,7 +120,10 @@ async fn run_slt(path: &Path) {
             };
             match error {
                 Some(error) if error.contains(expected_error.trim()) => {}
-                other => failures.push(format!("{location}: expected an error with `{}`, got {other:?}", expected_error.trim())),
+                other => failures.push(format!(
+                    "{location}: expected an error with `{}`, got {other:?}",
+                    expected_error.trim()
+                )),
             }
         } else if line.starts_with("query") {
             let rowsort = line.contains("rowsort");
@@ -125,7 +135,10 @@ async fn run_slt(path: &Path) {
                 sql.push(l);
             }
             let sql = sql.join("\n");
-            let expected: Vec<String> = block(&mut lines).iter().map(|l| l.trim().to_owned()).collect();
+            let expected: Vec<String> = block(&mut lines)
+                .iter()
+                .map(|l| l.trim().to_owned())
+                .collect();
             let engine = open(&mut engine, &store, now).await;
             let mut actual = match engine.sql(&sql).await {
                 Ok(frame) => rows(&frame.collect().await.unwrap()),
@@ -147,7 +160,12 @@ async fn run_slt(path: &Path) {
             panic!("{location}: unknown directive `{line}`");
         }
     }
-    assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 async fn open<'a>(engine: &'a mut Option<Engine>, store: &Path, now: DateTime<Utc>) -> &'a Engine {
@@ -170,7 +188,11 @@ async fn kpi_logic_files() {
         .filter(|p| p.extension().is_some_and(|e| e == "slt"))
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "the .slt files are missing from {}", folder.display());
+    assert!(
+        files.len() >= 5,
+        "the .slt files are missing from {}",
+        folder.display()
+    );
     for file in files {
         run_slt(&file).await;
     }
@@ -243,7 +265,11 @@ fn row_counts(batches: &[RecordBatch]) -> Vec<Vec<i64>> {
                     .iter()
                     .map(|name| {
                         let column = batch.column_by_name(name).unwrap();
-                        column.as_any().downcast_ref::<Int64Array>().unwrap().value(row)
+                        column
+                            .as_any()
+                            .downcast_ref::<Int64Array>()
+                            .unwrap()
+                            .value(row)
                     })
                     .collect(),
             );
@@ -279,7 +305,10 @@ async fn generated_city_matches_the_independent_derivation() {
     chiso_gen::write::write_city(&city, Format::Parquet, &file).unwrap();
     let store = dir.0.join("store");
     let mut ingester = Ingester::open(&store).await.unwrap();
-    let report = ingester.ingest_file(&file, &IngestOptions::default()).await.unwrap();
+    let report = ingester
+        .ingest_file(&file, &IngestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.rejected, 0);
     let options = EngineOptions {
         now: Some(instant("2026-06-01T00:00:00+07:00")),
@@ -291,28 +320,69 @@ async fn generated_city_matches_the_independent_derivation() {
     let mut problems = Vec::new();
     for (month, tally) in &city.stats.months {
         let period = Period::month_of(*month);
-        let batches = engine.kpi(&period, Grouping::City).await.unwrap().collect().await.unwrap();
+        let batches = engine
+            .kpi(&period, Grouping::City)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let actual = row_counts(&batches);
         assert_eq!(actual.len(), 1, "one row for the city");
-        problems.extend(differences(&period.to_string(), &tally_counts(tally), &actual[0]));
+        problems.extend(differences(
+            &period.to_string(),
+            &tally_counts(tally),
+            &actual[0],
+        ));
     }
     let year = engine.period("2025").unwrap();
-    let batches = engine.kpi(&year, Grouping::Ward).await.unwrap().collect().await.unwrap();
+    let batches = engine
+        .kpi(&year, Grouping::Ward)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let actual = row_counts(&batches);
     let codes: Vec<String> = batches
         .iter()
         .flat_map(|b| {
-            let codes = arrow::compute::cast(b.column_by_name("ward_code").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+            let codes = arrow::compute::cast(
+                b.column_by_name("ward_code").unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
             let codes = codes.as_any().downcast_ref::<StringArray>().unwrap();
-            (0..codes.len()).map(|i| codes.value(i).to_owned()).collect::<Vec<_>>()
+            (0..codes.len())
+                .map(|i| codes.value(i).to_owned())
+                .collect::<Vec<_>>()
         })
         .collect();
     assert_eq!(actual.len(), 103, "every ward listed");
     for (code, counts) in codes.iter().zip(&actual) {
         let position = city.wards.position(code).unwrap();
-        problems.extend(differences(code, &tally_counts(&city.stats.wards[position]), counts));
+        problems.extend(differences(
+            code,
+            &tally_counts(&city.stats.wards[position]),
+            counts,
+        ));
     }
-    let whole = engine.kpi(&year, Grouping::City).await.unwrap().collect().await.unwrap();
-    problems.extend(differences("2025", &tally_counts(&city.stats.total), &row_counts(&whole)[0]));
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    let whole = engine
+        .kpi(&year, Grouping::City)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    problems.extend(differences(
+        "2025",
+        &tally_counts(&city.stats.total),
+        &row_counts(&whole)[0],
+    ));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

@@ -450,7 +450,10 @@ impl Store {
             // Join filters pushed from the build side cost more than they
             // save when both sides are a million dossiers (measured: the
             // derivation's join took 9 s with them).
-            .set_bool("datafusion.optimizer.enable_join_dynamic_filter_pushdown", false)
+            .set_bool(
+                "datafusion.optimizer.enable_join_dynamic_filter_pushdown",
+                false,
+            )
             .set_str(
                 "datafusion.execution.time_zone",
                 chiso_core::time::BUSINESS_TIME_ZONE,
