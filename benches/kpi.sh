@@ -9,8 +9,8 @@
 #   c       the composite index for one month (2025-07)
 #   d       an ad-hoc query: received dossiers per month and channel, from events
 #
-# cold = a new process per query; warm = the best of three more runs in the
-# same process. Reports wall seconds.
+# cold = a new process per query; warm = the best of two more runs in the
+# same process, after a first. Reports wall seconds.
 #
 #   benches/kpi.sh [SCALE] [WORK_DIR]
 set -euo pipefail
@@ -49,8 +49,8 @@ rm -rf "$store/derived"
 derive=$(seconds "$bin" sql --store "$store" "SELECT count(*) FROM dossier_facts")
 
 cold() { seconds "$bin" sql --store "$store" --format csv --out /dev/null "$1"; }
-warm() { # the best of runs 2-4 of the query in one process
-  printf '%s;\n%s;\n%s;\n%s;\n' "$1" "$1" "$1" "$1" |
+warm() { # the best of runs 2-3 of the query in one process
+  printf '%s;\n%s;\n%s;\n' "$1" "$1" "$1" |
     "$bin" sql --store "$store" --timing 2>&1 >/dev/null |
     awk '/^time:/ { n++; if (n > 1 && (best == "" || $2 < best)) best = $2 } END { print best }'
 }

@@ -129,7 +129,7 @@ subprocess.run([sys.executable, __file__, "one"], check=True)
 cold = time.perf_counter() - started
 month_by_ward()
 warm = []
-for _ in range(3):
+for _ in range(2):
     started = time.perf_counter()
     month_by_ward()
     warm.append(time.perf_counter() - started)

@@ -109,7 +109,19 @@ fn sql_for(planner: &Planner, call: Call, periods: &[Period]) -> Result<String, 
         .iter()
         .map(|p| one(p).map(|sql| format!("SELECT * FROM ({sql})")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(parts.join("\nUNION ALL\n"))
+    // A subquery's ORDER BY does not survive its parent: order the whole.
+    let order = match call {
+        Call::Kpi(grouping) | Call::Change(grouping) => match grouping.key_columns() {
+            Some((key, _)) => format!("period_start, {key}"),
+            None => "period_start".to_owned(),
+        },
+        Call::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
+        Call::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
+    };
+    Ok(format!(
+        "SELECT * FROM ({}) ORDER BY {order}",
+        parts.join("\nUNION ALL\n")
+    ))
 }
 
 /// kpi_change.sql: a period against the one before it.

@@ -25,30 +25,7 @@ pub fn check_read_only(sql: &str) -> Result<(), EngineError> {
         ));
     }
     for statement in &statements {
-        let refused = match statement {
-            Statement::Statement(inner) => match inner.as_ref() {
-                SqlStatement::Query(_)
-                | SqlStatement::ShowTables { .. }
-                | SqlStatement::ShowColumns { .. }
-                | SqlStatement::ShowFunctions { .. }
-                | SqlStatement::ExplainTable { .. } => None,
-                SqlStatement::Explain { statement, .. } => {
-                    (!matches!(statement.as_ref(), SqlStatement::Query(_))).then(|| kind_of(inner))
-                }
-                other => Some(kind_of(other)),
-            },
-            Statement::Explain(_) => None,
-            Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
-            Statement::CopyTo(_) => Some("COPY".to_owned()),
-            other => Some(
-                format!("{other}")
-                    .split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-        };
-        if let Some(kind) = refused {
+        if let Some(kind) = refusal(statement) {
             return Err(EngineError::Refused(format!(
                 "chiso's SQL is read-only: `{kind}` statements are refused; \
                  use SELECT (or WITH, EXPLAIN, SHOW, DESCRIBE)"
@@ -56,6 +33,35 @@ pub fn check_read_only(sql: &str) -> Result<(), EngineError> {
         }
     }
     Ok(())
+}
+
+/// What is refused in `statement`, by name; `None` when it only reads.
+fn refusal(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Statement(inner) => match inner.as_ref() {
+            SqlStatement::Query(_)
+            | SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ShowFunctions { .. }
+            | SqlStatement::ExplainTable { .. } => None,
+            SqlStatement::Explain { statement, .. } => {
+                (!matches!(statement.as_ref(), SqlStatement::Query(_))).then(|| kind_of(statement))
+            }
+            other => Some(kind_of(other)),
+        },
+        // EXPLAIN [ANALYZE] runs what it explains: judge that.
+        Statement::Explain(explain) => refusal(&explain.statement),
+        Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
+        Statement::CopyTo(_) => Some("COPY".to_owned()),
+        other => Some(
+            other
+                .to_string()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
 }
 
 /// The statement's leading keywords, as a user would name it.
@@ -112,7 +118,11 @@ mod tests {
             ("UPDATE events SET ward_code = '1'", "UPDATE"),
             ("COPY events TO '/tmp/x.csv'", "COPY"),
             ("SET datafusion.execution.batch_size = 1", "SET"),
-            ("EXPLAIN ANALYZE INSERT INTO events VALUES (1)", "EXPLAIN"),
+            (
+                "EXPLAIN ANALYZE INSERT INTO events VALUES (1)",
+                "INSERT INTO",
+            ),
+            ("EXPLAIN COPY events TO '/tmp/x.csv'", "COPY"),
             ("SELECT 1; DROP TABLE events", "one statement"),
         ] {
             let error = check_read_only(sql).unwrap_err().to_string();
