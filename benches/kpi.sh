@@ -13,6 +13,9 @@
 # same process, after a first. Reports wall seconds.
 #
 #   benches/kpi.sh [SCALE] [WORK_DIR]
+#
+# BENCH_QUERIES="b c d" runs a subset; KEEP_DERIVED=1 keeps the derived
+# tables already in the store instead of timing their derivation.
 set -euo pipefail
 scale="${1:-1}"
 work="${2:-${TMPDIR:-/tmp}/chiso-bench-kpi-$scale}"
@@ -45,8 +48,14 @@ seconds() { # command... -> wall seconds of one run
   cat "$work/time.txt"
 }
 
-rm -rf "$store/derived"
-derive=$(seconds "$bin" sql --store "$store" "SELECT count(*) FROM dossier_facts")
+queries="${BENCH_QUERIES:-a b c d}"
+export BENCH_QUERIES="$queries"
+if [ "${KEEP_DERIVED:-0}" = 1 ]; then
+  derive="-"
+else
+  rm -rf "$store/derived"
+  derive=$(seconds "$bin" sql --store "$store" "SELECT count(*) FROM dossier_facts")
+fi
 
 cold() { seconds "$bin" sql --store "$store" --format csv --out /dev/null "$1"; }
 warm() { # the best of runs 2-3 of the query in one process
@@ -90,8 +99,14 @@ row() { # label chiso_cold chiso_warm key
     "$(awk -v c="$3" -v d="$d_warm" 'BEGIN { if (d > 0 && c > 0) printf "%.2f", c / d; else print "-" }')"
 }
 row "derive dossier tables" "$derive" "-" derive
-row "a weekly ward KPIs, year" "$(cold "$A")" "$(warm "$A")" a
-row "b one month by ward" "$(cold "$B")" "$(warm "$B")" b
-row "c index, one month" "$(cold "$C")" "$(warm "$C")" c
-row "d ad-hoc on events" "$(cold "$D")" "$(warm "$D")" d
+timed() { # label key sql
+  case " $queries " in
+    *" $2 "*) row "$1" "$(cold "$3")" "$(warm "$3")" "$2" ;;
+    *) row "$1" - - "$2" ;;
+  esac
+}
+timed "a weekly ward KPIs, year" a "$A"
+timed "b one month by ward" b "$B"
+timed "c index, one month" c "$C"
+timed "d ad-hoc on events" d "$D"
 echo "(ratio_warm = chiso warm / DuckDB warm; below 1 means chiso is faster)"

@@ -126,6 +126,15 @@ pub enum StoreCommand {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+    /// Give the store the names of its procedures and departments (CSV with
+    /// procedure_code, procedure_name, department_code, department_name,
+    /// department_name_en; `chiso gen --procedures` writes one).
+    Procedures {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The catalogue file.
+        file: PathBuf,
+    },
     /// Rewrite small files into large ones; safe while others read.
     Compact {
         #[command(flatten)]
@@ -246,6 +255,11 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                     report.table, report.files_removed, report.files_added, report.version
                 );
             }
+        }
+        StoreCommand::Procedures { store, file } => {
+            let store = open(&store.store).await?;
+            let count = store.set_procedure_catalogue(&file)?;
+            println!("{count} procedures named in {}", store.root().display());
         }
         StoreCommand::Vacuum {
             store,

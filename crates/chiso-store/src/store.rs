@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
+use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
@@ -57,6 +59,12 @@ pub enum StoreError {
     },
     #[error("reading the store: {0}")]
     Query(String),
+    #[error("{}, line {line}: {reason}", .path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> StoreError {
@@ -64,6 +72,29 @@ fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> StoreError {
         table: table.name(),
         cause,
     }
+}
+
+/// The memory a session's queries may hold before sorts and aggregations
+/// spill to disk: half the machine's memory (at least 1 GiB; 4 GiB where
+/// the machine does not say). Without a budget, deriving the dossiers of a
+/// 100-million-event city took all 24 GB and was killed.
+fn memory_budget() -> usize {
+    const GIB: usize = 1 << 30;
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|kb| {
+                    kb.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .map(|kb| kb * 1024)
+        });
+    total.map_or(4 * GIB, |bytes| (bytes / 2).max(GIB))
 }
 
 /// The sum of an integer column (0 when absent).
@@ -458,7 +489,11 @@ impl Store {
                 "datafusion.execution.time_zone",
                 chiso_core::time::BUSINESS_TIME_ZONE,
             );
-        let context = SessionContext::new_with_config(config);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory_budget())))
+            .build_arc()
+            .map_err(query_error)?;
+        let context = SessionContext::new_with_config_rt(config, runtime);
         for table in Table::ALL {
             let loaded = self.table(table);
             loaded
@@ -501,6 +536,58 @@ impl Store {
             .await
             .map_err(query_error)?;
         Ok(())
+    }
+
+    /// Replaces the store's procedure catalogue ([`crate::PROCEDURE_CATALOGUE`])
+    /// with `source`, after checking it: a CSV with at least the columns
+    /// `procedure_code` and `procedure_name`, no empty or repeated code.
+    /// Returns the number of procedures.
+    pub fn set_procedure_catalogue(&self, source: &Path) -> Result<usize, StoreError> {
+        let text = std::fs::read_to_string(source).map_err(io(source))?;
+        let invalid = |line: usize, reason: String| StoreError::Invalid {
+            path: source.to_owned(),
+            line,
+            reason,
+        };
+        let mut lines = text.lines().map(|l| l.trim_start_matches('\u{feff}'));
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let code = header.iter().position(|h| *h == "procedure_code");
+        if code.is_none() || !header.contains(&"procedure_name") {
+            return Err(invalid(
+                1,
+                "the header needs procedure_code and procedure_name".into(),
+            ));
+        }
+        let code = code.unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for (index, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            // Codes come first in practice and never hold commas or quotes.
+            let value = line
+                .split(',')
+                .nth(code)
+                .unwrap_or_default()
+                .trim()
+                .trim_matches('"');
+            if value.is_empty() || !seen.insert(value.to_owned()) {
+                return Err(invalid(
+                    index + 2,
+                    format!("procedure_code `{value}` is empty or repeated"),
+                ));
+            }
+        }
+        let target = self.root.join(crate::PROCEDURE_CATALOGUE);
+        let staging = target.with_extension("csv.tmp");
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder).map_err(io(folder))?;
+        }
+        std::fs::write(&staging, &text).map_err(io(&staging))?;
+        std::fs::rename(&staging, &target).map_err(io(&target))?;
+        Ok(seen.len())
     }
 
     /// The files of a table's loaded version, with their row counts and sizes.
