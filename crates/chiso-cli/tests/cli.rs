@@ -530,6 +530,72 @@ fn kpi_index_and_sql_on_the_built_in_sample_city() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(&std::fs::read(&file).unwrap()[..4], b"PAR1");
 
+    // A store learns its procedure names from a catalogue file.
+    let store = home.join("store");
+    let events = generate(&home, "small.csv", "0.001", &[]);
+    assert!(
+        chiso(&[
+            "ingest",
+            "--store",
+            store.to_str().unwrap(),
+            events.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let catalogue = home.join("procedures.csv");
+    let bad = home.join("bad.csv");
+    std::fs::write(&bad, "code,name\n1,x\n").unwrap();
+    let out = chiso(&[
+        "store",
+        "procedures",
+        "--store",
+        store.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("procedure_code"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        chiso(&[
+            "gen",
+            "--scale",
+            "0.001",
+            "--out",
+            home.join("x.csv").to_str().unwrap(),
+            "--procedures",
+            catalogue.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = chiso(&[
+        "store",
+        "procedures",
+        "--store",
+        store.to_str().unwrap(),
+        catalogue.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = chiso(&[
+        "kpi",
+        "--store",
+        store.to_str().unwrap(),
+        "--period",
+        "2025",
+        "--by",
+        "department",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        text(&out.stdout).contains("Sở Tư pháp"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // A period that is not one gets the accepted forms.
     let out = chiso_sample(&home, &["kpi", "--period", "July"], "");
     assert!(!out.status.success());
