@@ -15,8 +15,6 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
-use deltalake::datafusion::execution::memory_pool::FairSpillPool;
-use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
@@ -72,29 +70,6 @@ fn delta(table: Table) -> impl FnOnce(DeltaTableError) -> StoreError {
         table: table.name(),
         cause,
     }
-}
-
-/// The memory a session's queries may hold before sorts and aggregations
-/// spill to disk: half the machine's memory (at least 1 GiB; 4 GiB where
-/// the machine does not say). Without a budget, deriving the dossiers of a
-/// 100-million-event city took all 24 GB and was killed.
-fn memory_budget() -> usize {
-    const GIB: usize = 1 << 30;
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|kb| {
-                    kb.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })
-                .map(|kb| kb * 1024)
-        });
-    total.map_or(4 * GIB, |bytes| (bytes / 2).max(GIB))
 }
 
 /// The sum of an integer column (0 when absent).
@@ -489,11 +464,7 @@ impl Store {
                 "datafusion.execution.time_zone",
                 chiso_core::time::BUSINESS_TIME_ZONE,
             );
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(memory_budget())))
-            .build_arc()
-            .map_err(query_error)?;
-        let context = SessionContext::new_with_config_rt(config, runtime);
+        let context = SessionContext::new_with_config(config);
         for table in Table::ALL {
             let loaded = self.table(table);
             loaded
