@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_engine::datafusion::prelude::DataFrame;
-use chiso_engine::{Engine, EngineOptions, Grouping, Layout};
+use chiso_engine::{Engine, EngineOptions, Grouping, Layout, Period};
 
 /// The store a query command reads; without one, the built-in sample city.
 #[derive(Debug, Args)]
@@ -187,12 +187,17 @@ pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
             ("progress_rank", "Hạng"),
         ]);
     }
-    let title = format!(
-        "Chỉ số {period} ({} → {})",
+    let title = title("Chỉ số", &period);
+    write(frame, &args.output, Some(&title), Some(&headline)).await
+}
+
+/// `Chỉ số 2025-07 (01/07/2025 → 31/07/2025)`: the period with its local dates.
+fn title(what: &str, period: &Period) -> String {
+    format!(
+        "{what} {period} ({} → {})",
         period.start.format("%d/%m/%Y"),
         period.last_day().format("%d/%m/%Y")
-    );
-    write(frame, &args.output, Some(&title), Some(&headline)).await
+    )
 }
 
 fn group_header(grouping: Grouping) -> &'static str {
@@ -227,11 +232,7 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
         println!("{}", engine.index_sql(&period, layout, args.detail)?);
         return Ok(());
     }
-    let title = format!(
-        "Bộ chỉ số 766, {period} ({} → {})",
-        period.start.format("%d/%m/%Y"),
-        period.last_day().format("%d/%m/%Y")
-    );
+    let title = title("Bộ chỉ số 766,", &period);
     if args.detail {
         let frame = engine.index_detail(&period, layout).await?;
         let columns = [

@@ -53,20 +53,17 @@ fn refusal(statement: &Statement) -> Option<String> {
         Statement::Explain(explain) => refusal(&explain.statement),
         Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
         Statement::CopyTo(_) => Some("COPY".to_owned()),
-        other => Some(
-            other
-                .to_string()
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        other => Some(leading_keywords(&other.to_string())),
     }
 }
 
 /// The statement's leading keywords, as a user would name it.
 fn kind_of(statement: &SqlStatement) -> String {
-    let text = statement.to_string();
+    leading_keywords(&statement.to_string())
+}
+
+/// `DROP TABLE`, `INSERT INTO`, `UPDATE`: the words that name a statement.
+fn leading_keywords(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let take = match words.first().map(|w| w.to_ascii_uppercase()) {
         Some(first)

@@ -287,6 +287,16 @@ fn differences(what: &str, expected: &[i64], actual: &[i64]) -> Vec<String> {
         .collect()
 }
 
+async fn kpi(engine: &Engine, period: &Period, grouping: Grouping) -> Vec<RecordBatch> {
+    engine
+        .kpi(period, grouping)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
 /// The generated city's months and wards, as chiso-gen's independent
 /// derivation counts them, against chiso's SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,14 +330,7 @@ async fn generated_city_matches_the_independent_derivation() {
     let mut problems = Vec::new();
     for (month, tally) in &city.stats.months {
         let period = Period::month_of(*month);
-        let batches = engine
-            .kpi(&period, Grouping::City)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let actual = row_counts(&batches);
+        let actual = row_counts(&kpi(&engine, &period, Grouping::City).await);
         assert_eq!(actual.len(), 1, "one row for the city");
         problems.extend(differences(
             &period.to_string(),
@@ -336,13 +339,7 @@ async fn generated_city_matches_the_independent_derivation() {
         ));
     }
     let year = engine.period("2025").unwrap();
-    let batches = engine
-        .kpi(&year, Grouping::Ward)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = kpi(&engine, &year, Grouping::Ward).await;
     let actual = row_counts(&batches);
     let codes: Vec<String> = batches
         .iter()
@@ -367,13 +364,7 @@ async fn generated_city_matches_the_independent_derivation() {
             counts,
         ));
     }
-    let whole = engine
-        .kpi(&year, Grouping::City)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let whole = kpi(&engine, &year, Grouping::City).await;
     problems.extend(differences(
         "2025",
         &tally_counts(&city.stats.total),
