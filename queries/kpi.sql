@@ -7,6 +7,7 @@
 --   dossiers                     dossiers.sql with the same period
 --   group_key                     the grouping column of `dossier`
 --   groups                        every group to list, even without dossiers
+--   scope                         which dossiers count: true, or one ward's
 --   group_columns                 the key and name columns of the result
 WITH dossier AS (
     -- The derived dossier at T (dossiers.sql), for dossiers alive in the period.
@@ -34,6 +35,7 @@ counted AS (
         (CAST(finished_at AS BIGINT) - CAST(received_at AS BIGINT) - paused_us) / 86400000000.0 AS processing_days,
         d.*
     FROM dossier d
+    WHERE {{scope}}
 ),
 per_group AS (
     SELECT

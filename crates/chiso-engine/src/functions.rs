@@ -28,6 +28,8 @@ use chiso_store::datafusion::physical_plan::ExecutionPlan;
 use chiso_store::datafusion::prelude::SessionContext;
 use chrono::NaiveDate;
 
+use chiso_core::wards::WardRegistry;
+
 use crate::period::{Grain, Period};
 use crate::queries::{self, render};
 use crate::{EngineError, Grouping, Layout, Planner};
@@ -39,6 +41,13 @@ enum Call {
     Change(Grouping),
     Index(Layout),
     IndexDetail(Layout),
+}
+
+/// A call with its arguments read.
+struct Resolved {
+    call: Call,
+    periods: Vec<Period>,
+    ward: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,7 +74,7 @@ pub(crate) async fn register(
     }
     let mut schemas = HashMap::new();
     for call in calls {
-        let sql = sql_for(planner, call, &[probe])?;
+        let sql = sql_for(planner, call, &[probe], None)?;
         let plan = context
             .state()
             .create_logical_plan(&sql)
@@ -96,11 +105,16 @@ pub(crate) async fn register(
 }
 
 /// The SQL of a call over one or more periods (a series is their union).
-fn sql_for(planner: &Planner, call: Call, periods: &[Period]) -> Result<String, EngineError> {
+fn sql_for(
+    planner: &Planner,
+    call: Call,
+    periods: &[Period],
+    ward: Option<&str>,
+) -> Result<String, EngineError> {
     let one = |period: &Period| -> Result<String, EngineError> {
         match call {
-            Call::Kpi(grouping) => planner.kpi_sql(period, grouping),
-            Call::Change(grouping) => change_sql(planner, period, grouping),
+            Call::Kpi(grouping) => planner.scoped_kpi_sql(period, grouping, ward),
+            Call::Change(grouping) => change_sql(planner, period, grouping, ward),
             Call::Index(layout) => planner.index_sql(period, layout),
             Call::IndexDetail(layout) => planner.index_detail_sql(period, layout),
         }
@@ -129,6 +143,7 @@ fn change_sql(
     planner: &Planner,
     period: &Period,
     grouping: Grouping,
+    ward: Option<&str>,
 ) -> Result<String, EngineError> {
     let key = match grouping.key_columns() {
         Some((code, _)) => format!("c.{code} IS NOT DISTINCT FROM p.{code}"),
@@ -137,8 +152,11 @@ fn change_sql(
     render(
         queries::KPI_CHANGE,
         &[
-            ("current", planner.kpi_sql(period, grouping)?),
-            ("previous", planner.kpi_sql(&period.previous(), grouping)?),
+            ("current", planner.scoped_kpi_sql(period, grouping, ward)?),
+            (
+                "previous",
+                planner.scoped_kpi_sql(&period.previous(), grouping, ward)?,
+            ),
             ("same_group", key),
         ],
     )
@@ -176,18 +194,22 @@ fn engine_error(error: EngineError) -> DataFusionError {
 impl Function {
     fn usage(&self) -> &'static str {
         match self.name {
-            "kpi" => "kpi('2025-W28', 'ward')",
-            "kpi_change" => "kpi_change('2025-W28', 'ward')",
-            "kpi_series" => "kpi_series('week', 'ward', '2025-01-01', '2025-12-31')",
+            "kpi" => "kpi('2025-W28', 'ward') or kpi('2025-W28', 'procedure', '31135')",
+            "kpi_change" => "kpi_change('2025-W28', 'ward') or kpi_change('2025-W28', 'procedure', '31135')",
+            "kpi_series" => "kpi_series('week', 'ward', '2025-01-01', '2025-12-31') or with a ward code last",
             "kpi_index" => "kpi_index('2025-07', 'portal')",
             _ => "kpi_index_detail('2025-07', 'portal')",
         }
     }
 
-    fn resolve(&self, args: &[Expr]) -> Result<(Call, Vec<Period>)> {
+    fn resolve(&self, args: &[Expr]) -> Result<Resolved> {
         let now = self.functions.planner.now();
         let name = self.name;
-        let max_args = if name == "kpi_series" { 4 } else { 2 };
+        let max_args = match name {
+            "kpi_series" => 5,
+            "kpi" | "kpi_change" => 3,
+            _ => 2,
+        };
         if args.len() > max_args || args.is_empty() {
             return plan_err!(
                 "{name} takes {max_args} arguments at most, for example {}",
@@ -204,11 +226,31 @@ impl Function {
         let layout = |index: usize| -> Result<Layout> {
             Layout::parse(&text_argument(name, args, index, Some("portal"))?).map_err(engine_error)
         };
-        Ok(match name {
-            "kpi" => (Call::Kpi(grouping(1)?), vec![period(0)?]),
-            "kpi_change" => (Call::Change(grouping(1)?), vec![period(0)?]),
-            "kpi_index" => (Call::Index(layout(1)?), vec![period(0)?]),
-            "kpi_index_detail" => (Call::IndexDetail(layout(1)?), vec![period(0)?]),
+        // The optional last argument of kpi, kpi_change and kpi_series: count
+        // only one ward's dossiers (for a ward's procedures, say).
+        let ward = |index: usize| -> Result<Option<String>> {
+            if args.len() <= index {
+                return Ok(None);
+            }
+            let code = text_argument(name, args, index, None)?;
+            let code = code.trim().to_owned();
+            if !WardRegistry::builtin().contains(&code) {
+                return plan_err!("{name}: `{code}` is not the code of a ward of the city");
+            }
+            Ok(Some(code))
+        };
+        let one = |call: Call, ward: Option<String>| -> Result<Resolved> {
+            Ok(Resolved {
+                call,
+                periods: vec![period(0)?],
+                ward,
+            })
+        };
+        match name {
+            "kpi" => one(Call::Kpi(grouping(1)?), ward(2)?),
+            "kpi_change" => one(Call::Change(grouping(1)?), ward(2)?),
+            "kpi_index" => one(Call::Index(layout(1)?), None),
+            "kpi_index_detail" => one(Call::IndexDetail(layout(1)?), None),
             _ => {
                 let grain_text = text_argument(name, args, 0, None)?;
                 let grain = Grain::parse(&grain_text).ok_or_else(|| {
@@ -233,22 +275,31 @@ impl Function {
                         periods.len()
                     );
                 }
-                (Call::Kpi(grouping(1)?), periods)
+                Ok(Resolved {
+                    call: Call::Kpi(grouping(1)?),
+                    periods,
+                    ward: ward(4)?,
+                })
             }
-        })
+        }
     }
 }
 
 impl TableFunctionImpl for Function {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let (call, periods) = self.resolve(args.exprs())?;
+        let Resolved {
+            call,
+            periods,
+            ward,
+        } = self.resolve(args.exprs())?;
         let schema = self
             .functions
             .schemas
             .get(&call)
             .cloned()
             .ok_or_else(|| DataFusionError::Internal(format!("no schema for {call:?}")))?;
-        let sql = sql_for(&self.functions.planner, call, &periods).map_err(engine_error)?;
+        let sql = sql_for(&self.functions.planner, call, &periods, ward.as_deref())
+            .map_err(engine_error)?;
         Ok(Arc::new(SqlTable { sql, schema }))
     }
 }

@@ -247,9 +247,24 @@ impl Planner {
         period: &Period,
         grouping: Grouping,
     ) -> Result<String, EngineError> {
+        self.scoped_kpi_sql(period, grouping, None)
+    }
+
+    /// kpi.sql counting only the dossiers of `ward` (all when `None`).
+    pub(crate) fn scoped_kpi_sql(
+        &self,
+        period: &Period,
+        grouping: Grouping,
+        ward: Option<&str>,
+    ) -> Result<String, EngineError> {
         let mut parameters = self.period_parameters(period);
         parameters.push(("dossiers", self.dossiers_sql(period)?));
         parameters.extend(grouping.parameters());
+        let scope = match ward {
+            Some(code) => format!("ward_code = {}", queries::string_literal(code)),
+            None => "true".to_owned(),
+        };
+        parameters.push(("scope", scope));
         render(queries::KPI, &parameters)
     }
 

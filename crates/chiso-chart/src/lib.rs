@@ -1,0 +1,734 @@
+//! # chiso-chart: the charts of the weekly review
+//!
+//! A chart is described by plain data ([`Chart`]: labels and numbers, already
+//! formatted for people) and drawn by plotters as SVG (for pages, where the
+//! text stays text) or PNG (for downloads and slides). The same drawing code
+//! serves both backends.
+//!
+//! Text is drawn with the bundled DejaVu Sans (full Vietnamese coverage,
+//! Bitstream Vera licence, see `fonts/LICENSE-DejaVu.txt`), never a system
+//! font, and every label is normalised to NFC first: the precomposed letters
+//! of Vietnamese (ế, ữ, ộ) are single glyphs in the font, so NFC text needs no
+//! shaping. In SVG the family is named `chiso-sans`, which the pages declare
+//! with `@font-face` from [`FONT`].
+//!
+//! Architecture invariant: this crate sees labels and numbers only; it never
+//! sees DataFusion, Arrow or HTTP types.
+
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use unicode_normalization::UnicodeNormalization;
+
+/// The bundled font (DejaVu Sans), served to browsers for the SVG charts.
+pub static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+
+/// The font family the charts name; the pages map it to [`FONT`].
+pub const FONT_FAMILY: &str = "chiso-sans, DejaVu Sans, sans-serif";
+
+/// Why a chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("drawing the chart: {0}")]
+    Draw(String),
+    #[error("chart size {width}×{height} is outside 16–4000 pixels")]
+    Size { width: u32, height: u32 },
+}
+
+/// How a value reads against its target: the colour of a bar, tile or cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tone {
+    Good,
+    Warn,
+    Bad,
+    #[default]
+    Neutral,
+}
+
+impl Tone {
+    fn colour(self) -> RGBColor {
+        match self {
+            Tone::Good => RGBColor(0x2e, 0x7d, 0x32),
+            Tone::Warn => RGBColor(0xef, 0x9b, 0x0f),
+            Tone::Bad => RGBColor(0xc6, 0x28, 0x28),
+            Tone::Neutral => RGBColor(0x1f, 0x5f, 0x99),
+        }
+    }
+
+    /// The CSS class the pages colour with.
+    pub fn css_class(self) -> &'static str {
+        match self {
+            Tone::Good => "good",
+            Tone::Warn => "warn",
+            Tone::Bad => "bad",
+            Tone::Neutral => "neutral",
+        }
+    }
+}
+
+/// Named values along the categories of a chart (`None` is a gap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// One bar of a horizontal bar chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub value: Option<f64>,
+    pub tone: Tone,
+}
+
+/// What to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// Lines over ordered categories (weeks, months).
+    Line {
+        categories: Vec<String>,
+        series: Vec<Series>,
+        /// A horizontal reference line, such as a target rate.
+        target: Option<f64>,
+    },
+    /// Horizontal bars, first on top: rankings.
+    Bar { bars: Vec<Bar>, target: Option<f64> },
+    /// Vertical bars of stacked parts (early, on time, late).
+    StackedBar {
+        categories: Vec<String>,
+        parts: Vec<Series>,
+    },
+    /// Rows × columns of coloured cells (ward × week), coloured from `low`
+    /// (red) to `high` (green).
+    Heatmap {
+        columns: Vec<String>,
+        rows: Vec<String>,
+        /// `values[row][column]`.
+        values: Vec<Vec<Option<f64>>>,
+        low: f64,
+        high: f64,
+    },
+    /// A line without axes, for a table cell.
+    Sparkline { values: Vec<Option<f64>> },
+}
+
+impl Chart {
+    /// A size that fits the content when the caller has no preference:
+    /// rankings and heatmaps grow with their rows.
+    pub fn natural_size(&self) -> (u32, u32) {
+        match self {
+            Chart::Bar { bars, .. } => (720, 60 + 18 * bars.len().max(1) as u32),
+            Chart::Heatmap { rows, .. } => (760, 90 + 14 * rows.len().max(1) as u32),
+            Chart::Sparkline { .. } => (120, 28),
+            Chart::Line { .. } | Chart::StackedBar { .. } => (720, 320),
+        }
+    }
+
+    /// The chart as an SVG document.
+    pub fn svg(&self, width: u32, height: u32) -> Result<String, ChartError> {
+        check_size(width, height)?;
+        register_font();
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(draw_error)?;
+        }
+        Ok(out)
+    }
+
+    /// The chart as a PNG image.
+    pub fn png(&self, width: u32, height: u32) -> Result<Vec<u8>, ChartError> {
+        check_size(width, height)?;
+        register_font();
+        let mut pixels = vec![0u8; width as usize * height as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(draw_error)?;
+        }
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        writer
+            .finish()
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        Ok(out)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(draw_error)?;
+        match self {
+            Chart::Line {
+                categories,
+                series,
+                target,
+            } => draw_line(root, categories, series, *target),
+            Chart::Bar { bars, target } => draw_bars(root, bars, *target),
+            Chart::StackedBar { categories, parts } => draw_stacked(root, categories, parts),
+            Chart::Heatmap {
+                columns,
+                rows,
+                values,
+                low,
+                high,
+            } => draw_heatmap(root, columns, rows, values, *low, *high),
+            Chart::Sparkline { values } => draw_sparkline(root, values),
+        }
+    }
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), ChartError> {
+    let valid = 16..=4000;
+    if valid.contains(&width) && valid.contains(&height) {
+        Ok(())
+    } else {
+        Err(ChartError::Size { width, height })
+    }
+}
+
+fn draw_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> ChartError {
+    ChartError::Draw(error.to_string())
+}
+
+fn register_font() {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // The bundled bytes are a valid TrueType font (a test draws with it);
+        // were they not, text would be missing and the tests would say so.
+        let _ = plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+/// Labels in NFC: decomposed input (e + combining marks) becomes the
+/// precomposed letters the font draws.
+pub fn nfc(text: &str) -> String {
+    text.nfc().collect()
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FontFamily::Name(FONT_FAMILY), size).into_font().color(&TEXT)
+}
+
+const TEXT: RGBColor = RGBColor(0x22, 0x2b, 0x36);
+const GRID: RGBColor = RGBColor(0xe3, 0xe7, 0xec);
+const TARGET: RGBColor = RGBColor(0x8a, 0x94, 0xa3);
+
+/// The colours of successive series and parts.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x5f, 0x99),
+    RGBColor(0xd9, 0x6c, 0x06),
+    RGBColor(0x2e, 0x7d, 0x32),
+    RGBColor(0x8e, 0x24, 0xaa),
+    RGBColor(0xc6, 0x28, 0x28),
+    RGBColor(0x00, 0x83, 0x8f),
+];
+
+/// The y range of values, padded, starting at zero for non-negative data.
+fn value_range<'a>(values: impl Iterator<Item = &'a f64>, extra: Option<f64>) -> (f64, f64) {
+    let (mut low, mut high) = values
+        .copied()
+        .chain(extra)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !low.is_finite() {
+        return (0.0, 1.0);
+    }
+    if low >= 0.0 {
+        low = 0.0;
+    }
+    if high <= low {
+        high = low + 1.0;
+    }
+    (low, high + (high - low) * 0.05)
+}
+
+/// Every n-th category label, so labels never overlap.
+fn label_step(count: usize, width: u32, label_px: u32) -> usize {
+    let fit = (width / label_px.max(1)).max(1) as usize;
+    count.div_ceil(fit).max(1)
+}
+
+fn segment_label(labels: &[String], value: &SegmentValue<usize>, step: usize) -> String {
+    match value {
+        SegmentValue::CenterOf(i) if i % step == 0 => {
+            labels.get(*i).map(|l| nfc(l)).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+fn draw_line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    categories: &[String],
+    series: &[Series],
+    target: Option<f64>,
+) -> Result<(), ChartError> {
+    let (low, high) = value_range(series.iter().flat_map(|s| s.values.iter().flatten()), target);
+    let count = categories.len().max(1);
+    let (width, _) = root.dim_in_pixel();
+    let step = label_step(count, width.saturating_sub(60), 70);
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(48)
+        .build_cartesian_2d((0..count).into_segmented(), low..high)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(TARGET)
+        .x_labels(count)
+        .x_label_formatter(&|v| segment_label(categories, v, step))
+        .y_label_formatter(&|v| trim_number(*v))
+        .label_style(font(12.0))
+        .draw()
+        .map_err(draw_error)?;
+    if let Some(target) = target {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![
+                    (SegmentValue::Exact(0), target),
+                    (SegmentValue::Exact(count), target),
+                ],
+                TARGET.stroke_width(1),
+            )))
+            .map_err(draw_error)?;
+    }
+    for (index, line) in series.iter().enumerate() {
+        let colour = PALETTE[index % PALETTE.len()];
+        // A gap (no denominator that week) breaks the line instead of
+        // pretending to be zero.
+        let mut runs: Vec<Vec<(SegmentValue<usize>, f64)>> = vec![Vec::new()];
+        for (i, value) in line.values.iter().enumerate() {
+            match value {
+                Some(v) => runs
+                    .last_mut()
+                    .map(|run| run.push((SegmentValue::CenterOf(i), *v)))
+                    .unwrap_or_default(),
+                None => runs.push(Vec::new()),
+            }
+        }
+        let drawn = chart
+            .draw_series(
+                runs.into_iter()
+                    .filter(|run| !run.is_empty())
+                    .map(|run| PathElement::new(run, colour.stroke_width(2))),
+            )
+            .map_err(draw_error)?;
+        drawn
+            .label(nfc(&line.name))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(line.values.iter().enumerate().filter_map(|(i, v)| {
+                v.map(|v| Circle::new((SegmentValue::CenterOf(i), v), 2, colour.filled()))
+            }))
+            .map_err(draw_error)?;
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(GRID)
+            .label_font(font(12.0))
+            .draw()
+            .map_err(draw_error)?;
+    }
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    bars: &[Bar],
+    target: Option<f64>,
+) -> Result<(), ChartError> {
+    let (low, high) = value_range(bars.iter().filter_map(|b| b.value.as_ref()), target);
+    let count = bars.len().max(1);
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    // The first bar on top: segments count from the bottom.
+    let row = |i: usize| count - 1 - i;
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(24)
+        .y_label_area_size(190)
+        .build_cartesian_2d(low..high, (0..count).into_segmented())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(TARGET)
+        .y_labels(count)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if *i < count => nfc(&labels[row(*i)]),
+            _ => String::new(),
+        })
+        .x_label_formatter(&|v| trim_number(*v))
+        .label_style(font(11.0))
+        .draw()
+        .map_err(draw_error)?;
+    chart
+        .draw_series(bars.iter().enumerate().filter_map(|(i, bar)| {
+            let value = bar.value?;
+            let r = row(i);
+            let mut rect = Rectangle::new(
+                [
+                    (low.max(0.0), SegmentValue::Exact(r)),
+                    (value, SegmentValue::Exact(r + 1)),
+                ],
+                bar.tone.colour().filled(),
+            );
+            rect.set_margin(2, 2, 0, 0);
+            Some(rect)
+        }))
+        .map_err(draw_error)?;
+    if let Some(target) = target {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![
+                    (target, SegmentValue::Exact(0)),
+                    (target, SegmentValue::Exact(count)),
+                ],
+                TEXT.stroke_width(1),
+            )))
+            .map_err(draw_error)?;
+    }
+    Ok(())
+}
+
+fn draw_stacked<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    categories: &[String],
+    parts: &[Series],
+) -> Result<(), ChartError> {
+    let count = categories.len().max(1);
+    let totals: Vec<f64> = (0..count)
+        .map(|i| {
+            parts
+                .iter()
+                .filter_map(|p| p.values.get(i).copied().flatten())
+                .sum()
+        })
+        .collect();
+    let (_, high) = value_range(totals.iter(), None);
+    let (width, _) = root.dim_in_pixel();
+    let step = label_step(count, width.saturating_sub(60), 70);
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(56)
+        .build_cartesian_2d((0..count).into_segmented(), 0.0..high)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(TARGET)
+        .x_labels(count)
+        .x_label_formatter(&|v| segment_label(categories, v, step))
+        .y_label_formatter(&|v| trim_number(*v))
+        .label_style(font(12.0))
+        .draw()
+        .map_err(draw_error)?;
+    let mut base = vec![0.0; count];
+    for (index, part) in parts.iter().enumerate() {
+        let colour = stacked_colour(index, parts.len());
+        let rects: Vec<_> = (0..count)
+            .filter_map(|i| {
+                let value = part.values.get(i).copied().flatten()?;
+                let bottom = base[i];
+                base[i] += value;
+                let mut rect = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), bottom),
+                        (SegmentValue::Exact(i + 1), bottom + value),
+                    ],
+                    colour.filled(),
+                );
+                rect.set_margin(0, 0, 3, 3);
+                Some(rect)
+            })
+            .collect();
+        chart
+            .draw_series(rects)
+            .map_err(draw_error)?
+            .label(nfc(&part.name))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GRID)
+        .label_font(font(12.0))
+        .draw()
+        .map_err(draw_error)?;
+    Ok(())
+}
+
+/// Early, on time, late read green, blue, red; other stacks use the palette.
+fn stacked_colour(index: usize, parts: usize) -> RGBColor {
+    if parts == 3 {
+        [Tone::Good, Tone::Neutral, Tone::Bad][index].colour()
+    } else {
+        PALETTE[index % PALETTE.len()]
+    }
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    columns: &[String],
+    rows: &[String],
+    values: &[Vec<Option<f64>>],
+    low: f64,
+    high: f64,
+) -> Result<(), ChartError> {
+    let (ncols, nrows) = (columns.len().max(1), rows.len().max(1));
+    let (width, _) = root.dim_in_pixel();
+    let step = label_step(ncols, width.saturating_sub(200), 64);
+    let row = |i: usize| nrows - 1 - i;
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(170)
+        .build_cartesian_2d((0..ncols).into_segmented(), (0..nrows).into_segmented())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .axis_style(TARGET)
+        .x_labels(ncols)
+        .y_labels(nrows)
+        .x_label_formatter(&|v| segment_label(columns, v, step))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) if *i < nrows => {
+                rows.get(row(*i)).map(|l| nfc(l)).unwrap_or_default()
+            }
+            _ => String::new(),
+        })
+        .label_style(font(10.0))
+        .draw()
+        .map_err(draw_error)?;
+    let cells = values.iter().enumerate().flat_map(|(r, line)| {
+        line.iter().enumerate().map(move |(c, value)| {
+            let colour = match value {
+                Some(v) => scale_colour(*v, low, high),
+                None => GRID,
+            };
+            let mut rect = Rectangle::new(
+                [
+                    (SegmentValue::Exact(c), SegmentValue::Exact(row(r))),
+                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(row(r) + 1)),
+                ],
+                colour.filled(),
+            );
+            rect.set_margin(1, 0, 1, 0);
+            rect
+        })
+    });
+    chart.draw_series(cells).map_err(draw_error)?;
+    Ok(())
+}
+
+/// Red at `low`, amber halfway, green at `high`.
+fn scale_colour(value: f64, low: f64, high: f64) -> RGBColor {
+    let t = if high > low {
+        ((value - low) / (high - low)).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let (bad, warn, good) = (Tone::Bad.colour(), Tone::Warn.colour(), Tone::Good.colour());
+    let mix = |a: RGBColor, b: RGBColor, t: f64| {
+        let channel = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * t).round() as u8;
+        RGBColor(channel(a.0, b.0), channel(a.1, b.1), channel(a.2, b.2))
+    };
+    if t < 0.5 {
+        mix(bad, warn, t * 2.0)
+    } else {
+        mix(warn, good, (t - 0.5) * 2.0)
+    }
+}
+
+fn draw_sparkline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    values: &[Option<f64>],
+) -> Result<(), ChartError> {
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    let (low, high) = known
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let (low, high) = if low.is_finite() && high > low {
+        (low, high)
+    } else if low.is_finite() {
+        (low - 1.0, high + 1.0)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(root)
+        .margin(3)
+        .build_cartesian_2d(0..values.len().max(2) - 1, low..high)
+        .map_err(draw_error)?;
+    let colour = PALETTE[0];
+    let points = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)));
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            points.collect::<Vec<_>>(),
+            colour.stroke_width(1),
+        )))
+        .map_err(draw_error)?;
+    if let Some((i, v)) = values
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, v)| v.map(|v| (i, v)))
+    {
+        chart
+            .draw_series(std::iter::once(Circle::new((i, v), 2, colour.filled())))
+            .map_err(draw_error)?;
+    }
+    Ok(())
+}
+
+/// Axis numbers without trailing zeros, with the Vietnamese decimal comma.
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.1}");
+    text.strip_suffix(".0")
+        .map(str::to_owned)
+        .unwrap_or_else(|| text.replace('.', ","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weeks() -> Vec<String> {
+        (27..=31).map(|w| format!("T{w}")).collect()
+    }
+
+    #[test]
+    fn every_kind_draws_as_svg_and_png() {
+        let charts = [
+            Chart::Line {
+                categories: weeks(),
+                series: vec![Series {
+                    name: "Đúng hạn".into(),
+                    values: vec![Some(91.0), None, Some(95.5), Some(97.0), Some(96.0)],
+                }],
+                target: Some(95.0),
+            },
+            Chart::Bar {
+                bars: vec![
+                    Bar {
+                        label: "Phường Ninh Kiều".into(),
+                        value: Some(98.0),
+                        tone: Tone::Good,
+                    },
+                    Bar {
+                        label: "Xã Thới Lai".into(),
+                        value: None,
+                        tone: Tone::Neutral,
+                    },
+                ],
+                target: Some(95.0),
+            },
+            Chart::StackedBar {
+                categories: weeks(),
+                parts: ["Sớm hạn", "Đúng hạn", "Trễ hạn"]
+                    .iter()
+                    .map(|name| Series {
+                        name: (*name).into(),
+                        values: vec![Some(3.0); 5],
+                    })
+                    .collect(),
+            },
+            Chart::Heatmap {
+                columns: weeks(),
+                rows: vec!["Phường Cái Khế".into(), "Xã Phong Điền".into()],
+                values: vec![vec![Some(80.0); 5], vec![None, Some(100.0), None, None, None]],
+                low: 80.0,
+                high: 100.0,
+            },
+            Chart::Sparkline {
+                values: vec![Some(1.0), Some(3.0), None, Some(2.0)],
+            },
+        ];
+        for chart in charts {
+            let (width, height) = chart.natural_size();
+            let svg = chart.svg(width, height).expect("svg");
+            assert!(svg.starts_with("<svg"), "{chart:?}");
+            let png = chart.png(width, height).expect("png");
+            assert_eq!(&png[1..4], b"PNG", "{chart:?}");
+        }
+    }
+
+    #[test]
+    fn labels_are_nfc_and_name_the_bundled_font() {
+        // "Ninh Kiều" with the ề decomposed into e + combining circumflex + grave.
+        let decomposed = "Ninh Kie\u{0302}\u{0300}u";
+        let chart = Chart::Bar {
+            bars: vec![Bar {
+                label: decomposed.into(),
+                value: Some(1.0),
+                tone: Tone::Good,
+            }],
+            target: None,
+        };
+        let svg = chart.svg(400, 100).expect("svg");
+        assert!(svg.contains("Ninh Kiều"), "{svg}");
+        assert!(!svg.contains('\u{0300}'));
+        assert!(svg.contains("chiso-sans"));
+    }
+
+    #[test]
+    fn text_is_drawn_with_the_bundled_font() {
+        // The same chart with and without a label: the label must put ink on
+        // the PNG, which it cannot if the font failed to load.
+        let bar = |label: &str| Chart::Bar {
+            bars: vec![Bar {
+                label: label.into(),
+                value: Some(1.0),
+                tone: Tone::Good,
+            }],
+            target: None,
+        };
+        let ink = |png: Vec<u8>| png.len();
+        let plain = ink(bar("").png(400, 100).expect("png"));
+        let labelled = ink(bar("Phường Tân An").png(400, 100).expect("png"));
+        assert!(labelled > plain + 200, "{plain} vs {labelled}");
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let chart = Chart::Sparkline { values: vec![] };
+        assert!(matches!(chart.svg(0, 10), Err(ChartError::Size { .. })));
+        assert!(matches!(chart.png(5000, 10), Err(ChartError::Size { .. })));
+    }
+
+    #[test]
+    fn heat_runs_from_red_to_green() {
+        assert_eq!(scale_colour(0.0, 0.0, 100.0), Tone::Bad.colour());
+        assert_eq!(scale_colour(50.0, 0.0, 100.0), Tone::Warn.colour());
+        assert_eq!(scale_colour(100.0, 0.0, 100.0), Tone::Good.colour());
+        assert_eq!(trim_number(95.0), "95");
+        assert_eq!(trim_number(97.5), "97,5");
+    }
+}

@@ -1,0 +1,84 @@
+//! Every panel of the shipped dashboards runs on the built-in sample city and
+//! shows what it declares.
+
+use chiso_dashboard::{present, Dashboards, Lang, Params, PanelKind};
+use chiso_engine::{Engine, EngineOptions};
+
+async fn sample_engine() -> Engine {
+    let dir = std::env::temp_dir().join(format!("chiso-dashboard-test-{}", std::process::id()));
+    let store = dir.join("sample-city");
+    chiso_ingest::sample::ensure_store(&store)
+        .await
+        .expect("sample city");
+    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
+    Engine::open(
+        &store,
+        EngineOptions {
+            now: Some(now),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("engine")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_panel_runs_and_has_its_columns() {
+    let engine = sample_engine().await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    for period in ["2025-W40"] {
+        let mut params = Params::new(engine.period(period).expect("period"), Lang::Vi, engine.now());
+        params.ward = Some("31135".into());
+        for page in &dashboards.pages {
+            for panel in &page.panels {
+                let table = chiso_dashboard::evaluate(&engine, panel, &params)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}/{}: {e}", page.id, panel.id));
+                let declared: Vec<&str> = match &panel.kind {
+                    PanelKind::Tiles { tiles: columns } | PanelKind::Table { columns } => {
+                        columns.iter().map(|c| c.column.as_str()).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for column in declared {
+                    assert!(
+                        table.column_index(column).is_some(),
+                        "{}/{}: no column {column} in {:?}",
+                        page.id,
+                        panel.id,
+                        table.columns
+                    );
+                }
+                if panel.kind.is_chart() {
+                    let chart = present::chart(panel, &table, &params)
+                        .unwrap_or_else(|e| panic!("{}/{}: {e}", page.id, panel.id))
+                        .expect("a chart");
+                    let (w, h) = chart.natural_size();
+                    chart.svg(w, h).expect("svg");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ranking_lists_every_ward_and_the_filters_narrow_it() {
+    let engine = sample_engine().await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    let panel = dashboards
+        .page("ranking")
+        .and_then(|p| p.panel("wards"))
+        .expect("ranking panel");
+    let mut params = Params::new(engine.period("2025-W40").expect("period"), Lang::Vi, engine.now());
+    let all = chiso_dashboard::evaluate(&engine, panel, &params)
+        .await
+        .expect("ranking");
+    assert_eq!(all.total_rows, 103);
+    params.kind = Some("xa".into());
+    let communes = chiso_dashboard::evaluate(&engine, panel, &params)
+        .await
+        .expect("communes");
+    assert!(communes.total_rows > 0 && communes.total_rows < 103);
+    let kinds = communes.column("kind_vi").expect("kind");
+    assert!(kinds.iter().all(|k| k.raw_text() == "Xã"), "{kinds:?}");
+}
