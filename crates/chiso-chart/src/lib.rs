@@ -215,7 +215,9 @@ pub fn nfc(text: &str) -> String {
 }
 
 fn font(size: f64) -> TextStyle<'static> {
-    (FontFamily::Name(FONT_FAMILY), size).into_font().color(&TEXT)
+    (FontFamily::Name(FONT_FAMILY), size)
+        .into_font()
+        .color(&TEXT)
 }
 
 const TEXT: RGBColor = RGBColor(0x22, 0x2b, 0x36);
@@ -273,7 +275,10 @@ fn draw_line<DB: DrawingBackend>(
     series: &[Series],
     target: Option<f64>,
 ) -> Result<(), ChartError> {
-    let (low, high) = value_range(series.iter().flat_map(|s| s.values.iter().flatten()), target);
+    let (low, high) = value_range(
+        series.iter().flat_map(|s| s.values.iter().flatten()),
+        target,
+    );
     let count = categories.len().max(1);
     let (width, _) = root.dim_in_pixel();
     let step = label_step(count, width.saturating_sub(60), 70);
@@ -286,7 +291,7 @@ fn draw_line<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .light_line_style(GRID)
+        .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
         .axis_style(TARGET)
         .x_labels(count)
@@ -327,9 +332,9 @@ fn draw_line<DB: DrawingBackend>(
                     .map(|run| PathElement::new(run, colour.stroke_width(2))),
             )
             .map_err(draw_error)?;
-        drawn
-            .label(nfc(&line.name))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        drawn.label(nfc(&line.name)).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+        });
         chart
             .draw_series(line.values.iter().enumerate().filter_map(|(i, v)| {
                 v.map(|v| Circle::new((SegmentValue::CenterOf(i), v), 2, colour.filled()))
@@ -368,7 +373,7 @@ fn draw_bars<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .light_line_style(GRID)
+        .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
         .axis_style(TARGET)
         .y_labels(count)
@@ -435,7 +440,7 @@ fn draw_stacked<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .light_line_style(GRID)
+        .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
         .axis_style(TARGET)
         .x_labels(count)
@@ -663,7 +668,10 @@ mod tests {
             Chart::Heatmap {
                 columns: weeks(),
                 rows: vec!["Phường Cái Khế".into(), "Xã Phong Điền".into()],
-                values: vec![vec![Some(80.0); 5], vec![None, Some(100.0), None, None, None]],
+                values: vec![
+                    vec![Some(80.0); 5],
+                    vec![None, Some(100.0), None, None, None],
+                ],
                 low: 80.0,
                 high: 100.0,
             },

@@ -7,6 +7,7 @@
 mod generate;
 mod ingest;
 mod query;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ enum Command {
     Kpi(query::KpiArgs),
     Index(query::IndexArgs),
     Sql(query::SqlArgs),
+    Serve(serve::ServeArgs),
     /// Inspect and maintain a store.
     #[command(subcommand)]
     Store(ingest::StoreCommand),
@@ -61,6 +63,9 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Sql(args) => runtime()
             .and_then(|rt| rt.block_on(query::sql(args)))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()
+            .and_then(|rt| rt.block_on(serve::serve(args)))
             .map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))

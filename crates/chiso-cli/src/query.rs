@@ -122,24 +122,28 @@ pub struct SqlArgs {
     output: OutputArgs,
 }
 
+/// The store to read: the one given, or the built-in sample city (created
+/// on first use); `true` when it is the sample.
+pub async fn store_or_sample(store: &Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
+    if let Some(store) = store {
+        return Ok((store.clone(), false));
+    }
+    let sample = chiso_ingest::sample::default_location();
+    if chiso_ingest::sample::ensure_store(&sample).await? {
+        eprintln!(
+            "chiso: created the built-in sample city in {}",
+            sample.display()
+        );
+    }
+    eprintln!(
+        "chiso: showing the built-in sample city (103 wards, 2025, 1 % of the real volume); \
+         --store DIR shows your own data"
+    );
+    Ok((sample, true))
+}
+
 async fn open(store: &Option<PathBuf>, external: Option<PathBuf>) -> anyhow::Result<Engine> {
-    let store = match store {
-        Some(store) => store.clone(),
-        None => {
-            let sample = chiso_ingest::sample::default_location();
-            if chiso_ingest::sample::ensure_store(&sample).await? {
-                eprintln!(
-                    "chiso: created the built-in sample city in {}",
-                    sample.display()
-                );
-            }
-            eprintln!(
-                "chiso: showing the built-in sample city (103 wards, 2025, 1 % of the real volume); \
-                 --store DIR shows your own data"
-            );
-            sample
-        }
-    };
+    let (store, _) = store_or_sample(store).await?;
     let store = store.as_path();
     let options = EngineOptions {
         external_indicators: external,

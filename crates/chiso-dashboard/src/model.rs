@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::DashboardError;
 use crate::params::{Filter, PARAMETERS};
 use crate::present::{Format, Lang};
-use crate::DashboardError;
 
 /// A text in both languages of the product.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -263,10 +263,16 @@ const BUILTIN: &[(&str, &str)] = &[
         "overview.toml",
         include_str!("../../../dashboards/overview.toml"),
     ),
-    ("ranking.toml", include_str!("../../../dashboards/ranking.toml")),
+    (
+        "ranking.toml",
+        include_str!("../../../dashboards/ranking.toml"),
+    ),
     ("ward.toml", include_str!("../../../dashboards/ward.toml")),
     ("flags.toml", include_str!("../../../dashboards/flags.toml")),
-    ("quality.toml", include_str!("../../../dashboards/quality.toml")),
+    (
+        "quality.toml",
+        include_str!("../../../dashboards/quality.toml"),
+    ),
 ];
 
 /// Paths the server keeps for itself.
@@ -394,7 +400,10 @@ fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
     {
         return Err(invalid(
             path_line,
-            format!("path `{page_path}` is kept for the server ({})", RESERVED.join(", ")),
+            format!(
+                "path `{page_path}` is kept for the server ({})",
+                RESERVED.join(", ")
+            ),
         ));
     }
     let mut panels = Vec::with_capacity(file.panels.len());
@@ -405,7 +414,11 @@ fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
         if !panel_ids.insert(id.clone()) {
             return Err(invalid(line, format!("a second panel with the id `{id}`")));
         }
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(invalid(
                 line,
                 format!("panel id `{id}` must be letters, digits, - or _"),
@@ -414,7 +427,8 @@ fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
         let sql_line = line_of(text, panel.sql.span());
         check_placeholders(panel.sql.get_ref(), page_path.ends_with("{ward}"))
             .map_err(|reason| invalid(sql_line, format!("panel `{id}`: {reason}")))?;
-        let built = build_panel(panel).map_err(|reason| invalid(line, format!("panel `{id}`: {reason}")))?;
+        let built = build_panel(panel)
+            .map_err(|reason| invalid(line, format!("panel `{id}`: {reason}")))?;
         panels.push(built);
     }
     Ok(Page {
@@ -492,7 +506,11 @@ fn build_column(file: ColumnFile) -> Result<Column, String> {
                 "column `{}`: good ({}) must be {} warn ({})",
                 file.column,
                 t.good,
-                if t.lower_is_better { "at most" } else { "at least" },
+                if t.lower_is_better {
+                    "at most"
+                } else {
+                    "at least"
+                },
                 t.warn
             ));
         }
@@ -627,7 +645,10 @@ columns = [{ column = "received", format = "integer" }]
         let (page, ward) = dashboards.route("/ward/31135").expect("ward page");
         assert!(page.per_ward());
         assert_eq!(ward, Some("31135"));
-        assert_eq!(dashboards.route("/").map(|(p, _)| p.id.as_str()), Some("overview"));
+        assert_eq!(
+            dashboards.route("/").map(|(p, _)| p.id.as_str()),
+            Some("overview")
+        );
         assert!(dashboards.route("/nowhere").is_none());
     }
 

@@ -1,9 +1,9 @@
 //! What a request asks for (period, ward, filters, language), as the SQL
 //! literals a panel's `{{parameters}}` are filled with.
 
+use chiso_engine::EngineError;
 use chiso_engine::period::{Grain, Period};
 use chiso_engine::queries::{date_literal, instant_literal, render, string_literal};
-use chiso_engine::EngineError;
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use serde::Deserialize;
 
@@ -154,8 +154,14 @@ mod tests {
         assert_eq!(week.1.to_string(), "2025-04-14");
         assert_eq!(week.2.to_string(), "2025-07-13");
         let month = Params::new(period("2025-07"), Lang::Vi, now()).series();
-        assert_eq!((month.1.to_string(), month.2.to_string()), ("2024-08-01".into(), "2025-07-31".into()));
+        assert_eq!(
+            (month.1.to_string(), month.2.to_string()),
+            ("2024-08-01".into(), "2025-07-31".into())
+        );
         let year = Params::new(period("2025"), Lang::En, now()).series();
-        assert_eq!((year.0, year.1.to_string()), (Grain::Month, "2025-01-01".into()));
+        assert_eq!(
+            (year.0, year.1.to_string()),
+            (Grain::Month, "2025-01-01".into())
+        );
     }
 }

@@ -6,10 +6,10 @@ use chiso_core::time::business_offset;
 use chrono::Datelike;
 use serde::Deserialize;
 
+use crate::DashboardError;
 use crate::model::{Column, Panel, PanelKind};
 use crate::params::Params;
 use crate::table::{Table, Value};
-use crate::DashboardError;
 
 /// The language of a page or report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -324,7 +324,12 @@ mod tests {
         let cases = [
             (Value::Int(1234), Format::Integer, "1.234", "1,234"),
             (Value::Float(98.25), Format::Percent, "98,25 %", "98.25 %"),
-            (Value::Float(1234.5), Format::Decimal, "1.234,50", "1,234.50"),
+            (
+                Value::Float(1234.5),
+                Format::Decimal,
+                "1.234,50",
+                "1,234.50",
+            ),
             (Value::Float(1.5), Format::Change, "+1,50", "+1.50"),
             (Value::Int(-3), Format::Change, "-3", "-3"),
             (Value::Null, Format::Percent, "–", "–"),

@@ -123,7 +123,13 @@ fn values(array: &ArrayRef, rows: usize) -> Result<Vec<Value>, DashboardError> {
         DataType::Boolean => {
             let a = array.as_boolean();
             (0..rows)
-                .map(|i| if valid(i) { Value::Bool(a.value(i)) } else { Value::Null })
+                .map(|i| {
+                    if valid(i) {
+                        Value::Bool(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect()
         }
         DataType::Int8
@@ -137,7 +143,13 @@ fn values(array: &ArrayRef, rows: usize) -> Result<Vec<Value>, DashboardError> {
             let cast = cast(&array, &DataType::Int64).map_err(data_error)?;
             let a = cast.as_primitive::<Int64Type>();
             (0..rows)
-                .map(|i| if valid(i) { Value::Int(a.value(i)) } else { Value::Null })
+                .map(|i| {
+                    if valid(i) {
+                        Value::Int(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect()
         }
         DataType::Float16
@@ -148,7 +160,13 @@ fn values(array: &ArrayRef, rows: usize) -> Result<Vec<Value>, DashboardError> {
             let cast = cast(&array, &DataType::Float64).map_err(data_error)?;
             let a = cast.as_primitive::<Float64Type>();
             (0..rows)
-                .map(|i| if valid(i) { Value::Float(a.value(i)) } else { Value::Null })
+                .map(|i| {
+                    if valid(i) {
+                        Value::Float(a.value(i))
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect()
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
@@ -237,9 +255,18 @@ mod tests {
     #[test]
     fn arrow_becomes_plain_values_up_to_the_limit() {
         let batch = RecordBatch::try_from_iter([
-            ("n", Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])) as ArrayRef),
-            ("x", Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])) as ArrayRef),
-            ("s", Arc::new(StringArray::from(vec!["Cái Khế", "b", "c"])) as ArrayRef),
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])) as ArrayRef,
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])) as ArrayRef,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec!["Cái Khế", "b", "c"])) as ArrayRef,
+            ),
             (
                 "l",
                 Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(vec![

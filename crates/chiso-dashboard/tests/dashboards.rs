@@ -1,7 +1,7 @@
 //! Every panel of the shipped dashboards runs on the built-in sample city and
 //! shows what it declares.
 
-use chiso_dashboard::{present, Dashboards, Lang, Params, PanelKind};
+use chiso_dashboard::{Dashboards, Lang, PanelKind, Params, present};
 use chiso_engine::{Engine, EngineOptions};
 
 async fn sample_engine() -> Engine {
@@ -27,7 +27,11 @@ async fn every_shipped_panel_runs_and_has_its_columns() {
     let engine = sample_engine().await;
     let dashboards = Dashboards::builtin().expect("dashboards");
     for period in ["2025-W40"] {
-        let mut params = Params::new(engine.period(period).expect("period"), Lang::Vi, engine.now());
+        let mut params = Params::new(
+            engine.period(period).expect("period"),
+            Lang::Vi,
+            engine.now(),
+        );
         params.ward = Some("31135".into());
         for page in &dashboards.pages {
             for panel in &page.panels {
@@ -69,7 +73,11 @@ async fn the_ranking_lists_every_ward_and_the_filters_narrow_it() {
         .page("ranking")
         .and_then(|p| p.panel("wards"))
         .expect("ranking panel");
-    let mut params = Params::new(engine.period("2025-W40").expect("period"), Lang::Vi, engine.now());
+    let mut params = Params::new(
+        engine.period("2025-W40").expect("period"),
+        Lang::Vi,
+        engine.now(),
+    );
     let all = chiso_dashboard::evaluate(&engine, panel, &params)
         .await
         .expect("ranking");

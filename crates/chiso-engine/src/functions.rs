@@ -195,8 +195,12 @@ impl Function {
     fn usage(&self) -> &'static str {
         match self.name {
             "kpi" => "kpi('2025-W28', 'ward') or kpi('2025-W28', 'procedure', '31135')",
-            "kpi_change" => "kpi_change('2025-W28', 'ward') or kpi_change('2025-W28', 'procedure', '31135')",
-            "kpi_series" => "kpi_series('week', 'ward', '2025-01-01', '2025-12-31') or with a ward code last",
+            "kpi_change" => {
+                "kpi_change('2025-W28', 'ward') or kpi_change('2025-W28', 'procedure', '31135')"
+            }
+            "kpi_series" => {
+                "kpi_series('week', 'ward', '2025-01-01', '2025-12-31') or with a ward code last"
+            }
             "kpi_index" => "kpi_index('2025-07', 'portal')",
             _ => "kpi_index_detail('2025-07', 'portal')",
         }

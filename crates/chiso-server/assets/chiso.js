@@ -1,0 +1,27 @@
+// chiso: sortable tables and self-submitting filters. Pages work without it.
+"use strict";
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var headers = table.querySelectorAll("th");
+  headers.forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var numeric = th.classList.contains("num");
+      rows.sort(function (a, b) {
+        var x = a.cells[column].getAttribute("data-sort") || "";
+        var y = b.cells[column].getAttribute("data-sort") || "";
+        // Missing values go last, whichever the direction.
+        if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
+        var order = numeric ? Number(x) - Number(y) : x.localeCompare(y, "vi");
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+  select.addEventListener("change", function () { select.form.submit(); });
+});

@@ -1,0 +1,224 @@
+//! # chiso-server: the weekly review in the browser
+//!
+//! A thin axum server over the engine: the dashboard pages of
+//! `dashboards/*.toml` rendered as HTML on the server (no external resources,
+//! a few lines of JavaScript for sorting), their charts as SVG inline and as
+//! PNG from stable URLs, a JSON API mirroring the pages, and live ingestion
+//! (`POST /api/events`) through the very ingestion path of the CLI.
+//!
+//! Data flow: [`live::Live`] holds the snapshot being served (an engine over
+//! one store version); a panel's table, a page and a chart are computed once
+//! per snapshot and kept in [`cache::Cache`]; a new store version, from an
+//! ingest here or from another process (polled), replaces the snapshot.
+//!
+//! Architecture invariant: only this crate knows HTTP and HTML. It asks the
+//! dashboard crate for tables and charts and the ingest crate for ingests;
+//! it holds no KPI logic of its own.
+
+mod api;
+pub mod cache;
+mod error;
+mod html;
+mod ingest;
+pub mod live;
+mod pages;
+mod request;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use chiso_core::wards::WardRegistry;
+use chiso_dashboard::{Dashboards, Table};
+use chiso_engine::{EngineError, EngineOptions};
+use chiso_ingest::Ingester;
+
+pub use error::AppError;
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub store: PathBuf,
+    pub dashboards: Dashboards,
+    /// The token `POST /api/events` requires; `None` turns ingestion off.
+    pub ingest_token: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub engine: EngineOptions,
+    /// How often to look for ingests made by other processes.
+    pub poll_every: Duration,
+    /// A line for the page footer saying whose data this is.
+    pub data_label: Option<String>,
+}
+
+/// A rendered response body, as cached.
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub(crate) live: live::Live,
+    pub(crate) dashboards: Dashboards,
+    pub(crate) wards: WardRegistry,
+    pub(crate) tables: cache::Cache<Arc<Table>>,
+    pub(crate) rendered: cache::Cache<Rendered>,
+    pub(crate) ingester: Option<tokio::sync::Mutex<Ingester>>,
+    pub(crate) ingest_token: Option<String>,
+    pub(crate) data_label: Option<String>,
+    pub(crate) started: Instant,
+}
+
+impl AppState {
+    /// Opens the store (deriving its dossier tables if needed).
+    pub async fn open(config: &ServerConfig) -> Result<Arc<Self>, EngineError> {
+        let live = live::Live::open(&config.store, config.engine.clone()).await?;
+        let ingester = match &config.ingest_token {
+            Some(_) => Some(tokio::sync::Mutex::new(
+                Ingester::open(&config.store)
+                    .await
+                    .map_err(|e| EngineError::Query(e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            live,
+            dashboards: config.dashboards.clone(),
+            wards: WardRegistry::builtin(),
+            tables: cache::Cache::default(),
+            rendered: cache::Cache::default(),
+            ingester,
+            ingest_token: config.ingest_token.clone(),
+            data_label: config.data_label.clone(),
+            started: Instant::now(),
+        }))
+    }
+
+    /// Serves the latest store version; drops what was cached for older ones.
+    pub async fn refresh(&self) -> Result<bool, EngineError> {
+        let changed = self.live.refresh().await?;
+        if changed {
+            let key = self.live.current().key();
+            self.tables.retain_version(&key);
+            self.rendered.retain_version(&key);
+        }
+        Ok(changed)
+    }
+}
+
+/// Every route of the server.
+pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/health", get(api::health))
+        .route("/static/{file}", get(pages::asset))
+        .route("/chart/{page}/{file}", get(pages::chart))
+        .route("/api/kpi", get(api::kpi))
+        .route("/api/index", get(api::index))
+        .route("/api/trend", get(api::trend))
+        .route("/api/wards/{code}", get(api::ward))
+        .route("/api/pages", get(api::pages))
+        .route("/api/panels/{page}/{panel}", get(api::panel))
+        .route(
+            "/api/events",
+            post(ingest::post_events).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/api/{*rest}", get(api::unknown))
+        .fallback(get(pages::page))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, path, status, time.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, finishing requests in flight.
+pub async fn serve(config: ServerConfig, addr: SocketAddr) -> Result<(), ServeError> {
+    let state = AppState::open(&config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
+    let local = listener
+        .local_addr()
+        .map_err(|cause| ServeError::Bind { addr, cause })?;
+    tracing::info!(
+        url = %format!("http://{local}/"),
+        store = %config.store.display(),
+        dashboards = %config.dashboards.origin,
+        ingestion = config.ingest_token.is_some(),
+        "chiso is serving"
+    );
+    let poller = {
+        let state = Arc::clone(&state);
+        let every = config.poll_every;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(error) = state.refresh().await {
+                    tracing::warn!(%error, "could not look for new data");
+                }
+            }
+        })
+    };
+    let served = axum::serve(listener, app(state, config.body_limit))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    poller.abort();
+    tracing::info!("chiso stopped");
+    served.map_err(|cause| ServeError::Bind { addr, cause })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+}

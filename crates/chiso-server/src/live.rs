@@ -1,0 +1,103 @@
+//! The data being served: an engine over the latest committed store version,
+//! replaced (never mutated) when an ingest lands, here or in another process.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chiso_engine::{Engine, EngineError, EngineOptions};
+use chiso_store::{Store, Table};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// One store version, opened for querying.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub engine: Engine,
+    /// Versions of the events, quarantine and ingests tables.
+    pub versions: [i64; 3],
+    /// The first and last local day with data.
+    pub data_range: Option<(NaiveDate, NaiveDate)>,
+    pub opened_at: DateTime<Utc>,
+}
+
+impl Snapshot {
+    async fn open(store: Store, options: &EngineOptions) -> Result<Self, EngineError> {
+        let versions = versions(&store);
+        let started = Instant::now();
+        let engine = Engine::from_store(store, options.clone()).await?;
+        let data_range = engine.data_range().await?;
+        tracing::info!(
+            events_version = versions[0],
+            derived = engine.built_derived_tables(),
+            seconds = started.elapsed().as_secs_f64(),
+            "serving store version"
+        );
+        Ok(Self {
+            engine,
+            versions,
+            data_range,
+            opened_at: Utc::now(),
+        })
+    }
+
+    /// The prefix of every cache key computed from this snapshot.
+    pub fn key(&self) -> String {
+        let [events, quarantine, ingests] = self.versions;
+        format!("v{events}.{quarantine}.{ingests}/")
+    }
+
+    pub fn events_version(&self) -> i64 {
+        self.versions[0]
+    }
+}
+
+fn versions(store: &Store) -> [i64; 3] {
+    [
+        store.version(Table::Events),
+        store.version(Table::Quarantine),
+        store.version(Table::Ingests),
+    ]
+}
+
+/// The snapshot being served, and how to move to a newer one.
+#[derive(Debug)]
+pub struct Live {
+    root: PathBuf,
+    options: EngineOptions,
+    current: RwLock<Arc<Snapshot>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    pub async fn open(root: &Path, options: EngineOptions) -> Result<Self, EngineError> {
+        let store = Store::open(root).await?;
+        let snapshot = Snapshot::open(store, &options).await?;
+        Ok(Self {
+            root: root.to_owned(),
+            options,
+            current: RwLock::new(Arc::new(snapshot)),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Moves to the latest committed version, if it is newer; `true` when it
+    /// did. Requests keep being served from the old snapshot meanwhile.
+    pub async fn refresh(&self) -> Result<bool, EngineError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let store = Store::open(&self.root).await?;
+        if versions(&store) == self.current().versions {
+            return Ok(false);
+        }
+        let snapshot = Arc::new(Snapshot::open(store, &self.options).await?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        Ok(true)
+    }
+}

@@ -1,0 +1,376 @@
+//! The dashboard pages, their charts, and the static files.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chiso_chart::Chart;
+use chiso_dashboard::{Lang, Page, Panel, PanelKind, Params, Table, present};
+
+use crate::error::{AppError, PageError};
+use crate::html::{self, escape};
+use crate::live::Snapshot;
+use crate::request::{Query, provinces, query_string};
+use crate::{AppState, Rendered};
+
+/// A page of `dashboards/`, found by its path.
+pub async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
+    let query = Query::parse(uri.query()).map_err(|error| PageError {
+        error,
+        lang: Lang::Vi,
+    })?;
+    let lang = query.lang().unwrap_or_default();
+    let as_page = |error: AppError| PageError { error, lang };
+    query.lang().map_err(as_page)?;
+    let path = uri.path();
+    let (page, ward) = state.dashboards.route(path).ok_or_else(|| {
+        as_page(AppError::not_found(format!(
+            "{} `{path}`",
+            lang.pick("Không có trang", "There is no page")
+        )))
+    })?;
+    let snapshot = state.live.current();
+    let params = query.params(&state, &snapshot, ward).map_err(as_page)?;
+    let key = format!(
+        "{}page:{path}?{}",
+        snapshot.key(),
+        query_string(&params, &[])
+    );
+    let rendered = state
+        .rendered
+        .get_or_try(key, || async {
+            let html = render_page(&state, &snapshot, page, &params).await?;
+            Ok::<_, AppError>(Rendered {
+                content_type: "text/html; charset=utf-8",
+                body: Bytes::from(html),
+            })
+        })
+        .await
+        .map_err(as_page)?;
+    Ok(respond(rendered))
+}
+
+pub(crate) fn respond(rendered: Rendered) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, rendered.content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        rendered.body,
+    )
+        .into_response()
+}
+
+/// A panel's result for `params`, computed once per store version.
+pub(crate) async fn panel_table(
+    state: &AppState,
+    snapshot: &Snapshot,
+    page: &Page,
+    panel: &Panel,
+    params: &Params,
+) -> Result<Arc<Table>, AppError> {
+    let key = format!(
+        "{}table:{}/{}?{}|{}|{}",
+        snapshot.key(),
+        page.id,
+        panel.id,
+        query_string(params, &[]),
+        params.ward.as_deref().unwrap_or(""),
+        params.lang.code()
+    );
+    state
+        .tables
+        .get_or_try(key, || async {
+            let table = chiso_dashboard::evaluate(&snapshot.engine, panel, params).await?;
+            Ok::<_, AppError>(Arc::new(table))
+        })
+        .await
+}
+
+/// The links that reproduce a page's choices, for a chart of it.
+fn chart_href(page: &Page, panel: &Panel, params: &Params, extension: &str) -> String {
+    let mut extra = Vec::new();
+    if let Some(ward) = &params.ward {
+        extra.push(("ward", ward.clone()));
+    }
+    format!(
+        "/chart/{}/{}.{extension}?{}",
+        page.id,
+        panel.id,
+        query_string(params, &extra)
+    )
+}
+
+fn panel_chart(panel: &Panel, table: &Table, params: &Params) -> Result<Chart, AppError> {
+    present::chart(panel, table, params)?
+        .ok_or_else(|| AppError::not_found(format!("panel `{}` is not a chart", panel.id)))
+}
+
+async fn render_page(
+    state: &AppState,
+    snapshot: &Snapshot,
+    page: &Page,
+    params: &Params,
+) -> Result<String, AppError> {
+    let lang = params.lang;
+    let tables = futures_join(state, snapshot, page, params).await;
+    let nav_query = |extra_lang: Lang| {
+        let mut base = Params::new(params.period, extra_lang, params.now);
+        base.ward = None;
+        query_string(&base, &[])
+    };
+    let mut body = String::from("<div class=\"panels\">");
+    for (panel, table) in page.panels.iter().zip(tables) {
+        let table = match table {
+            Ok(table) => table,
+            Err(error) => {
+                body.push_str(&html::failed_panel(panel, lang, &error.message));
+                continue;
+            }
+        };
+        let rendered = match &panel.kind {
+            PanelKind::Tiles { tiles } => html::tiles(panel, tiles, &table, params),
+            PanelKind::Table { columns } => html::table(
+                panel,
+                columns,
+                &table,
+                params,
+                &nav_query(lang),
+                &|values| sparkline(values),
+            ),
+            _ => match panel_chart(panel, &table, params) {
+                Ok(chart) => {
+                    let (width, height) = chart.natural_size();
+                    match chart.svg(width, height) {
+                        Ok(svg) => html::chart(
+                            panel,
+                            &svg,
+                            &chart_href(page, panel, params, "png"),
+                            &chart_href(page, panel, params, "svg"),
+                            lang,
+                            table.rows.is_empty(),
+                        ),
+                        Err(error) => html::failed_panel(panel, lang, &error.to_string()),
+                    }
+                }
+                Err(error) => html::failed_panel(panel, lang, &error.message),
+            },
+        };
+        body.push_str(&rendered);
+    }
+    body.push_str("</div>");
+
+    let ward = params
+        .ward
+        .as_deref()
+        .and_then(|code| state.wards.get(code));
+    let title = match ward {
+        Some(ward) => ward.full_name(),
+        None => page.title.get(lang).to_owned(),
+    };
+    let subtitle = match ward {
+        Some(ward) => Some(format!(
+            "{} {} · {} {}",
+            lang.pick("Mã", "Code"),
+            ward.code,
+            lang.pick("trước 01/7/2025 thuộc", "before 1 July 2025 in"),
+            ward.former_province
+        )),
+        None => page.description.as_ref().map(|d| d.get(lang).to_owned()),
+    };
+    let nav = state
+        .dashboards
+        .pages
+        .iter()
+        .filter(|p| p.nav)
+        .map(|p| {
+            (
+                format!("{}?{}", p.path, nav_query(lang)),
+                p.title.get(lang).to_owned(),
+                p.id == page.id,
+            )
+        })
+        .collect();
+    let path_of = |params: &Params| match &params.ward {
+        Some(code) => format!("{}{code}", page.path_prefix()),
+        None => page.path.clone(),
+    };
+    let other = if lang == Lang::Vi { Lang::En } else { Lang::Vi };
+    let mut in_other = params.clone();
+    in_other.lang = other;
+    let href = |period: &chiso_engine::Period| {
+        let mut moved = params.clone();
+        moved.period = *period;
+        format!("{}?{}", path_of(&moved), query_string(&moved, &[]))
+    };
+    let frame = html::Frame {
+        title: &title,
+        subtitle,
+        lang,
+        nav,
+        other_lang: (
+            format!("{}?{}", path_of(&in_other), query_string(&in_other, &[])),
+            lang.pick("English", "Tiếng Việt"),
+        ),
+        picker: html::picker(&params.period, lang, &href),
+        filters: html::filters(
+            params,
+            &provinces(state),
+            page.filters.contains(&chiso_dashboard::Filter::Kind),
+            page.filters.contains(&chiso_dashboard::Filter::Province),
+        ),
+        freshness: freshness(state, snapshot, lang),
+    };
+    Ok(html::page(&frame, &body))
+}
+
+/// Every panel of a page, computed one after the other (each query already
+/// uses every core).
+async fn futures_join(
+    state: &AppState,
+    snapshot: &Snapshot,
+    page: &Page,
+    params: &Params,
+) -> Vec<Result<Arc<Table>, AppError>> {
+    let mut out = Vec::with_capacity(page.panels.len());
+    for panel in &page.panels {
+        out.push(panel_table(state, snapshot, page, panel, params).await);
+    }
+    out
+}
+
+fn sparkline(values: &[Option<f64>]) -> String {
+    let chart = Chart::Sparkline {
+        values: values.to_vec(),
+    };
+    let (width, height) = chart.natural_size();
+    chart.svg(width, height).unwrap_or_default()
+}
+
+/// Which data the page shows, so a screenshot can be traced to it.
+fn freshness(state: &AppState, snapshot: &Snapshot, lang: Lang) -> String {
+    let range = match snapshot.data_range {
+        Some((first, last)) => format!(
+            "{} {} – {}",
+            lang.pick("Dữ liệu từ", "Data from"),
+            first.format("%d/%m/%Y"),
+            last.format("%d/%m/%Y")
+        ),
+        None => lang.pick("Chưa có dữ liệu", "No data yet").to_owned(),
+    };
+    let opened = snapshot
+        .opened_at
+        .with_timezone(&chiso_core::time::business_offset())
+        .format("%d/%m/%Y %H:%M");
+    let label = state
+        .data_label
+        .as_deref()
+        .map(|l| format!(" · {}", escape(l)))
+        .unwrap_or_default();
+    format!(
+        "{range} · {} {} · {} {opened}{label}",
+        lang.pick("phiên bản sự kiện", "events version"),
+        snapshot.events_version(),
+        lang.pick("cập nhật lúc", "loaded at"),
+    )
+}
+
+/// A chart of a panel as SVG or PNG: `/chart/overview/trend.png?period=2025-W28`.
+pub async fn chart(
+    State(state): State<Arc<AppState>>,
+    Path((page_id, file)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let query = Query::parse(uri.query())?;
+    let (panel_id, extension) = file
+        .rsplit_once('.')
+        .ok_or_else(|| AppError::bad_request(format!("`{file}` should end in .svg or .png")))?;
+    let (content_type, png) = match extension {
+        "svg" => ("image/svg+xml", false),
+        "png" => ("image/png", true),
+        other => {
+            return Err(AppError::bad_request(format!(
+                "charts come as .svg or .png, not .{other}"
+            )));
+        }
+    };
+    let page = state
+        .dashboards
+        .page(&page_id)
+        .ok_or_else(|| AppError::not_found(format!("there is no page `{page_id}`")))?;
+    let panel = page
+        .panel(panel_id)
+        .filter(|p| p.kind.is_chart())
+        .ok_or_else(|| {
+            AppError::not_found(format!("page `{page_id}` has no chart `{panel_id}`"))
+        })?;
+    if page.per_ward() && query.ward.is_none() {
+        return Err(AppError::bad_request(format!(
+            "a chart of the page `{page_id}` needs ward=CODE"
+        )));
+    }
+    let snapshot = state.live.current();
+    let params = query.params(&state, &snapshot, None)?;
+    let table = panel_table(&state, &snapshot, page, panel, &params).await?;
+    let chart = panel_chart(panel, &table, &params)?;
+    let (natural_width, natural_height) = chart.natural_size();
+    let (width, height) = (
+        query.w.unwrap_or(natural_width),
+        query.h.unwrap_or(natural_height),
+    );
+    let key = format!(
+        "{}chart:{page_id}/{file}?{}|{}|{width}x{height}",
+        snapshot.key(),
+        query_string(&params, &[]),
+        params.ward.as_deref().unwrap_or("")
+    );
+    let rendered = state
+        .rendered
+        .get_or_try(key, || async move {
+            let body = if png {
+                Bytes::from(chart.png(width, height).map_err(chart_error)?)
+            } else {
+                Bytes::from(chart.svg(width, height).map_err(chart_error)?)
+            };
+            Ok::<_, AppError>(Rendered { content_type, body })
+        })
+        .await?;
+    Ok(respond(rendered))
+}
+
+fn chart_error(error: chiso_chart::ChartError) -> AppError {
+    match error {
+        chiso_chart::ChartError::Size { .. } => AppError::bad_request(error.to_string()),
+        other => AppError::internal(other.to_string()),
+    }
+}
+
+const CSS: &str = include_str!("../assets/chiso.css");
+const JS: &str = include_str!("../assets/chiso.js");
+
+/// The stylesheet, the script and the font: everything a page loads.
+pub async fn asset(Path(file): Path<String>) -> Result<Response, AppError> {
+    let (content_type, body): (&str, Bytes) = match file.as_str() {
+        "chiso.css" => (
+            "text/css; charset=utf-8",
+            Bytes::from_static(CSS.as_bytes()),
+        ),
+        "chiso.js" => (
+            "text/javascript; charset=utf-8",
+            Bytes::from_static(JS.as_bytes()),
+        ),
+        "font.ttf" => ("font/ttf", Bytes::from_static(chiso_chart::FONT)),
+        _ => return Err(AppError::not_found(format!("no static file `{file}`"))),
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response())
+}

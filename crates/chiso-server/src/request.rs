@@ -1,0 +1,181 @@
+//! What a request asks for, read strictly: an unknown parameter, period,
+//! ward or filter value is a 400 that says what is accepted.
+
+use chiso_core::time::local_date;
+use chiso_dashboard::{Lang, Params};
+use chiso_engine::Period;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::live::Snapshot;
+
+/// Every query-string parameter the server knows.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    pub period: Option<String>,
+    pub lang: Option<String>,
+    pub kind: Option<String>,
+    pub province: Option<String>,
+    pub ward: Option<String>,
+    /// Chart width and height in pixels.
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    pub by: Option<String>,
+    pub layout: Option<String>,
+    pub grain: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Result<Self, AppError> {
+        let raw = raw.unwrap_or("");
+        let query: Self = serde_urlencoded::from_str(raw).map_err(|e| {
+            AppError::bad_request(format!(
+                "the query string `{raw}` is not understood ({e}); the parameters are period, \
+                 lang, kind, province, ward, w, h, by, layout, grain, from and to"
+            ))
+        })?;
+        Ok(query.without_empty_values())
+    }
+
+    /// A form sends `kind=` for "all": the same as no value.
+    fn without_empty_values(mut self) -> Self {
+        for value in [
+            &mut self.period,
+            &mut self.lang,
+            &mut self.kind,
+            &mut self.province,
+            &mut self.ward,
+            &mut self.by,
+            &mut self.layout,
+            &mut self.grain,
+            &mut self.from,
+            &mut self.to,
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        self
+    }
+
+    /// The language asked for; Vietnamese by default.
+    pub fn lang(&self) -> Result<Lang, AppError> {
+        match &self.lang {
+            None => Ok(Lang::Vi),
+            Some(text) => Lang::parse(text).ok_or_else(|| {
+                AppError::bad_request(format!("unknown language `{text}`; use vi or en"))
+            }),
+        }
+    }
+
+    /// The period asked for, or the default: the last complete week with data.
+    pub fn period(&self, snapshot: &Snapshot) -> Result<Period, AppError> {
+        match &self.period {
+            Some(text) => Ok(snapshot.engine.period(text)?),
+            None => Ok(default_period(snapshot)),
+        }
+    }
+
+    /// The parameters of a dashboard page, checked against the registry.
+    pub fn params(
+        &self,
+        state: &AppState,
+        snapshot: &Snapshot,
+        ward: Option<&str>,
+    ) -> Result<Params, AppError> {
+        let mut params = Params::new(self.period(snapshot)?, self.lang()?, snapshot.engine.now());
+        if let Some(code) = ward.or(self.ward.as_deref()) {
+            params.ward = Some(check_ward(state, code)?.to_owned());
+        }
+        if let Some(kind) = &self.kind {
+            let known = ["phuong", "xa"];
+            if !known.contains(&kind.as_str()) {
+                return Err(AppError::bad_request(format!(
+                    "unknown kind `{kind}`; use phuong or xa"
+                )));
+            }
+            params.kind = Some(kind.clone());
+        }
+        if let Some(province) = &self.province {
+            let provinces = provinces(state);
+            if !provinces.contains(province) {
+                return Err(AppError::bad_request(format!(
+                    "unknown former province `{province}`; use one of {}",
+                    provinces.join(", ")
+                )));
+            }
+            params.province = Some(province.clone());
+        }
+        Ok(params)
+    }
+}
+
+/// The code of a ward of the registry, or a 404 that says so.
+pub fn check_ward<'a>(state: &AppState, code: &'a str) -> Result<&'a str, AppError> {
+    if state.wards.contains(code) {
+        Ok(code)
+    } else {
+        Err(AppError::not_found(format!(
+            "no ward has the code `{code}`; the city's 103 wards are listed at /ranking"
+        )))
+    }
+}
+
+/// The former provinces of the registry, in its order.
+pub fn provinces(state: &AppState) -> Vec<String> {
+    let mut provinces: Vec<String> = Vec::new();
+    for ward in state.wards.iter() {
+        if !provinces.contains(&ward.former_province) {
+            provinces.push(ward.former_province.clone());
+        }
+    }
+    provinces
+}
+
+pub fn default_period(snapshot: &Snapshot) -> Period {
+    let today = local_date(snapshot.engine.now());
+    // The last complete week up to the last day with data (or today): the
+    // week a Monday review looks back on.
+    let last = match snapshot.data_range {
+        Some((_, last)) => last.min(today),
+        None => today,
+    };
+    Period::week_of(last + chrono::Duration::days(1)).previous()
+}
+
+/// The query string that reproduces `params` (for links and cache keys).
+pub fn query_string(params: &Params, extra: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("period", params.period.to_string())];
+    if params.lang != Lang::Vi {
+        pairs.push(("lang", params.lang.code().to_owned()));
+    }
+    if let Some(kind) = &params.kind {
+        pairs.push(("kind", kind.clone()));
+    }
+    if let Some(province) = &params.province {
+        pairs.push(("province", province.clone()));
+    }
+    pairs.extend(extra.iter().cloned());
+    serde_urlencoded::to_string(&pairs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_parameters_and_values_are_refused_with_the_accepted_ones() {
+        let error = Query::parse(Some("perod=2025-W28")).expect_err("typo");
+        assert!(error.message.contains("period, lang"), "{}", error.message);
+        let query = Query::parse(Some("period=2025-W28&kind=&lang=en")).expect("valid");
+        assert_eq!(query.kind, None);
+        assert_eq!(query.lang().expect("lang"), Lang::En);
+        let bad = Query::parse(Some("lang=fr")).expect("parses");
+        assert!(bad.lang().is_err());
+        assert!(Query::parse(Some("w=wide")).is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! The server's routes, without a socket (`oneshot`), on the built-in sample
+//! city: every page, chart and API answer; bad requests get a clear 4xx;
+//! posted events are counted exactly once, also while others read.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use chiso_dashboard::Dashboards;
+use chiso_engine::EngineOptions;
+use chiso_server::{AppState, ServerConfig, app};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token-123";
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+async fn get(app: &Router, uri: &str) -> Answer {
+    call(app, Method::GET, uri, &[], "").await
+}
+
+/// A fresh copy of the sample city, and the server over it.
+async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("chiso-server-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("city");
+    chiso_ingest::sample::ensure_store(&store)
+        .await
+        .expect("sample city");
+    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
+    let config = ServerConfig {
+        store: store.clone(),
+        dashboards: Dashboards::builtin().expect("dashboards"),
+        ingest_token: token.map(str::to_owned),
+        body_limit: 1024 * 1024,
+        engine: EngineOptions {
+            now: Some(now),
+            ..Default::default()
+        },
+        poll_every: Duration::from_secs(3600),
+        data_label: None,
+    };
+    let state = AppState::open(&config).await.expect("state");
+    (app(Arc::clone(&state), config.body_limit), state, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
+    let (app, _state, dir) = server("routes", None).await;
+
+    let pages = [
+        ("/?period=2025-W40", "Tổng quan thành phố"),
+        ("/ranking?period=2025-W40", "Xếp hạng xã, phường"),
+        (
+            "/ranking?period=2025-W40&kind=xa&province=H%E1%BA%ADu%20Giang",
+            "Xếp hạng",
+        ),
+        ("/ward/31135?period=2025-W40", "Phường Ninh Kiều"),
+        ("/flags?period=2025-W40", "Cảnh báo"),
+        ("/quality", "Chất lượng dữ liệu"),
+        ("/?period=2025-09", "Tháng 09/2025"),
+    ];
+    for (uri, expected) in pages {
+        let answer = get(&app, uri).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text());
+        assert!(answer.content_type.starts_with("text/html"), "{uri}");
+        let html = answer.text();
+        assert!(html.contains(expected), "{uri} lacks {expected}");
+        assert!(
+            !html.contains("class=\"failed\""),
+            "{uri} has a failed panel"
+        );
+    }
+    let english = get(&app, "/?period=2025-W40&lang=en").await.text();
+    assert!(english.contains("City overview") && english.contains("Resolved on time"));
+    // Every ward of the city is in the ranking, Vietnamese names intact.
+    let ranking = get(&app, "/ranking?period=2025-W40").await.text();
+    assert_eq!(ranking.matches("href=\"/ward/").count(), 103);
+    assert!(ranking.contains("Phường Cái Khế"));
+    // The default period is the last week with data (the clock is 31/12/2025).
+    let default = get(&app, "/").await.text();
+    assert!(default.contains("Tuần 52/2025"), "{default}");
+
+    let svg = get(&app, "/chart/overview/trend.svg?period=2025-W40").await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.content_type, "image/svg+xml");
+    assert!(svg.text().contains("Đúng hạn"));
+    let png = get(
+        &app,
+        "/chart/ranking/scores.png?period=2025-W40&w=800&h=1200",
+    )
+    .await;
+    assert_eq!(png.status, StatusCode::OK);
+    assert_eq!(&png.body[1..4], b"PNG");
+    let ward_chart = get(&app, "/chart/ward/trend.png?period=2025-W40&ward=31135").await;
+    assert_eq!(ward_chart.status, StatusCode::OK);
+
+    // The API gives the engine's figures.
+    let kpi = get(&app, "/api/kpi?period=2025-W40&by=ward").await;
+    assert_eq!(kpi.status, StatusCode::OK, "{}", kpi.text());
+    let rows = kpi.json()["rows"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 103);
+    let city = get(&app, "/api/kpi?period=2025-W40").await.json();
+    let received: i64 = rows
+        .iter()
+        .map(|r| r["received"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(city["rows"][0]["received"].as_i64(), Some(received));
+    assert!(received > 0);
+    let headline = get(&app, "/api/panels/overview/headline?period=2025-W40")
+        .await
+        .json();
+    assert_eq!(headline["rows"][0]["received"].as_i64(), Some(received));
+    let index = get(&app, "/api/index?period=2025-W40&layout=2022")
+        .await
+        .json();
+    assert_eq!(index["rows"].as_array().map(Vec::len), Some(103));
+    let trend = get(&app, "/api/trend?period=2025-W40&by=ward&ward=31135")
+        .await
+        .json();
+    assert_eq!(trend["rows"].as_array().map(Vec::len), Some(13));
+    let ward = get(&app, "/api/wards/31135?period=2025-W40").await.json();
+    assert_eq!(ward["ward"]["ward_name"], "Phường Ninh Kiều");
+    assert!(ward["panels"]["procedures"].is_array());
+    assert_eq!(get(&app, "/api/pages").await.status, StatusCode::OK);
+    let health = get(&app, "/health").await.json();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(get(&app, "/static/font.ttf").await.status, StatusCode::OK);
+
+    let bad_requests = [
+        (
+            "/?period=2025-W99",
+            StatusCode::BAD_REQUEST,
+            "is not a period",
+        ),
+        (
+            "/?perod=2025-W28",
+            StatusCode::BAD_REQUEST,
+            "not understood",
+        ),
+        ("/?lang=fr", StatusCode::BAD_REQUEST, "use vi or en"),
+        (
+            "/ranking?kind=town",
+            StatusCode::BAD_REQUEST,
+            "phuong or xa",
+        ),
+        (
+            "/ranking?province=Hanoi",
+            StatusCode::BAD_REQUEST,
+            "former province",
+        ),
+        ("/ward/99999", StatusCode::NOT_FOUND, "99999"),
+        ("/nowhere", StatusCode::NOT_FOUND, "/nowhere"),
+        (
+            "/api/kpi?by=planet",
+            StatusCode::BAD_REQUEST,
+            "unknown grouping",
+        ),
+        (
+            "/api/kpi?period=soon",
+            StatusCode::BAD_REQUEST,
+            "is not a period",
+        ),
+        ("/api/kpi?ward=1", StatusCode::NOT_FOUND, "no ward"),
+        ("/api/index?layout=2099", StatusCode::BAD_REQUEST, "layout"),
+        (
+            "/api/trend?from=2025-13-01",
+            StatusCode::BAD_REQUEST,
+            "not a date",
+        ),
+        (
+            "/api/trend?from=2025-06-01&to=2025-01-01",
+            StatusCode::BAD_REQUEST,
+            "after",
+        ),
+        ("/api/wards/abc", StatusCode::NOT_FOUND, "abc"),
+        ("/api/nowhere", StatusCode::NOT_FOUND, "no API"),
+        ("/api/panels/overview/nope", StatusCode::NOT_FOUND, "nope"),
+        (
+            "/chart/overview/trend.gif",
+            StatusCode::BAD_REQUEST,
+            ".svg or .png",
+        ),
+        (
+            "/chart/overview/headline.svg",
+            StatusCode::NOT_FOUND,
+            "no chart",
+        ),
+        (
+            "/chart/ward/trend.svg",
+            StatusCode::BAD_REQUEST,
+            "ward=CODE",
+        ),
+        (
+            "/chart/overview/trend.png?w=0",
+            StatusCode::BAD_REQUEST,
+            "outside",
+        ),
+        (
+            "/chart/overview/trend.png?w=big",
+            StatusCode::BAD_REQUEST,
+            "not understood",
+        ),
+        ("/static/nothing.js", StatusCode::NOT_FOUND, "nothing.js"),
+    ];
+    for (uri, status, message) in bad_requests {
+        let answer = get(&app, uri).await;
+        assert_eq!(answer.status, status, "{uri}: {}", answer.text());
+        assert!(answer.text().contains(message), "{uri}: {}", answer.text());
+        if uri.starts_with("/api") || uri.starts_with("/chart") {
+            assert!(answer.content_type.starts_with("application/json"), "{uri}");
+        } else if !uri.starts_with("/static") {
+            assert!(answer.content_type.starts_with("text/html"), "{uri}");
+        }
+    }
+    let off = call(
+        &app,
+        Method::POST,
+        "/api/events",
+        &[("content-type", "text/csv")],
+        "x",
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::FORBIDDEN);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `count` new dossiers received in Phường Ninh Kiều on 1 October 2025
+/// (week 40), as NDJSON.
+fn received_events(batch: usize, count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "{{\"event_id\":\"test-{batch}-{i}\",\"dossier_id\":\"TEST-{batch}-{i}\",\"event_type\":\"received\",\
+\"occurred_at\":\"2025-10-01T09:00:00+07:00\",\"ward_code\":\"31135\",\"procedure_code\":\"2.000815\",\
+\"channel\":\"online\",\"due_at\":\"2025-10-03T17:00:00+07:00\"}}\n"
+            )
+        })
+        .collect()
+}
+
+async fn received_in_week_40(app: &Router) -> i64 {
+    let answer = get(app, "/api/kpi?period=2025-W40&by=ward&ward=31135").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.json()["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["ward_code"] == "31135"))
+        .and_then(|r| r["received"].as_i64())
+        .expect("Ninh Kiều's row")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_events_are_counted_exactly_once_while_others_read() {
+    let (app, _state, dir) = server("ingest", Some(TOKEN)).await;
+    let ndjson = [("content-type", "application/x-ndjson")];
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = |extra: &[(&'static str, &'static str)]| {
+        let mut headers: Vec<(&str, String)> = vec![("authorization", bearer.clone())];
+        headers.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        headers
+    };
+    let post = |headers: Vec<(&'static str, String)>, body: String| {
+        let app = app.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            call(&app, Method::POST, "/api/events", &headers, &body).await
+        }
+    };
+
+    let before = received_in_week_40(&app).await;
+    let wrong = call(
+        &app,
+        Method::POST,
+        "/api/events",
+        &[("authorization", "Bearer nope"), ndjson[0]],
+        "{}",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let no_type = post(auth(&[]), received_events(0, 1)).await;
+    assert_eq!(no_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let too_big = post(auth(&ndjson), "x".repeat(2 * 1024 * 1024)).await;
+    assert_eq!(
+        too_big.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        too_big.text()
+    );
+
+    // Readers keep reading while batches are posted.
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let uris = [
+                    "/?period=2025-W40",
+                    "/api/kpi?period=2025-W40&by=ward",
+                    "/chart/overview/trend.svg?period=2025-W40",
+                    "/ranking?period=2025-W40",
+                ];
+                for round in 0..6 {
+                    let uri = uris[(i + round) % uris.len()];
+                    let answer = get(&app, uri).await;
+                    assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text());
+                }
+            })
+        })
+        .collect();
+    let (batches, per_batch) = (4, 5);
+    let writers: Vec<_> = (1..=batches)
+        .map(|batch| tokio::spawn(post(auth(&ndjson), received_events(batch, per_batch))))
+        .collect();
+    for writer in writers {
+        let answer = writer.await.expect("writer");
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.json()["accepted"].as_u64(), Some(per_batch as u64));
+    }
+    for reader in readers {
+        reader.await.expect("reader");
+    }
+    let after = received_in_week_40(&app).await;
+    assert_eq!(after, before + (batches * per_batch) as i64);
+
+    // The same batch again: all duplicates, the figures unchanged.
+    let again = post(auth(&ndjson), received_events(1, per_batch)).await;
+    assert_eq!(again.json()["duplicate"].as_u64(), Some(per_batch as u64));
+    assert_eq!(received_in_week_40(&app).await, after);
+
+    // A CSV body goes through the same validation: a bad ward is quarantined.
+    let csv = "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,channel\n\
+               csv-1,CSV-1,received,2025-10-01T10:00:00+07:00,99999,2.000815,direct\n";
+    let csv_answer = post(auth(&[("content-type", "text/csv")]), csv.to_owned()).await;
+    assert_eq!(csv_answer.status, StatusCode::OK, "{}", csv_answer.text());
+    assert_eq!(csv_answer.json()["rejected"].as_u64(), Some(1));
+    let quality = get(&app, "/quality").await.text();
+    assert!(
+        quality.contains("http-post-"),
+        "the ingest is listed on the data-quality page"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The browser to drive: `CHISO_CHROMIUM`, or `chromium` on the PATH.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHISO_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs headless Chromium on `url` with `extra` arguments: (stdout, stderr).
+fn run_chromium(
+    browser: &std::path::Path,
+    profile: &std::path::Path,
+    url: &str,
+    extra: &[String],
+) -> (String, String) {
+    let output = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--window-size=1366,2200",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// [`run_chromium`] on a blocking thread.
+async fn in_chromium(
+    browser: &std::path::Path,
+    profile: &std::path::Path,
+    url: &str,
+    argument: String,
+) -> (String, String) {
+    let (browser, profile, url) = (browser.to_owned(), profile.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || run_chromium(&browser, &profile, &url, &[argument]))
+        .await
+        .expect("chromium task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_in_headless_chromium_without_console_errors() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CHISO_REQUIRE_BROWSER").is_none(),
+            "CHISO_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
+        );
+        eprintln!(
+            "skipped: no chromium on the PATH (apt-get install chromium, or set CHISO_CHROMIUM)"
+        );
+        return;
+    };
+    let (app, _state, dir) = server("browser", None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let shots = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("browser-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot folder");
+    let pages = [
+        ("overview", "/?period=2025-W40", "Giải quyết đúng hạn"),
+        (
+            "overview-en",
+            "/?period=2025-W40&lang=en",
+            "Resolved on time",
+        ),
+        ("ranking", "/ranking?period=2025-W40", "Phường Cái Khế"),
+        ("ward", "/ward/31135?period=2025-09", "Phường Ninh Kiều"),
+        ("flags", "/flags?period=2025-W40", "Cảnh báo"),
+        ("quality", "/quality", "Chất lượng dữ liệu"),
+        ("not-found", "/ward/00000", "Không tìm thấy"),
+    ];
+    for (name, path, expected) in pages {
+        let url = format!("http://{addr}{path}");
+        let profile = dir.join(format!("profile-{name}"));
+        let (dom, log) = in_chromium(&browser, &profile, &url, "--dump-dom".to_owned()).await;
+        assert!(
+            dom.contains(expected),
+            "{name}: the rendered page lacks `{expected}`"
+        );
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|line| {
+                (line.contains("CONSOLE") && (line.contains("Error") || line.contains("Uncaught")))
+                    // The error page itself answers 404, as it should.
+                    || (line.contains("Failed to load resource") && name != "not-found")
+            })
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{name}: console errors:\n{}",
+            problems.join("\n")
+        );
+        let shot = shots.join(format!("{name}.png"));
+        let argument = format!("--screenshot={}", shot.display());
+        let profile = dir.join(format!("profile-{name}-shot"));
+        in_chromium(&browser, &profile, &url, argument).await;
+        assert!(
+            shot.is_file(),
+            "{name}: no screenshot at {}",
+            shot.display()
+        );
+    }
+    server.abort();
+    eprintln!("screenshots in {}", shots.display());
+    let _ = std::fs::remove_dir_all(dir);
+}
