@@ -51,7 +51,7 @@ pub enum DashboardError {
     Query {
         panel: String,
         #[source]
-        source: EngineError,
+        source: Box<EngineError>,
     },
     #[error("{0}")]
     Data(String),
@@ -68,7 +68,7 @@ pub async fn evaluate(
 ) -> Result<Table, DashboardError> {
     let failed = |source| DashboardError::Query {
         panel: panel.id.clone(),
-        source,
+        source: Box::new(source),
     };
     let sql = params.render(&panel.sql).map_err(failed)?;
     let frame = engine.sql(&sql).await.map_err(failed)?;

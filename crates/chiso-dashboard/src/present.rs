@@ -176,10 +176,8 @@ pub fn resolve(format: Format, params: &Params) -> Format {
 
 /// The colour a column's thresholds give `value` (or its band).
 pub fn tone(column: &Column, value: &Value) -> Tone {
-    if column.format == Format::Band {
-        if let Value::Text(code) = value {
-            return band_tone(code);
-        }
+    if let (Format::Band, Value::Text(code)) = (column.format, value) {
+        return band_tone(code);
     }
     match (column.thresholds, value.as_f64()) {
         (Some(thresholds), Some(x)) => thresholds.tone(x),

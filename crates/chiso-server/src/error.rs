@@ -52,7 +52,7 @@ impl From<DashboardError> for AppError {
     fn from(error: DashboardError) -> Self {
         match error {
             DashboardError::Query { source, panel } => {
-                let inner = AppError::from(source);
+                let inner = AppError::from(*source);
                 Self::new(inner.status, format!("panel `{panel}`: {}", inner.message))
             }
             other => Self::internal(other.to_string()),
