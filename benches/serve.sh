@@ -49,7 +49,8 @@ echo "| request | connections | requests/s | p50 | p99 |"
 echo "|---|---|---|---|---|"
 for i in "${!urls[@]}"; do
   for c in 1 10 50; do
-    out="$(wrk -t2 -c"$c" -d"${seconds}s" --latency "$base${urls[$i]}")"
+    threads=$(( c < 2 ? 1 : 2 ))
+    out="$(wrk -t"$threads" -c"$c" -d"${seconds}s" --latency "$base${urls[$i]}")"
     rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
     p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"

@@ -232,7 +232,7 @@ pub async fn ward(
         .ok_or_else(|| AppError::not_found("no ward page is configured in dashboards/"))?;
     let mut panels = Map::new();
     for panel in &page.panels {
-        let table = panel_table(&state, &snapshot, page, panel, &params).await?;
+        let table = panel_table(&state, &snapshot, panel, &params).await?;
         panels.insert(panel.id.clone(), rows_json(&table));
     }
     Ok(Json(json!({
@@ -292,7 +292,7 @@ pub async fn panel(
     }
     let snapshot = state.live.current();
     let params = query.params(&state, &snapshot, None)?;
-    let table = panel_table(&state, &snapshot, page, panel, &params).await?;
+    let table = panel_table(&state, &snapshot, panel, &params).await?;
     Ok(Json(json!({
         "page": page.id,
         "panel": panel.id,

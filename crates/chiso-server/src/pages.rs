@@ -63,23 +63,21 @@ pub(crate) fn respond(rendered: Rendered) -> Response {
         .into_response()
 }
 
-/// A panel's result for `params`, computed once per store version.
+/// A panel's result for `params`, computed once per store version; panels
+/// with the same query (after filling in its parameters) share it.
 pub(crate) async fn panel_table(
     state: &AppState,
     snapshot: &Snapshot,
-    page: &Page,
     panel: &Panel,
     params: &Params,
 ) -> Result<Arc<Table>, AppError> {
-    let key = format!(
-        "{}table:{}/{}?{}|{}|{}",
-        snapshot.key(),
-        page.id,
-        panel.id,
-        query_string(params, &[]),
-        params.ward.as_deref().unwrap_or(""),
-        params.lang.code()
-    );
+    let sql = params.render(&panel.sql).map_err(|e| {
+        AppError::from(chiso_dashboard::DashboardError::Query {
+            panel: panel.id.clone(),
+            source: Box::new(e),
+        })
+    })?;
+    let key = format!("{}table:{}|{sql}", snapshot.key(), panel.limit.unwrap_or(0));
     state
         .tables
         .get_or_try(key, || async {
@@ -115,7 +113,7 @@ async fn render_page(
     params: &Params,
 ) -> Result<String, AppError> {
     let lang = params.lang;
-    let tables = futures_join(state, snapshot, page, params).await;
+    let tables = panel_tables(state, snapshot, page, params).await;
     let nav_query = |extra_lang: Lang| {
         let mut base = Params::new(params.period, extra_lang, params.now);
         base.ward = None;
@@ -226,19 +224,20 @@ async fn render_page(
     Ok(html::page(&frame, &body))
 }
 
-/// Every panel of a page, computed one after the other (each query already
-/// uses every core).
-async fn futures_join(
+/// Every panel of a page, computed concurrently: small queries leave cores
+/// idle, and a panel that waits on another's identical query shares it.
+async fn panel_tables(
     state: &AppState,
     snapshot: &Snapshot,
     page: &Page,
     params: &Params,
 ) -> Vec<Result<Arc<Table>, AppError>> {
-    let mut out = Vec::with_capacity(page.panels.len());
-    for panel in &page.panels {
-        out.push(panel_table(state, snapshot, page, panel, params).await);
-    }
-    out
+    futures::future::join_all(
+        page.panels
+            .iter()
+            .map(|panel| panel_table(state, snapshot, panel, params)),
+    )
+    .await
 }
 
 fn sparkline(values: &[Option<f64>]) -> String {
@@ -313,7 +312,7 @@ pub async fn chart(
     }
     let snapshot = state.live.current();
     let params = query.params(&state, &snapshot, None)?;
-    let table = panel_table(&state, &snapshot, page, panel, &params).await?;
+    let table = panel_table(&state, &snapshot, panel, &params).await?;
     let chart = panel_chart(panel, &table, &params)?;
     let (natural_width, natural_height) = chart.natural_size();
     let (width, height) = (
