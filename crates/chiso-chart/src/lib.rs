@@ -269,23 +269,31 @@ fn segment_label(labels: &[String], value: &SegmentValue<usize>, step: usize) ->
     }
 }
 
-fn draw_line<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+/// A chart context over categories (x) and values (y).
+type CategoryChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<
+        plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordusize>,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+/// The axes of line and stacked charts: category labels thinned so they
+/// never overlap, values from `low` to `high`, light horizontal grid.
+fn category_axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
     categories: &[String],
-    series: &[Series],
-    target: Option<f64>,
-) -> Result<(), ChartError> {
-    let (low, high) = value_range(
-        series.iter().flat_map(|s| s.values.iter().flatten()),
-        target,
-    );
+    low: f64,
+    high: f64,
+) -> Result<CategoryChart<'a, DB>, ChartError> {
     let count = categories.len().max(1);
     let (width, _) = root.dim_in_pixel();
     let step = label_step(count, width.saturating_sub(60), 70);
     let mut chart = ChartBuilder::on(root)
         .margin(10)
         .x_label_area_size(28)
-        .y_label_area_size(48)
+        .y_label_area_size(56)
         .build_cartesian_2d((0..count).into_segmented(), low..high)
         .map_err(draw_error)?;
     chart
@@ -300,6 +308,21 @@ fn draw_line<DB: DrawingBackend>(
         .label_style(font(12.0))
         .draw()
         .map_err(draw_error)?;
+    Ok(chart)
+}
+
+fn draw_line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    categories: &[String],
+    series: &[Series],
+    target: Option<f64>,
+) -> Result<(), ChartError> {
+    let (low, high) = value_range(
+        series.iter().flat_map(|s| s.values.iter().flatten()),
+        target,
+    );
+    let count = categories.len().max(1);
+    let mut chart = category_axes(root, categories, low, high)?;
     if let Some(target) = target {
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -429,26 +452,7 @@ fn draw_stacked<DB: DrawingBackend>(
         })
         .collect();
     let (_, high) = value_range(totals.iter(), None);
-    let (width, _) = root.dim_in_pixel();
-    let step = label_step(count, width.saturating_sub(60), 70);
-    let mut chart = ChartBuilder::on(root)
-        .margin(10)
-        .x_label_area_size(28)
-        .y_label_area_size(56)
-        .build_cartesian_2d((0..count).into_segmented(), 0.0..high)
-        .map_err(draw_error)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(TARGET)
-        .x_labels(count)
-        .x_label_formatter(&|v| segment_label(categories, v, step))
-        .y_label_formatter(&|v| trim_number(*v))
-        .label_style(font(12.0))
-        .draw()
-        .map_err(draw_error)?;
+    let mut chart = category_axes(root, categories, 0.0, high)?;
     let mut base = vec![0.0; count];
     for (index, part) in parts.iter().enumerate() {
         let colour = stacked_colour(index, parts.len());

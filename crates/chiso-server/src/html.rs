@@ -326,12 +326,14 @@ pub fn failed_panel(panel: &Panel, lang: Lang, message: &str) -> String {
     )
 }
 
-fn empty_text(panel: &Panel, lang: Lang) -> String {
-    panel
+/// What a panel without rows says instead.
+fn empty_paragraph(panel: &Panel, lang: Lang) -> String {
+    let text = panel
         .empty
         .as_ref()
-        .map(|t| t.get(lang).to_owned())
-        .unwrap_or_else(|| lang.pick("Không có dữ liệu", "No data").to_owned())
+        .map(|t| t.get(lang))
+        .unwrap_or_else(|| lang.pick("Không có dữ liệu", "No data"));
+    format!("<p class=\"empty\">{}</p>", escape(text))
 }
 
 fn change_html(column: &Column, table: &Table, row: usize, params: &Params) -> String {
@@ -361,11 +363,7 @@ pub fn tiles(panel: &Panel, tiles: &[Column], table: &Table, params: &Params) ->
     let lang = params.lang;
     let mut inner = panel_head(panel, lang, "");
     if table.rows.is_empty() {
-        let _ = write!(
-            inner,
-            "<p class=\"empty\">{}</p>",
-            escape(&empty_text(panel, lang))
-        );
+        inner.push_str(&empty_paragraph(panel, lang));
         return section(panel, &inner);
     }
     inner.push_str("<div class=\"tiles\">");
@@ -421,11 +419,7 @@ pub fn table(
     let lang = params.lang;
     let mut inner = panel_head(panel, lang, "");
     if table.rows.is_empty() {
-        let _ = write!(
-            inner,
-            "<p class=\"empty\">{}</p>",
-            escape(&empty_text(panel, lang))
-        );
+        inner.push_str(&empty_paragraph(panel, lang));
         return section(panel, &inner);
     }
     inner.push_str("<div class=\"scroll\"><table class=\"sortable\"><thead><tr>");
@@ -515,11 +509,7 @@ pub fn chart(
     );
     let mut inner = panel_head(panel, lang, &actions);
     if empty {
-        let _ = write!(
-            inner,
-            "<p class=\"empty\">{}</p>",
-            escape(&empty_text(panel, lang))
-        );
+        inner.push_str(&empty_paragraph(panel, lang));
     } else {
         let _ = write!(inner, "<figure class=\"chart\">{svg}</figure>");
     }
