@@ -3,7 +3,7 @@
 # requests per second and p50/p99 latency for the overview page, the ranking
 # page and a PNG chart at 1, 10 and 50 concurrent connections, warm cache;
 # then the cost of an ingest: the POST (which answers once the new figures are
-# served) and the first page after it.
+# served, the default pages computed) and the first pages after it.
 #
 #   benches/serve.sh [STORE] [SECONDS]
 #
@@ -65,10 +65,12 @@ for i in $(seq 1 100); do
 done >"$events"
 post="$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $token" \
   -H 'Content-Type: application/x-ndjson' --data-binary @"$events" "$base/api/events")"
-after="$(first "/?period=$period")"
+after_default="$(first "/")"
+after_other="$(first "/?period=$period")"
 rm -f "$events"
 echo
 echo "| after an ingest of 100 events | seconds |"
 echo "|---|---|"
 echo "| POST /api/events (answers when the new figures are served) | $post |"
-echo "| first overview page after it | $after |"
+echo "| first overview page after it, default period (prepared before the version is served) | $after_default |"
+echo "| first overview page after it, another period ($period) | $after_other |"

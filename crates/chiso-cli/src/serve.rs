@@ -76,6 +76,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         body_limit: args.max_body_mb.saturating_mul(1024 * 1024),
         engine: Default::default(),
         poll_every: Duration::from_secs(args.poll_seconds.max(1)),
+        prepare_pages: true,
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"
                 .to_owned()

@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub poll_every: Duration,
     /// A line for the page footer saying whose data this is.
     pub data_label: Option<String>,
+    /// Compute the default pages of a new store version before serving it
+    /// (see [`AppState::refresh`]); tests turn it off for speed.
+    pub prepare_pages: bool,
 }
 
 /// A rendered response body, as cached.
@@ -76,6 +79,7 @@ pub struct AppState {
     pub(crate) ingester: Option<tokio::sync::Mutex<Ingester>>,
     pub(crate) ingest_token: Option<String>,
     pub(crate) data_label: Option<String>,
+    pub(crate) prepare_pages: bool,
     pub(crate) started: Instant,
 }
 
@@ -100,13 +104,25 @@ impl AppState {
             ingester,
             ingest_token: config.ingest_token.clone(),
             data_label: config.data_label.clone(),
+            prepare_pages: config.prepare_pages,
             started: Instant::now(),
         }))
     }
 
     /// Serves the latest store version; drops what was cached for older ones.
+    ///
+    /// The pages people open first (every page of the navigation, for the
+    /// default period, in Vietnamese) are computed before the new version is
+    /// served, so the first viewer after an ingest does not wait for them.
     pub async fn refresh(&self) -> Result<bool, EngineError> {
-        let changed = self.live.refresh().await?;
+        let changed = self
+            .live
+            .refresh(|snapshot| async move {
+                if self.prepare_pages {
+                    pages::warm(self, &snapshot).await;
+                }
+            })
+            .await?;
         if changed {
             let key = self.live.current().key();
             self.tables.retain_version(&key);
@@ -170,6 +186,14 @@ pub async fn serve(config: ServerConfig, addr: SocketAddr) -> Result<(), ServeEr
         ingestion = config.ingest_token.is_some(),
         "chiso is serving"
     );
+    let warmer = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            if state.prepare_pages {
+                pages::warm(&state, &state.live.current()).await;
+            }
+        })
+    };
     let poller = {
         let state = Arc::clone(&state);
         let every = config.poll_every;
@@ -186,6 +210,7 @@ pub async fn serve(config: ServerConfig, addr: SocketAddr) -> Result<(), ServeEr
         .with_graceful_shutdown(shutdown_signal())
         .await;
     poller.abort();
+    warmer.abort();
     tracing::info!("chiso stopped");
     served.map_err(|cause| ServeError::Bind { addr, cause })
 }

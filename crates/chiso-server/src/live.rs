@@ -88,15 +88,21 @@ impl Live {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Moves to the latest committed version, if it is newer; `true` when it
-    /// did. Requests keep being served from the old snapshot meanwhile.
-    pub async fn refresh(&self) -> Result<bool, EngineError> {
+    /// Moves to the latest committed version, if it is newer, calling
+    /// `prepare` on it before it is served; `true` when it moved. Requests
+    /// keep being served from the old snapshot meanwhile.
+    pub async fn refresh<F, Fut>(&self, prepare: F) -> Result<bool, EngineError>
+    where
+        F: FnOnce(Arc<Snapshot>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
         let _one_at_a_time = self.refreshing.lock().await;
         let store = Store::open(&self.root).await?;
         if versions(&store) == self.current().versions {
             return Ok(false);
         }
         let snapshot = Arc::new(Snapshot::open(store, &self.options).await?);
+        prepare(Arc::clone(&snapshot)).await;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
         Ok(true)
     }

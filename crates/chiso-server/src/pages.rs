@@ -33,23 +33,59 @@ pub async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respon
     })?;
     let snapshot = state.live.current();
     let params = query.params(&state, &snapshot, ward).map_err(as_page)?;
+    let rendered = cached_page(&state, &snapshot, page, path, &params)
+        .await
+        .map_err(as_page)?;
+    Ok(respond(rendered))
+}
+
+/// A page as HTML, computed once per store version and choice of parameters.
+async fn cached_page(
+    state: &AppState,
+    snapshot: &Snapshot,
+    page: &Page,
+    path: &str,
+    params: &Params,
+) -> Result<Rendered, AppError> {
     let key = format!(
         "{}page:{path}?{}",
         snapshot.key(),
-        query_string(&params, &[])
+        query_string(params, &[])
     );
-    let rendered = state
+    state
         .rendered
         .get_or_try(key, || async {
-            let html = render_page(&state, &snapshot, page, &params).await?;
+            let html = render_page(state, snapshot, page, params).await?;
             Ok::<_, AppError>(Rendered {
                 content_type: "text/html; charset=utf-8",
                 body: Bytes::from(html),
             })
         })
         .await
-        .map_err(as_page)?;
-    Ok(respond(rendered))
+}
+
+/// Computes the pages of the navigation for the default period, as a first
+/// visitor asks for them (`/`, `/ranking`, …).
+pub(crate) async fn warm(state: &AppState, snapshot: &Snapshot) {
+    let started = std::time::Instant::now();
+    let Ok(params) = Query::default().params(state, snapshot, None) else {
+        return;
+    };
+    for page in state
+        .dashboards
+        .pages
+        .iter()
+        .filter(|p| p.nav && !p.per_ward())
+    {
+        if let Err(error) = cached_page(state, snapshot, page, &page.path, &params).await {
+            tracing::warn!(page = %page.id, %error, "could not prepare the page");
+        }
+    }
+    tracing::info!(
+        events_version = snapshot.events_version(),
+        seconds = started.elapsed().as_secs_f64(),
+        "prepared the pages of the default period"
+    );
 }
 
 pub(crate) fn respond(rendered: Rendered) -> Response {

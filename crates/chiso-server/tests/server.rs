@@ -91,6 +91,7 @@ async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, Path
         },
         poll_every: Duration::from_secs(3600),
         data_label: None,
+        prepare_pages: false,
     };
     let state = AppState::open(&config).await.expect("state");
     (app(Arc::clone(&state), config.body_limit), state, dir)
