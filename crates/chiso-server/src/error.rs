@@ -43,6 +43,11 @@ impl From<EngineError> for AppError {
             | EngineError::Grouping(_)
             | EngineError::Layout(_)
             | EngineError::Refused(_) => Self::bad_request(error.to_string()),
+            // A table function refusing its arguments (too many periods, an
+            // unknown ward) fails at planning: the request's to fix.
+            EngineError::Query(message) if message.starts_with("Error during planning") => {
+                Self::bad_request(message)
+            }
             other => Self::internal(other.to_string()),
         }
     }

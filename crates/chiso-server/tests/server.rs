@@ -226,6 +226,11 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             StatusCode::BAD_REQUEST,
             "after",
         ),
+        (
+            "/api/trend?grain=day&from=2020-01-01&to=2025-12-31",
+            StatusCode::BAD_REQUEST,
+            "between 1 and 400",
+        ),
         ("/api/wards/abc", StatusCode::NOT_FOUND, "abc"),
         ("/api/nowhere", StatusCode::NOT_FOUND, "no API"),
         ("/api/panels/overview/nope", StatusCode::NOT_FOUND, "nope"),
