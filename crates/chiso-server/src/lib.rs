@@ -23,6 +23,7 @@ mod ingest;
 pub mod live;
 mod pages;
 mod request;
+mod sql;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub(crate) ingest_token: Option<String>,
     pub(crate) data_label: Option<String>,
     pub(crate) prepare_pages: bool,
+    /// Room for the ad-hoc queries of `/api/sql` running at once.
+    pub(crate) sql_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) started: Instant,
 }
 
@@ -105,6 +108,7 @@ impl AppState {
             ingest_token: config.ingest_token.clone(),
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
+            sql_slots: Arc::new(tokio::sync::Semaphore::new(sql::CONCURRENT_QUERIES)),
             started: Instant::now(),
         }))
     }
@@ -148,6 +152,7 @@ pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
             "/api/events",
             post(ingest::post_events).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/api/sql", post(sql::post_sql))
         .route("/api/{*rest}", get(api::unknown))
         .fallback(get(pages::page))
         .layer(middleware::from_fn(log_request))

@@ -27,6 +27,8 @@ pub struct Query {
     pub grain: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// The answer's format for `/api/sql`: json, csv, arrow or parquet.
+    pub format: Option<String>,
 }
 
 impl Query {
@@ -35,7 +37,7 @@ impl Query {
         let query: Self = serde_urlencoded::from_str(raw).map_err(|e| {
             AppError::bad_request(format!(
                 "the query string `{raw}` is not understood ({e}); the parameters are period, \
-                 lang, kind, province, ward, w, h, by, layout, grain, from and to"
+                 lang, kind, province, ward, w, h, by, layout, grain, from, to and format"
             ))
         })?;
         Ok(query.without_empty_values())
@@ -54,6 +56,7 @@ impl Query {
             &mut self.grain,
             &mut self.from,
             &mut self.to,
+            &mut self.format,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;

@@ -271,6 +271,87 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             assert!(answer.content_type.starts_with("text/html"), "{uri}");
         }
     }
+    // Ad-hoc SQL: every format carries the same 103 rows.
+    let ward_sql =
+        "SELECT ward_code, ward_name, received FROM kpi('2025-W40', 'ward') ORDER BY ward_code";
+    let sql = |uri: &'static str, headers: &'static [(&'static str, &'static str)], body: &str| {
+        let (app, body) = (app.clone(), body.to_owned());
+        async move { call(&app, Method::POST, uri, headers, &body).await }
+    };
+    let json = sql("/api/sql", &[], ward_sql).await;
+    assert_eq!(json.status, StatusCode::OK, "{}", json.text());
+    let value = json.json();
+    assert_eq!(value["row_count"].as_u64(), Some(103));
+    assert_eq!(value["rows"][1]["ward_name"], "Phường Ninh Kiều");
+    assert_eq!(value["columns"][0]["name"], "ward_code");
+    let csv = sql("/api/sql?format=csv", &[], ward_sql).await;
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert_eq!(csv.text().lines().count(), 104);
+    assert!(csv.text().starts_with("ward_code,ward_name,received\n"));
+    let arrow = sql(
+        "/api/sql",
+        &[("accept", "application/vnd.apache.arrow.stream")],
+        ward_sql,
+    )
+    .await;
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body), None)
+        .expect("an Arrow IPC stream");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 103);
+    let parquet = sql("/api/sql?format=parquet", &[], ward_sql).await;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet.body),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 103);
+    let one = sql(
+        "/api/sql",
+        &[("content-type", "application/json")],
+        r#"{"query": "SELECT 1 AS one"}"#,
+    )
+    .await;
+    assert_eq!(one.json()["rows"][0]["one"].as_i64(), Some(1));
+    let empty = sql(
+        "/api/sql?format=csv",
+        &[],
+        "SELECT ward_code FROM wards WHERE false",
+    )
+    .await;
+    assert_eq!(empty.text(), "ward_code\n");
+    let refusals = [
+        ("DROP TABLE events", "read-only"),
+        ("COPY (SELECT 1) TO '/tmp/x.csv'", "read-only"),
+        ("SELEC 1", "Line"),
+        ("SELECT nope FROM wards", "nope"),
+        ("", "empty"),
+    ];
+    for (query, message) in refusals {
+        let answer = sql("/api/sql", &[], query).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.text()
+        );
+        assert!(
+            answer.text().contains(message),
+            "{query}: {}",
+            answer.text()
+        );
+    }
+    let parse = sql("/api/sql", &[], "SELECT * FRO wards").await.json();
+    assert!(
+        parse["line"].is_u64() && parse["column"].is_u64(),
+        "{parse}"
+    );
+    assert_eq!(
+        sql("/api/sql?format=xml", &[], "SELECT 1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
     let off = call(
         &app,
         Method::POST,

@@ -1,0 +1,340 @@
+//! `POST /api/sql`: an analyst's query, answered as a stream of JSON, CSV,
+//! Arrow IPC or Parquet. Read-only by the engine's guard; bounded in time
+//! and in the number of queries running at once. The result streams batch by
+//! batch, so a download of millions of rows never sits in memory whole, and
+//! a client that goes away drops the stream, which stops the query.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chiso_engine::datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::request::Query;
+
+/// How long a query may run before it is stopped.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many queries may run at once; more answer 503.
+pub const CONCURRENT_QUERIES: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Arrow,
+    Parquet,
+}
+
+impl Format {
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Arrow => "application/vnd.apache.arrow.stream",
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// `?format=` first, then the Accept header; JSON by default.
+    fn choose(query: &Query, headers: &HeaderMap) -> Result<Self, AppError> {
+        if let Some(name) = &query.format {
+            return match name.as_str() {
+                "json" => Ok(Format::Json),
+                "csv" => Ok(Format::Csv),
+                "arrow" => Ok(Format::Arrow),
+                "parquet" => Ok(Format::Parquet),
+                other => Err(AppError::bad_request(format!(
+                    "unknown format `{other}`; use json, csv, arrow or parquet"
+                ))),
+            };
+        }
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Ok(if accept.contains("text/csv") {
+            Format::Csv
+        } else if accept.contains("arrow") {
+            Format::Arrow
+        } else if accept.contains("parquet") {
+            Format::Parquet
+        } else {
+            Format::Json
+        })
+    }
+}
+
+/// The query of a request: the body as text, or `{"query": "…"}` as JSON.
+fn query_text(headers: &HeaderMap, body: &str) -> Result<String, AppError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let text = if is_json {
+        let value: serde_json::Value = serde_json::from_str(body)
+            .map_err(|e| AppError::bad_request(format!("the body is not JSON: {e}")))?;
+        value["query"]
+            .as_str()
+            .ok_or_else(|| AppError::bad_request("the JSON body needs a \"query\" string"))?
+            .to_owned()
+    } else {
+        body.to_owned()
+    };
+    if text.trim().is_empty() {
+        return Err(AppError::bad_request("the query is empty"));
+    }
+    Ok(text)
+}
+
+/// `Line: 1, Column: 8` in a parser message, as numbers.
+fn position(message: &str) -> Option<(u64, u64)> {
+    let number_after = |label: &str| -> Option<u64> {
+        let start = message.find(label)? + label.len();
+        let digits: String = message[start..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    Some((number_after("Line:")?, number_after("Column:")?))
+}
+
+/// A query that could not run: 400 with the message and, for a parse error,
+/// where.
+fn refused(message: String) -> Response {
+    let mut body = json!({ "error": message, "status": 400 });
+    if let Some((line, column)) = position(&message) {
+        body["line"] = json!(line);
+        body["column"] = json!(column);
+    }
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+pub async fn post_sql(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: String,
+) -> Result<Response, AppError> {
+    let query = Query::parse(uri.query())?;
+    let format = Format::choose(&query, &headers)?;
+    let sql = query_text(&headers, &body)?;
+    let permit = Arc::clone(&state.sql_slots)
+        .try_acquire_owned()
+        .map_err(|_| {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{CONCURRENT_QUERIES} queries are already running; try again shortly"),
+            )
+        })?;
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
+    let snapshot = state.live.current();
+    let timed_out = || {
+        AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the query ran longer than {} s and was stopped",
+                QUERY_TIMEOUT.as_secs()
+            ),
+        )
+    };
+    let planned = tokio::time::timeout_at(deadline, async {
+        let frame = snapshot.engine.sql(&sql).await?;
+        frame
+            .execute_stream()
+            .await
+            .map_err(|e| chiso_engine::EngineError::Query(e.to_string()))
+    })
+    .await
+    .map_err(|_| timed_out())?;
+    let mut stream = match planned {
+        Ok(stream) => stream,
+        Err(error) => return Ok(refused(error.to_string())),
+    };
+    // The first batch decides the status: an error before any row is still
+    // a 400, not a broken 200.
+    let first = match tokio::time::timeout_at(deadline, stream.next()).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Some(Err(error))) => return Ok(refused(error.to_string())),
+        Ok(first) => first.and_then(Result::ok),
+    };
+    let schema = stream.schema();
+    let mut encoder = Encoder::new(format, &schema).map_err(AppError::internal)?;
+    // No rows still gives the columns (the CSV header, the JSON envelope).
+    let first = first.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
+    let first_bytes = encoder.batch(&first).map_err(AppError::internal)?;
+    let body_stream = futures::stream::once(async { Ok(first_bytes) })
+        .chain(rest(stream, encoder, deadline, started, permit));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(body_stream))
+        .map_err(|e| AppError::internal(e.to_string()))
+}
+
+/// The batches after the first, then the trailer; stops at the deadline.
+fn rest(
+    stream: SendableRecordBatchStream,
+    encoder: Encoder,
+    deadline: tokio::time::Instant,
+    started: Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(Some((stream, encoder, permit)), move |state| async move {
+        let (mut stream, mut encoder, permit) = state?;
+        let failed = |message: String| std::io::Error::other(message);
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => Some((
+                Err(failed(format!(
+                    "the query ran longer than {} s and was stopped",
+                    QUERY_TIMEOUT.as_secs()
+                ))),
+                None,
+            )),
+            Ok(Some(Err(error))) => Some((Err(failed(error.to_string())), None)),
+            Ok(Some(Ok(batch))) => match encoder.batch(&batch) {
+                Ok(bytes) => Some((Ok(bytes), Some((stream, encoder, permit)))),
+                Err(error) => Some((Err(failed(error)), None)),
+            },
+            Ok(None) => {
+                drop(permit);
+                Some((encoder.tail(started.elapsed()).map_err(failed), None))
+            }
+        }
+    })
+}
+
+/// Turns batches into the bytes of one format, piece by piece.
+enum Encoder {
+    Json { rows: u64, first: bool },
+    Csv { header: bool },
+    Arrow(Box<arrow_ipc::writer::StreamWriter<Vec<u8>>>),
+    Parquet(Box<parquet::arrow::ArrowWriter<Vec<u8>>>),
+}
+
+impl Encoder {
+    fn new(format: Format, schema: &SchemaRef) -> Result<Self, String> {
+        Ok(match format {
+            Format::Json => Encoder::Json {
+                rows: 0,
+                first: true,
+            },
+            Format::Csv => Encoder::Csv { header: true },
+            Format::Arrow => Encoder::Arrow(Box::new(
+                arrow_ipc::writer::StreamWriter::try_new(Vec::new(), schema)
+                    .map_err(|e| e.to_string())?,
+            )),
+            Format::Parquet => Encoder::Parquet(Box::new(
+                parquet::arrow::ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)
+                    .map_err(|e| e.to_string())?,
+            )),
+        })
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, String> {
+        match self {
+            Encoder::Json { rows, first } => {
+                let mut out = Vec::new();
+                if *first {
+                    let columns: Vec<serde_json::Value> = batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
+                        .collect();
+                    out.extend_from_slice(b"{\"columns\":");
+                    out.extend_from_slice(
+                        serde_json::to_string(&columns)
+                            .map_err(|e| e.to_string())?
+                            .as_bytes(),
+                    );
+                    out.extend_from_slice(b",\"rows\":[");
+                }
+                if batch.num_rows() > 0 {
+                    let mut array = Vec::new();
+                    {
+                        let mut writer = arrow::json::WriterBuilder::new()
+                            .with_explicit_nulls(true)
+                            .build::<_, arrow::json::writer::JsonArray>(&mut array);
+                        writer.write(batch).map_err(|e| e.to_string())?;
+                        writer.finish().map_err(|e| e.to_string())?;
+                    }
+                    // `[{…},{…}]` without its brackets, joined to what came before.
+                    let inner = &array[1..array.len().saturating_sub(1)];
+                    if *rows > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(inner);
+                }
+                *first = false;
+                *rows += batch.num_rows() as u64;
+                Ok(Bytes::from(out))
+            }
+            Encoder::Csv { header } => {
+                let mut out = Vec::new();
+                {
+                    let mut writer = arrow::csv::WriterBuilder::new()
+                        .with_header(*header)
+                        .build(&mut out);
+                    writer.write(batch).map_err(|e| e.to_string())?;
+                }
+                *header = false;
+                Ok(Bytes::from(out))
+            }
+            Encoder::Arrow(writer) => {
+                writer.write(batch).map_err(|e| e.to_string())?;
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+            Encoder::Parquet(writer) => {
+                writer.write(batch).map_err(|e| e.to_string())?;
+                Ok(Bytes::from(std::mem::take(writer.inner_mut())))
+            }
+        }
+    }
+
+    /// What closes the result.
+    fn tail(&mut self, elapsed: Duration) -> Result<Bytes, String> {
+        match self {
+            Encoder::Json { rows, .. } => {
+                let mut out = String::new();
+                out.push_str(&format!(
+                    "],\"row_count\":{rows},\"elapsed_ms\":{:.1}}}",
+                    elapsed.as_secs_f64() * 1000.0
+                ));
+                Ok(Bytes::from(out))
+            }
+            Encoder::Csv { .. } => Ok(Bytes::new()),
+            Encoder::Arrow(writer) => {
+                writer.finish().map_err(|e| e.to_string())?;
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+            Encoder::Parquet(writer) => {
+                writer.finish().map_err(|e| e.to_string())?;
+                Ok(Bytes::from(std::mem::take(writer.inner_mut())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parse_errors_give_their_position() {
+        let message = "SQL error: ParserError(\"Expected: an expression, found: FROM at Line: 1, Column: 8\")";
+        assert_eq!(super::position(message), Some((1, 8)));
+        assert_eq!(super::position("no position"), None);
+    }
+}
