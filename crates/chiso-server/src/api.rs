@@ -271,12 +271,14 @@ pub async fn pages(State(state): State<Arc<AppState>>) -> Json<serde_json::Value
     Json(json!({ "pages": pages }))
 }
 
-/// `GET /api/panels/overview/headline?period=…`: one panel's rows.
+/// `GET /api/panels/overview/headline?period=…`: one panel's rows; with
+/// `format=csv|parquet|arrow|json`, its whole result as a download.
 pub async fn panel(
     State(state): State<Arc<AppState>>,
     Path((page_id, panel_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     uri: Uri,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
     let page = state
         .dashboards
@@ -292,6 +294,12 @@ pub async fn panel(
     }
     let snapshot = state.live.current();
     let params = query.params(&state, &snapshot, None)?;
+    if query.format.is_some() {
+        let format = crate::sql::Format::choose(&query, &headers)?;
+        let sql = params.render(&panel.sql)?;
+        let name = format!("{}-{}-{}", page.id, panel.id, params.period);
+        return crate::sql::panel_download(&state, sql, format, name).await;
+    }
     let table = panel_table(&state, &snapshot, panel, &params).await?;
     Ok(Json(json!({
         "page": page.id,
@@ -300,7 +308,8 @@ pub async fn panel(
         "query": query_string(&params, &[]),
         "total_rows": table.total_rows,
         "rows": rows_json(&table),
-    })))
+    }))
+    .into_response())
 }
 
 /// `GET /health`: alive, and which data is served.

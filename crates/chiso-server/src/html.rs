@@ -359,9 +359,23 @@ fn change_html(column: &Column, table: &Table, row: usize, params: &Params) -> S
     )
 }
 
-pub fn tiles(panel: &Panel, tiles: &[Column], table: &Table, params: &Params) -> String {
+/// Download links (label, href) for a panel's corner.
+pub fn downloads(links: &[(&str, String)]) -> String {
+    links
+        .iter()
+        .map(|(label, href)| format!("<a href=\"{}\" download>{label}</a>", escape(href)))
+        .collect()
+}
+
+pub fn tiles(
+    panel: &Panel,
+    tiles: &[Column],
+    table: &Table,
+    params: &Params,
+    actions: &str,
+) -> String {
     let lang = params.lang;
-    let mut inner = panel_head(panel, lang, "");
+    let mut inner = panel_head(panel, lang, actions);
     if table.rows.is_empty() {
         inner.push_str(&empty_paragraph(panel, lang));
         return section(panel, &inner);
@@ -415,9 +429,10 @@ pub fn table(
     params: &Params,
     link_query: &str,
     sparkline: &dyn Fn(&[Option<f64>]) -> String,
+    actions: &str,
 ) -> String {
     let lang = params.lang;
-    let mut inner = panel_head(panel, lang, "");
+    let mut inner = panel_head(panel, lang, actions);
     if table.rows.is_empty() {
         inner.push_str(&empty_paragraph(panel, lang));
         return section(panel, &inner);
@@ -494,20 +509,8 @@ pub fn table(
     section(panel, &inner)
 }
 
-pub fn chart(
-    panel: &Panel,
-    svg: &str,
-    png_href: &str,
-    svg_href: &str,
-    lang: Lang,
-    empty: bool,
-) -> String {
-    let actions = format!(
-        "<a href=\"{}\" download>PNG</a><a href=\"{}\" download>SVG</a>",
-        escape(png_href),
-        escape(svg_href)
-    );
-    let mut inner = panel_head(panel, lang, &actions);
+pub fn chart(panel: &Panel, svg: &str, actions: &str, lang: Lang, empty: bool) -> String {
+    let mut inner = panel_head(panel, lang, actions);
     if empty {
         inner.push_str(&empty_paragraph(panel, lang));
     } else {

@@ -23,7 +23,7 @@ mod ingest;
 pub mod live;
 mod pages;
 mod request;
-mod sql;
+pub(crate) mod sql;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -123,18 +123,42 @@ pub(crate) async fn panel_table(
         .await
 }
 
-/// The links that reproduce a page's choices, for a chart of it.
-fn chart_href(page: &Page, panel: &Panel, params: &Params, extension: &str) -> String {
-    let mut extra = Vec::new();
+/// The query that reproduces a page's choices for one of its panels.
+fn panel_query(params: &Params, extra: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
     if let Some(ward) = &params.ward {
-        extra.push(("ward", ward.clone()));
+        pairs.push(("ward", ward.clone()));
     }
-    format!(
-        "/chart/{}/{}.{extension}?{}",
-        page.id,
-        panel.id,
-        query_string(params, &extra)
-    )
+    pairs.extend(extra.iter().cloned());
+    query_string(params, &pairs)
+}
+
+/// A panel's download links: its chart as PNG and SVG, its rows as CSV.
+fn panel_downloads(page: &Page, panel: &Panel, params: &Params) -> String {
+    let mut links = Vec::new();
+    if panel.kind.is_chart() {
+        for extension in ["png", "svg"] {
+            links.push((
+                if extension == "png" { "PNG" } else { "SVG" },
+                format!(
+                    "/chart/{}/{}.{extension}?{}",
+                    page.id,
+                    panel.id,
+                    panel_query(params, &[])
+                ),
+            ));
+        }
+    }
+    links.push((
+        "CSV",
+        format!(
+            "/api/panels/{}/{}?{}",
+            page.id,
+            panel.id,
+            panel_query(params, &[("format", "csv".to_owned())])
+        ),
+    ));
+    html::downloads(&links)
 }
 
 fn panel_chart(panel: &Panel, table: &Table, params: &Params) -> Result<Chart, AppError> {
@@ -164,8 +188,9 @@ async fn render_page(
                 continue;
             }
         };
+        let actions = panel_downloads(page, panel, params);
         let rendered = match &panel.kind {
-            PanelKind::Tiles { tiles } => html::tiles(panel, tiles, &table, params),
+            PanelKind::Tiles { tiles } => html::tiles(panel, tiles, &table, params, &actions),
             PanelKind::Table { columns } => html::table(
                 panel,
                 columns,
@@ -173,19 +198,13 @@ async fn render_page(
                 params,
                 &nav_query(lang),
                 &|values| sparkline(values),
+                &actions,
             ),
             _ => match panel_chart(panel, &table, params) {
                 Ok(chart) => {
                     let (width, height) = chart.natural_size();
                     match chart.svg(width, height) {
-                        Ok(svg) => html::chart(
-                            panel,
-                            &svg,
-                            &chart_href(page, panel, params, "png"),
-                            &chart_href(page, panel, params, "svg"),
-                            lang,
-                            table.rows.is_empty(),
-                        ),
+                        Ok(svg) => html::chart(panel, &svg, &actions, lang, table.rows.is_empty()),
                         Err(error) => html::failed_panel(panel, lang, &error.to_string()),
                     }
                 }

@@ -28,7 +28,7 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CONCURRENT_QUERIES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Csv,
     Arrow,
@@ -45,8 +45,17 @@ impl Format {
         }
     }
 
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Arrow => "arrows",
+            Format::Parquet => "parquet",
+        }
+    }
+
     /// `?format=` first, then the Accept header; JSON by default.
-    fn choose(query: &Query, headers: &HeaderMap) -> Result<Self, AppError> {
+    pub(crate) fn choose(query: &Query, headers: &HeaderMap) -> Result<Self, AppError> {
         if let Some(name) = &query.format {
             return match name.as_str() {
                 "json" => Ok(Format::Json),
@@ -130,6 +139,17 @@ pub async fn post_sql(
     let query = Query::parse(uri.query())?;
     let format = Format::choose(&query, &headers)?;
     let sql = query_text(&headers, &body)?;
+    stream_query(&state, sql, format, None).await
+}
+
+/// Runs `sql` on the snapshot being served and streams its rows in
+/// `format`; `filename` makes the answer a download.
+async fn stream_query(
+    state: &AppState,
+    sql: String,
+    format: Format,
+    filename: Option<String>,
+) -> Result<Response, AppError> {
     let permit = Arc::clone(&state.sql_slots)
         .try_acquire_owned()
         .map_err(|_| {
@@ -177,12 +197,29 @@ pub async fn post_sql(
     let first_bytes = encoder.batch(&first).map_err(AppError::internal)?;
     let body_stream = futures::stream::once(async { Ok(first_bytes) })
         .chain(rest(stream, encoder, deadline, started, permit));
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, format.content_type())
-        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(name) = filename {
+        response = response.header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}.{}\"", format.extension()),
+        );
+    }
+    response
         .body(Body::from_stream(body_stream))
         .map_err(|e| AppError::internal(e.to_string()))
+}
+
+/// A panel's whole result (not capped as on the page) in `format`.
+pub(crate) async fn panel_download(
+    state: &AppState,
+    sql: String,
+    format: Format,
+    name: String,
+) -> Result<Response, AppError> {
+    stream_query(state, sql, format, Some(name)).await
 }
 
 /// The batches after the first, then the trailer; stops at the deadline.
@@ -289,7 +326,9 @@ impl Encoder {
                     let mut writer = arrow::csv::WriterBuilder::new()
                         .with_header(*header)
                         .build(&mut out);
-                    writer.write(batch).map_err(|e| e.to_string())?;
+                    writer
+                        .write(&flat_for_csv(batch)?)
+                        .map_err(|e| e.to_string())?;
                 }
                 *header = false;
                 Ok(Bytes::from(out))
@@ -327,6 +366,38 @@ impl Encoder {
             }
         }
     }
+}
+
+/// CSV has no nested values: lists and structs become their text (`[1.0, 2.0]`).
+fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch, String> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
+                .map_err(|e| e.to_string())?;
+            let text: StringArray = (0..column.len())
+                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -271,6 +271,25 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             assert!(answer.content_type.starts_with("text/html"), "{uri}");
         }
     }
+    // Every panel offers its rows as CSV, whole and with the page's choices.
+    assert!(ranking.contains("/api/panels/ranking/wards?period=2025-W40&amp;format=csv"));
+    let ward_page = get(&app, "/ward/31135?period=2025-W40").await.text();
+    assert!(ward_page.contains("/chart/ward/trend.png?period=2025-W40&amp;ward=31135"));
+    let download = get(&app, "/api/panels/ranking/wards?period=2025-W40&format=csv").await;
+    assert_eq!(download.status, StatusCode::OK, "{}", download.text());
+    assert!(download.content_type.starts_with("text/csv"));
+    assert_eq!(download.text().lines().count(), 104);
+    let procedures = get(
+        &app,
+        "/api/panels/ward/procedures?period=2025-09&ward=31135&format=csv",
+    )
+    .await;
+    assert!(
+        procedures
+            .text()
+            .starts_with("period_start,period_end,procedure_code")
+    );
+
     // Ad-hoc SQL: every format carries the same 103 rows.
     let ward_sql =
         "SELECT ward_code, ward_name, received FROM kpi('2025-W40', 'ward') ORDER BY ward_code";
