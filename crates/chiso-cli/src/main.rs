@@ -6,6 +6,7 @@
 
 mod generate;
 mod ingest;
+mod pg_user;
 mod query;
 mod serve;
 
@@ -35,6 +36,8 @@ enum Command {
     /// Inspect and maintain a store.
     #[command(subcommand)]
     Store(ingest::StoreCommand),
+    #[command(subcommand)]
+    PgUser(pg_user::PgUserCommand),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime()
             .and_then(|rt| rt.block_on(serve::serve(args)))
             .map(|()| ExitCode::SUCCESS),
+        Command::PgUser(command) => pg_user::run(command).map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))
                 .map(|()| ExitCode::SUCCESS)

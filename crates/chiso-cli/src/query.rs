@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
 
 use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_engine::datafusion::prelude::DataFrame;
-use chiso_engine::{Engine, EngineOptions, Grouping, Layout, Period};
+use chiso_engine::{Engine, EngineOptions, Grouping, Layout, Period, QueryGate};
 
 /// The store a query command reads; without one, the built-in sample city.
 #[derive(Debug, Args)]
@@ -23,6 +23,31 @@ pub struct StoreArg {
     /// sample city, created on first use.
     #[arg(long, env = "CHISO_STORE")]
     pub store: Option<PathBuf>,
+}
+
+/// The bounds of an analyst's query, the same on every entry point.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// How long an ad-hoc query may run, in seconds; past it the query is stopped.
+    #[arg(long, default_value_t = 60)]
+    query_timeout_seconds: u64,
+    /// The memory one ad-hoc query may use, in megabytes (sorts and
+    /// aggregations spill to disk first).
+    #[arg(long, default_value_t = 2048)]
+    query_memory_mb: usize,
+    /// Ad-hoc queries running at once; more are refused until one ends.
+    #[arg(long, default_value_t = 4)]
+    max_queries: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> chiso_engine::QueryLimits {
+        chiso_engine::QueryLimits {
+            timeout: std::time::Duration::from_secs(self.query_timeout_seconds.max(1)),
+            memory: self.query_memory_mb.max(16).saturating_mul(1024 * 1024),
+            concurrent: self.max_queries.max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +144,8 @@ pub struct SqlArgs {
     #[arg(long)]
     timing: bool,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     output: OutputArgs,
 }
 
@@ -192,7 +219,8 @@ pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
         ]);
     }
     let title = title("Chỉ số", &period);
-    write(frame, &args.output, Some(&title), Some(&headline)).await
+    let (schema, stream) = rows(frame).await?;
+    write(schema, stream, &args.output, Some(&title), Some(&headline)).await
 }
 
 /// `Chỉ số 2025-07 (01/07/2025 → 31/07/2025)`: the period with its local dates.
@@ -246,7 +274,8 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
             ("ratio", "Tỷ lệ %"),
             ("points", "Điểm"),
         ];
-        return write(frame, &args.output, Some(&title), Some(&columns)).await;
+        let (schema, stream) = rows(frame).await?;
+        return write(schema, stream, &args.output, Some(&title), Some(&columns)).await;
     }
     let frame = engine.index(&period, layout).await?;
     let columns = [
@@ -257,32 +286,68 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
         ("score_100", "Điểm /100"),
         ("band_vi", "Xếp loại"),
     ];
-    write(frame, &args.output, Some(&title), Some(&columns)).await
+    let (schema, stream) = rows(frame).await?;
+    write(schema, stream, &args.output, Some(&title), Some(&columns)).await
 }
 
 pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
     let engine = open(&args.store.store, None).await?;
+    let analyst = Analyst {
+        engine,
+        gate: QueryGate::new(args.limits.limits()),
+    };
     match args.query.as_deref() {
         Some("-") => {
             let mut query = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut query)?;
-            run_one(&engine, &query, &args.output).await
+            analyst.run(&query, &args.output).await
         }
         Some(query) => {
             let started = Instant::now();
-            run_one(&engine, query, &args.output).await?;
+            analyst.run(query, &args.output).await?;
             if args.timing {
                 eprintln!("time: {:.3} s", started.elapsed().as_secs_f64());
             }
             Ok(())
         }
-        None => prompt(&engine, args.timing).await,
+        None => prompt(&analyst, args.timing).await,
     }
 }
 
-async fn run_one(engine: &Engine, query: &str, output: &OutputArgs) -> anyhow::Result<()> {
-    let frame = engine.sql(query).await?;
-    write(frame, output, None, None).await
+/// An engine and the bounds of the analyst's queries on it.
+struct Analyst {
+    engine: Engine,
+    gate: QueryGate,
+}
+
+impl Analyst {
+    async fn run(&self, query: &str, output: &OutputArgs) -> anyhow::Result<()> {
+        let stream = self.engine.bounded_sql(query, self.gate.admit()?).await?;
+        let schema = stream.schema();
+        write(
+            schema,
+            stream.map(|batch| batch.map_err(anyhow::Error::from)),
+            output,
+            None,
+            None,
+        )
+        .await
+    }
+}
+
+/// A planned frame as a schema and a stream of batches.
+async fn rows(
+    frame: DataFrame,
+) -> anyhow::Result<(
+    SchemaRef,
+    impl futures::Stream<Item = anyhow::Result<RecordBatch>> + Unpin,
+)> {
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let stream = frame.execute_stream().await?;
+    Ok((
+        schema,
+        stream.map(|batch| batch.map_err(anyhow::Error::from)),
+    ))
 }
 
 /// Rows a terminal shows at most; files get everything.
@@ -290,13 +355,12 @@ const DISPLAY_ROWS: usize = 200;
 
 /// Writes a result in the chosen format, streaming batch by batch.
 async fn write(
-    frame: DataFrame,
+    schema: SchemaRef,
+    mut stream: impl futures::Stream<Item = anyhow::Result<RecordBatch>> + Unpin,
     output: &OutputArgs,
     title: Option<&str>,
     columns: Option<&[(&str, &str)]>,
 ) -> anyhow::Result<()> {
-    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await?;
     if output.format == OutputFormat::Parquet {
         let Some(path) = &output.out else {
             bail!("--format parquet needs --out FILE");
@@ -372,7 +436,7 @@ async fn write(
 /// An aligned table; with `columns`, those columns under those headers and
 /// numbers in the Vietnamese format, otherwise every column as it is.
 fn table(
-    schema: &arrow::datatypes::SchemaRef,
+    schema: &SchemaRef,
     batches: &[RecordBatch],
     columns: Option<&[(&str, &str)]>,
 ) -> anyhow::Result<String> {
@@ -457,7 +521,8 @@ fn cell_formatter(
 
 /// The interactive prompt: `;` ends a query, `\d` lists tables, `\d NAME`
 /// describes one, `\q` quits; history is kept in `~/.chiso_history`.
-async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
+async fn prompt(analyst: &Analyst, timing: bool) -> anyhow::Result<()> {
+    let engine = &analyst.engine;
     let interactive = std::io::stdin().is_terminal();
     let history_path =
         std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".chiso_history"));
@@ -502,14 +567,14 @@ async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
             match command.split_whitespace().collect::<Vec<_>>().as_slice() {
                 ["\\q"] | ["\\quit"] => break,
                 ["\\d"] => {
-                    report(run_one(engine, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name", &output).await);
+                    report(analyst.run("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name", &output).await);
                 }
                 ["\\d", name] => {
                     let sql = format!(
                         "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '{}' ORDER BY ordinal_position",
                         name.replace('\'', "''")
                     );
-                    report(run_one(engine, &sql, &output).await);
+                    report(analyst.run(&sql, &output).await);
                 }
                 _ => eprintln!("unknown command {command}: \\d, \\d NAME, \\q"),
             }
@@ -526,7 +591,7 @@ async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
                 let _ = writeln!(file, "{}", query.trim().replace('\n', " "));
             }
             let started = Instant::now();
-            let result = run_one(engine, &query, &output).await;
+            let result = analyst.run(&query, &output).await;
             report(result);
             if interactive || timing {
                 eprintln!("time: {:.3} s", started.elapsed().as_secs_f64());
@@ -534,7 +599,7 @@ async fn prompt(engine: &Engine, timing: bool) -> anyhow::Result<()> {
         }
     }
     if !buffer.trim().is_empty() {
-        report(run_one(engine, &buffer, &output).await);
+        report(analyst.run(&buffer, &output).await);
     }
     Ok(())
 }

@@ -1,19 +1,20 @@
 //! `chiso serve`: the weekly review in the browser.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chiso_dashboard::Dashboards;
-use chiso_server::ServerConfig;
+use chiso_server::{AppState, ServerConfig};
 use clap::Args;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::query::{StoreArg, store_or_sample};
+use crate::query::{LimitArgs, StoreArg, store_or_sample};
 
 #[derive(Debug, Args)]
 #[command(
@@ -36,15 +37,26 @@ pub struct ServeArgs {
     /// The largest request body `POST /api/events` accepts, in megabytes.
     #[arg(long, default_value_t = 64)]
     max_body_mb: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// How often to look for data ingested by other processes, in seconds.
     #[arg(long, default_value_t = 5)]
     poll_seconds: u64,
+    /// Also serve Postgres clients (psql, DBeaver, Metabase, Python) on this
+    /// address, for the users of --pg-users. Off unless given.
+    #[arg(long, requires = "pg_users")]
+    pg_addr: Option<SocketAddr>,
+    /// The users Postgres clients sign in as (`chiso pg-user add`).
+    #[arg(long, requires = "pg_addr")]
+    pg_users: Option<PathBuf>,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // chiso's own events at info; the libraries' only when they warn.
     let filter = Targets::new()
         .with_target("chiso_server", Level::INFO)
+        .with_target("chiso_pg", Level::INFO)
+        .with_target("chiso", Level::INFO)
         .with_default(Level::WARN);
     tracing_subscriber::registry()
         .with(
@@ -56,9 +68,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let dashboards = match &args.dashboards {
         Some(dir) => Dashboards::load(dir)?,
-        None if std::path::Path::new("dashboards").is_dir() => {
-            Dashboards::load(std::path::Path::new("dashboards"))?
-        }
+        None if Path::new("dashboards").is_dir() => Dashboards::load(Path::new("dashboards"))?,
         None => Dashboards::builtin()?,
     };
     if args
@@ -77,16 +87,50 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine: Default::default(),
         poll_every: Duration::from_secs(args.poll_seconds.max(1)),
         prepare_pages: true,
+        query_limits: args.limits.limits(),
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"
                 .to_owned()
         }),
     };
+    let state = AppState::open(&config)
+        .await
+        .with_context(|| format!("cannot open the store {}", store.display()))?;
+    let postgres = match (args.pg_addr, &args.pg_users) {
+        (Some(addr), Some(users)) => Some(start_postgres(&state, addr, users).await?),
+        _ => None,
+    };
     eprintln!(
         "chiso: open http://{}/ in a browser (Ctrl-C stops)",
         args.addr
     );
-    chiso_server::serve(config, args.addr)
+    let served = chiso_server::serve(state, &config, args.addr).await;
+    if let Some(postgres) = postgres {
+        postgres.abort();
+    }
+    served.with_context(|| format!("serving the store {}", store.display()))
+}
+
+/// The Postgres side, on the same snapshots and the same query gate.
+async fn start_postgres(
+    state: &Arc<AppState>,
+    addr: SocketAddr,
+    users: &Path,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let users = chiso_pg::Users::load(users)?;
+    let source = {
+        let state = Arc::clone(state);
+        move || state.current_engine()
+    };
+    let server = chiso_pg::PgServer::new(Arc::new(source), users, state.gate().clone())?;
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("serving the store {}", store.display()))
+        .with_context(|| format!("cannot listen for Postgres clients on {addr}"))?;
+    tracing::info!(%addr, "serving Postgres clients");
+    eprintln!(
+        "chiso: Postgres clients connect with: psql -h {} -p {} -U USER chiso",
+        addr.ip(),
+        addr.port()
+    );
+    Ok(tokio::spawn(server.serve(listener, std::future::pending())))
 }

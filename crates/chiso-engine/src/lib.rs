@@ -26,6 +26,7 @@
 
 pub mod derived;
 mod functions;
+pub mod limits;
 pub mod period;
 pub mod queries;
 pub mod reference;
@@ -45,8 +46,11 @@ use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use chiso_store::datafusion;
+pub use limits::{
+    Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, stop_early,
+};
 pub use period::{Grain, Period, PeriodError};
-pub use sql_guard::check_read_only;
+pub use sql_guard::{check_parsed, check_read_only};
 
 use queries::{date_literal, instant_literal, render};
 
@@ -73,6 +77,17 @@ pub enum EngineError {
     Grouping(String),
     #[error("unknown index layout `{0}`; use portal or 2022")]
     Layout(String),
+    /// Every place for analysts' queries is taken.
+    #[error("{0} queries are already running; try again shortly")]
+    Busy(usize),
+    /// A query needed more memory than a query may use.
+    #[error(
+        "the query needs more memory than the {limit} a query may use; \
+         narrow it (a shorter period, fewer columns, a LIMIT) ({detail})"
+    )]
+    Memory { limit: String, detail: String },
+    #[error(transparent)]
+    Stopped(#[from] Stop),
 }
 
 impl EngineError {
@@ -451,12 +466,21 @@ impl Engine {
 
     /// An analyst's query: read-only, refused with a clear message otherwise.
     pub async fn sql(&self, query: &str) -> Result<DataFrame, EngineError> {
+        Self::read_only_frame(&self.context, query).await
+    }
+
+    /// Plans `query` in `context` if it only reads: the guard names what it
+    /// refuses, and DataFusion's own options refuse the rest.
+    pub(crate) async fn read_only_frame(
+        context: &SessionContext,
+        query: &str,
+    ) -> Result<DataFrame, EngineError> {
         check_read_only(query)?;
         let options = datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        self.context
+        context
             .sql_with_options(query, options)
             .await
             .map_err(EngineError::query)

@@ -24,36 +24,50 @@ pub fn check_read_only(sql: &str) -> Result<(), EngineError> {
             "one statement at a time, please: the query holds several (separated by `;`)".into(),
         ));
     }
-    for statement in &statements {
-        if let Some(kind) = refusal(statement) {
-            return Err(EngineError::Refused(format!(
-                "chiso's SQL is read-only: `{kind}` statements are refused; \
-                 use SELECT (or WITH, EXPLAIN, SHOW, DESCRIBE)"
-            )));
-        }
+    match refusal(&statements[0]) {
+        Some(kind) => Err(refused(&kind)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The same check for a statement parsed elsewhere (the Postgres wire
+/// parses with its own dialect and rewrites).
+pub fn check_parsed(statement: &SqlStatement) -> Result<(), EngineError> {
+    match sql_refusal(statement) {
+        Some(kind) => Err(refused(&kind)),
+        None => Ok(()),
+    }
+}
+
+fn refused(kind: &str) -> EngineError {
+    EngineError::Refused(format!(
+        "chiso's SQL is read-only: `{kind}` statements are refused; \
+         use SELECT (or WITH, EXPLAIN, SHOW, DESCRIBE)"
+    ))
 }
 
 /// What is refused in `statement`, by name; `None` when it only reads.
 fn refusal(statement: &Statement) -> Option<String> {
     match statement {
-        Statement::Statement(inner) => match inner.as_ref() {
-            SqlStatement::Query(_)
-            | SqlStatement::ShowTables { .. }
-            | SqlStatement::ShowColumns { .. }
-            | SqlStatement::ShowFunctions { .. }
-            | SqlStatement::ExplainTable { .. } => None,
-            SqlStatement::Explain { statement, .. } => {
-                (!matches!(statement.as_ref(), SqlStatement::Query(_))).then(|| kind_of(statement))
-            }
-            other => Some(kind_of(other)),
-        },
+        Statement::Statement(inner) => sql_refusal(inner),
         // EXPLAIN [ANALYZE] runs what it explains: judge that.
         Statement::Explain(explain) => refusal(&explain.statement),
         Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_owned()),
         Statement::CopyTo(_) => Some("COPY".to_owned()),
         other => Some(leading_keywords(&other.to_string())),
+    }
+}
+
+fn sql_refusal(statement: &SqlStatement) -> Option<String> {
+    match statement {
+        SqlStatement::Query(_)
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowColumns { .. }
+        | SqlStatement::ShowFunctions { .. }
+        | SqlStatement::ExplainTable { .. } => None,
+        // EXPLAIN ANALYZE runs what it explains: judge that.
+        SqlStatement::Explain { statement, .. } => sql_refusal(statement),
+        other => Some(kind_of(other)),
     }
 }
 

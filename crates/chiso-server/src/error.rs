@@ -42,7 +42,10 @@ impl From<EngineError> for AppError {
             EngineError::Period(_)
             | EngineError::Grouping(_)
             | EngineError::Layout(_)
-            | EngineError::Refused(_) => Self::bad_request(error.to_string()),
+            | EngineError::Refused(_)
+            | EngineError::Memory { .. } => Self::bad_request(error.to_string()),
+            EngineError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+            EngineError::Stopped(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, error.to_string()),
             // A table function refusing its arguments (too many periods, an
             // unknown ward) fails at planning: the request's to fix.
             EngineError::Query(message) if message.starts_with("Error during planning") => {

@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use chiso_core::wards::WardRegistry;
 use chiso_dashboard::{Dashboards, Table};
-use chiso_engine::{EngineError, EngineOptions};
+use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits};
 use chiso_ingest::Ingester;
 
 pub use error::AppError;
@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub poll_every: Duration,
     /// A line for the page footer saying whose data this is.
     pub data_label: Option<String>,
+    /// The bounds of analysts' queries (`/api/sql`, the console, downloads).
+    pub query_limits: QueryLimits,
     /// Compute the default pages of a new store version before serving it
     /// (see [`AppState::refresh`]); tests turn it off for speed.
     pub prepare_pages: bool,
@@ -81,8 +83,8 @@ pub struct AppState {
     pub(crate) ingest_token: Option<String>,
     pub(crate) data_label: Option<String>,
     pub(crate) prepare_pages: bool,
-    /// Room for the ad-hoc queries of `/api/sql` running at once.
-    pub(crate) sql_slots: Arc<tokio::sync::Semaphore>,
+    /// Admission of analysts' queries, shared with the Postgres wire.
+    pub(crate) gate: QueryGate,
     pub(crate) started: Instant,
 }
 
@@ -108,9 +110,20 @@ impl AppState {
             ingest_token: config.ingest_token.clone(),
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
-            sql_slots: Arc::new(tokio::sync::Semaphore::new(sql::CONCURRENT_QUERIES)),
+            gate: QueryGate::new(config.query_limits),
             started: Instant::now(),
         }))
+    }
+
+    /// The engine of the store version being served, and that version's key.
+    pub fn current_engine(&self) -> (String, Engine) {
+        let snapshot = self.live.current();
+        (snapshot.key(), snapshot.engine.clone())
+    }
+
+    /// The admission of analysts' queries, to share with other entry points.
+    pub fn gate(&self) -> &QueryGate {
+        &self.gate
     }
 
     /// Serves the latest store version; drops what was cached for older ones.
@@ -152,7 +165,7 @@ pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
             "/api/events",
             post(ingest::post_events).layer(DefaultBodyLimit::max(body_limit)),
         )
-        .route("/api/sql", post(sql::post_sql))
+        .route("/api/sql", post(sql::post_sql).get(sql::get_sql))
         .route("/api/{*rest}", get(api::unknown))
         .fallback(get(pages::page))
         .layer(middleware::from_fn(log_request))
@@ -176,8 +189,11 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, finishing requests in flight.
-pub async fn serve(config: ServerConfig, addr: SocketAddr) -> Result<(), ServeError> {
-    let state = AppState::open(&config).await?;
+pub async fn serve(
+    state: Arc<AppState>,
+    config: &ServerConfig,
+    addr: SocketAddr,
+) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|cause| ServeError::Bind { addr, cause })?;
@@ -244,8 +260,6 @@ async fn shutdown_signal() {
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,

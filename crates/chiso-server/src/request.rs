@@ -27,8 +27,12 @@ pub struct Query {
     pub grain: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    /// The answer's format for `/api/sql`: json, csv, arrow or parquet.
+    /// The answer's format for `/api/sql`: json, csv, arrow, parquet or xlsx.
     pub format: Option<String>,
+    /// An ad-hoc query (`GET /api/sql?q=…`, the SQL console).
+    pub q: Option<String>,
+    /// Rows to show at most (`/api/sql`); downloads have no limit.
+    pub limit: Option<u64>,
 }
 
 impl Query {
@@ -37,7 +41,7 @@ impl Query {
         let query: Self = serde_urlencoded::from_str(raw).map_err(|e| {
             AppError::bad_request(format!(
                 "the query string `{raw}` is not understood ({e}); the parameters are period, \
-                 lang, kind, province, ward, w, h, by, layout, grain, from, to and format"
+                 lang, kind, province, ward, w, h, by, layout, grain, from, to, format, q and limit"
             ))
         })?;
         Ok(query.without_empty_values())
@@ -57,6 +61,7 @@ impl Query {
             &mut self.from,
             &mut self.to,
             &mut self.format,
+            &mut self.q,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;

@@ -14,18 +14,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chiso_engine::datafusion::execution::SendableRecordBatchStream;
+use chiso_engine::{BoundedStream, EngineError};
 use futures::StreamExt;
 use serde_json::json;
 
 use crate::AppState;
 use crate::error::AppError;
 use crate::request::Query;
-
-/// How long a query may run before it is stopped.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many queries may run at once; more answer 503.
-pub const CONCURRENT_QUERIES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -130,6 +125,22 @@ fn refused(message: String) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
+/// `GET /api/sql?q=…`: the same, for links (the console's downloads).
+pub async fn get_sql(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let query = Query::parse(uri.query())?;
+    let format = Format::choose(&query, &headers)?;
+    let sql = query
+        .q
+        .clone()
+        .ok_or_else(|| AppError::bad_request("give the query as q=…, or POST it as the body"))?;
+    let filename = (format != Format::Json).then(|| "chiso-query".to_owned());
+    stream_query(&state, sql, format, filename, query.limit).await
+}
+
 pub async fn post_sql(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -139,64 +150,46 @@ pub async fn post_sql(
     let query = Query::parse(uri.query())?;
     let format = Format::choose(&query, &headers)?;
     let sql = query_text(&headers, &body)?;
-    stream_query(&state, sql, format, None).await
+    stream_query(&state, sql, format, None, query.limit).await
 }
 
-/// Runs `sql` on the snapshot being served and streams its rows in
-/// `format`; `filename` makes the answer a download.
-async fn stream_query(
+/// Runs `sql` on the snapshot being served, within the gate's bounds, and
+/// streams its rows in `format`; `filename` makes the answer a download,
+/// `limit` keeps the first rows only (what a screen shows).
+pub(crate) async fn stream_query(
     state: &AppState,
     sql: String,
     format: Format,
     filename: Option<String>,
+    limit: Option<u64>,
 ) -> Result<Response, AppError> {
-    let permit = Arc::clone(&state.sql_slots)
-        .try_acquire_owned()
-        .map_err(|_| {
-            AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{CONCURRENT_QUERIES} queries are already running; try again shortly"),
-            )
-        })?;
+    let admission = state.gate.admit()?;
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
     let snapshot = state.live.current();
-    let timed_out = || {
-        AppError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "the query ran longer than {} s and was stopped",
-                QUERY_TIMEOUT.as_secs()
-            ),
-        )
-    };
-    let planned = tokio::time::timeout_at(deadline, async {
-        let frame = snapshot.engine.sql(&sql).await?;
-        frame
-            .execute_stream()
-            .await
-            .map_err(|e| chiso_engine::EngineError::Query(e.to_string()))
-    })
-    .await
-    .map_err(|_| timed_out())?;
-    let mut stream = match planned {
+    let mut stream = match snapshot.engine.bounded_sql(&sql, admission).await {
         Ok(stream) => stream,
-        Err(error) => return Ok(refused(error.to_string())),
+        Err(error) => return failure(error),
     };
     // The first batch decides the status: an error before any row is still
-    // a 400, not a broken 200.
-    let first = match tokio::time::timeout_at(deadline, stream.next()).await {
-        Err(_) => return Err(timed_out()),
-        Ok(Some(Err(error))) => return Ok(refused(error.to_string())),
-        Ok(first) => first.and_then(Result::ok),
+    // a 4xx, not a broken 200.
+    let first = match stream.next().await {
+        Some(Err(error)) => return failure(error),
+        Some(Ok(batch)) => Some(batch),
+        None => None,
     };
     let schema = stream.schema();
     let mut encoder = Encoder::new(format, &schema).map_err(AppError::internal)?;
+    let mut rows = Rows {
+        stream,
+        left: limit.unwrap_or(u64::MAX),
+        truncated: false,
+    };
     // No rows still gives the columns (the CSV header, the JSON envelope).
     let first = first.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
+    let first = rows.keep(first);
     let first_bytes = encoder.batch(&first).map_err(AppError::internal)?;
-    let body_stream = futures::stream::once(async { Ok(first_bytes) })
-        .chain(rest(stream, encoder, deadline, started, permit));
+    let body_stream =
+        futures::stream::once(async { Ok(first_bytes) }).chain(rest(rows, encoder, started));
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, format.content_type())
@@ -212,6 +205,15 @@ async fn stream_query(
         .map_err(|e| AppError::internal(e.to_string()))
 }
 
+/// A query that did not start: a refusal or a mistake answers 400 with the
+/// message (and where, for a parse error); the gate's answers keep theirs.
+fn failure(error: EngineError) -> Result<Response, AppError> {
+    match error {
+        EngineError::Busy(_) | EngineError::Stopped(_) => Err(error.into()),
+        other => Ok(refused(other.to_string())),
+    }
+}
+
 /// A panel's whole result (not capped as on the page) in `format`.
 pub(crate) async fn panel_download(
     state: &AppState,
@@ -219,36 +221,70 @@ pub(crate) async fn panel_download(
     format: Format,
     name: String,
 ) -> Result<Response, AppError> {
-    stream_query(state, sql, format, Some(name)).await
+    stream_query(state, sql, format, Some(name), None).await
 }
 
-/// The batches after the first, then the trailer; stops at the deadline.
+/// The rows of a query, up to a display limit.
+struct Rows {
+    stream: BoundedStream,
+    left: u64,
+    truncated: bool,
+}
+
+impl Rows {
+    /// What of `batch` fits under the limit.
+    fn keep(&mut self, batch: RecordBatch) -> RecordBatch {
+        let rows = batch.num_rows() as u64;
+        if rows <= self.left {
+            self.left -= rows;
+            return batch;
+        }
+        let kept = self.left as usize;
+        self.left = 0;
+        self.truncated = true;
+        batch.slice(0, kept)
+    }
+}
+
+/// The batches after the first, then the trailer. Past the display limit
+/// the query is dropped (and so stopped), not read to its end.
 fn rest(
-    stream: SendableRecordBatchStream,
+    rows: Rows,
     encoder: Encoder,
-    deadline: tokio::time::Instant,
     started: Instant,
-    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures::stream::unfold(Some((stream, encoder, permit)), move |state| async move {
-        let (mut stream, mut encoder, permit) = state?;
+    futures::stream::unfold(Some((rows, encoder)), move |state| async move {
+        let (mut rows, mut encoder) = state?;
         let failed = |message: String| std::io::Error::other(message);
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => Some((
-                Err(failed(format!(
-                    "the query ran longer than {} s and was stopped",
-                    QUERY_TIMEOUT.as_secs()
-                ))),
-                None,
-            )),
-            Ok(Some(Err(error))) => Some((Err(failed(error.to_string())), None)),
-            Ok(Some(Ok(batch))) => match encoder.batch(&batch) {
-                Ok(bytes) => Some((Ok(bytes), Some((stream, encoder, permit)))),
-                Err(error) => Some((Err(failed(error)), None)),
-            },
-            Ok(None) => {
-                drop(permit);
-                Some((encoder.tail(started.elapsed()).map_err(failed), None))
+        let next = if rows.truncated {
+            None
+        } else {
+            rows.stream.next().await
+        };
+        // At the limit, one more batch only says whether rows were left out.
+        let next = match next {
+            Some(Ok(batch)) if rows.left == 0 => {
+                rows.truncated |= batch.num_rows() > 0;
+                None
+            }
+            other => other,
+        };
+        match next {
+            Some(Err(error)) => Some((Err(failed(error.to_string())), None)),
+            Some(Ok(batch)) => {
+                let batch = rows.keep(batch);
+                match encoder.batch(&batch) {
+                    Ok(bytes) => Some((Ok(bytes), Some((rows, encoder)))),
+                    Err(error) => Some((Err(failed(error)), None)),
+                }
+            }
+            None => {
+                let truncated = rows.truncated;
+                drop(rows);
+                Some((
+                    encoder.tail(started.elapsed(), truncated).map_err(failed),
+                    None,
+                ))
             }
         }
     })
@@ -345,12 +381,12 @@ impl Encoder {
     }
 
     /// What closes the result.
-    fn tail(&mut self, elapsed: Duration) -> Result<Bytes, String> {
+    fn tail(&mut self, elapsed: Duration, truncated: bool) -> Result<Bytes, String> {
         match self {
             Encoder::Json { rows, .. } => {
                 let mut out = String::new();
                 out.push_str(&format!(
-                    "],\"row_count\":{rows},\"elapsed_ms\":{:.1}}}",
+                    "],\"row_count\":{rows},\"truncated\":{truncated},\"elapsed_ms\":{:.1}}}",
                     elapsed.as_secs_f64() * 1000.0
                 ));
                 Ok(Bytes::from(out))

@@ -15,6 +15,20 @@ use chiso_server::{AppState, ServerConfig, app};
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-123";
+/// The limit of an ad-hoc query in these tests.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// CPU seconds this process has used (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
 
 struct Answer {
     status: StatusCode,
@@ -92,6 +106,11 @@ async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, Path
         poll_every: Duration::from_secs(3600),
         data_label: None,
         prepare_pages: false,
+        query_limits: chiso_engine::QueryLimits {
+            timeout: QUERY_TIMEOUT,
+            memory: 64 << 20,
+            concurrent: 4,
+        },
     };
     let state = AppState::open(&config).await.expect("state");
     (app(Arc::clone(&state), config.body_limit), state, dir)
@@ -341,8 +360,18 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
     .await;
     assert_eq!(empty.text(), "ward_code\n");
     let refusals = [
-        ("DROP TABLE events", "read-only"),
-        ("COPY (SELECT 1) TO '/tmp/x.csv'", "read-only"),
+        ("DROP TABLE events", "`DROP TABLE`"),
+        ("COPY (SELECT 1) TO '/tmp/x.csv'", "`COPY`"),
+        ("CREATE TABLE x AS SELECT 1", "`CREATE TABLE`"),
+        ("INSERT INTO wards VALUES ('1')", "`INSERT INTO`"),
+        ("DELETE FROM events", "`DELETE FROM`"),
+        ("UPDATE events SET ward_code = '1'", "`UPDATE`"),
+        ("SET datafusion.execution.batch_size = 1", "`SET`"),
+        (
+            "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'",
+            "`CREATE EXTERNAL TABLE`",
+        ),
+        ("SELECT * FROM '/etc/passwd'", "/etc/passwd"),
         ("SELEC 1", "Line"),
         ("SELECT nope FROM wards", "nope"),
         ("", "empty"),
@@ -361,6 +390,73 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             answer.text()
         );
     }
+    // A query that would run for minutes is stopped at the limit, and its
+    // work stops with it.
+    let started = std::time::Instant::now();
+    let endless = sql(
+        "/api/sql",
+        &[],
+        "SELECT count(*) FROM generate_series(1, 100000000000) t WHERE t.value % 7 = 3",
+    )
+    .await;
+    assert_eq!(
+        endless.status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        endless.text()
+    );
+    assert!(endless.text().contains("stopped"));
+    assert!(
+        started.elapsed() < QUERY_TIMEOUT + Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let busy = cpu_seconds() - before;
+    assert!(
+        busy < 0.6,
+        "the stopped query kept {busy:.2} CPU seconds busy in 2 s"
+    );
+    // More memory than a query may have: a clear error; others go on.
+    let too_big = sql(
+        "/api/sql",
+        &[],
+        "SELECT cardinality(array_agg(t.value)) FROM generate_series(1, 30000000) t",
+    )
+    .await;
+    assert_eq!(
+        too_big.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        too_big.text()
+    );
+    assert!(
+        too_big.text().contains("more memory than the 64 MB"),
+        "{}",
+        too_big.text()
+    );
+    assert_eq!(
+        sql("/api/sql", &[], ward_sql).await.json()["row_count"],
+        103
+    );
+    // What a screen shows: the first rows, and whether there were more.
+    let shown = get(&app, "/api/sql?limit=10&q=SELECT%20*%20FROM%20calendar").await;
+    let shown = shown.json();
+    assert_eq!(shown["row_count"], 10);
+    assert_eq!(shown["truncated"], true);
+    let whole = get(&app, "/api/sql?format=csv&q=SELECT%20*%20FROM%20calendar").await;
+    assert!(whole.content_type.starts_with("text/csv"));
+    assert_eq!(
+        whole.text().lines().count(),
+        1 + 3 * 365 + 1,
+        "2024 is a leap year"
+    );
+    assert_eq!(
+        get(&app, "/api/sql?limit=500&q=SELECT%201").await.json()["truncated"],
+        false
+    );
     let parse = sql("/api/sql", &[], "SELECT * FRO wards").await.json();
     assert!(
         parse["line"].is_u64() && parse["column"].is_u64(),

@@ -1,0 +1,433 @@
+//! Real Postgres clients against a real server on loopback: `psql` (Debian's
+//! postgresql-client) and Python's psycopg in a venv, on the built-in sample
+//! city. Without psql the psql part says it skipped, unless
+//! CHISO_REQUIRE_PSQL is set (CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chiso_engine::{Engine, EngineOptions, QueryGate, QueryLimits};
+use chiso_pg::{Hash, PgServer, Users};
+
+const USER: &str = "analyst";
+const PASSWORD: &str = "mật-khẩu đúng 2025";
+
+struct Server {
+    port: u16,
+    engine: Engine,
+    dir: PathBuf,
+}
+
+/// A copy of the sample city, a users file, and the Postgres side over them.
+async fn start(limits: QueryLimits) -> Server {
+    let dir = std::env::temp_dir().join(format!("chiso-pg-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("city");
+    chiso_ingest::sample::ensure_store(&store)
+        .await
+        .expect("sample city");
+    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
+    let engine = Engine::open(
+        &store,
+        EngineOptions {
+            now: Some(now),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("engine");
+    let mut users = Users::default();
+    users
+        .set(USER, Hash::new(PASSWORD).expect("hash"))
+        .expect("user");
+    let users_file = dir.join("pg-users");
+    users.save(&users_file).expect("save users");
+    let users = Users::load(&users_file).expect("load users");
+    let source = {
+        let engine = engine.clone();
+        move || ("v1".to_owned(), engine.clone())
+    };
+    let server = PgServer::new(Arc::new(source), users, QueryGate::new(limits)).expect("server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    Server { port, engine, dir }
+}
+
+fn psql_available() -> bool {
+    let found = Command::new("psql").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CHISO_REQUIRE_PSQL").is_none(),
+            "CHISO_REQUIRE_PSQL is set but psql is not installed (apt-get install postgresql-client)"
+        );
+        eprintln!(
+            "psql is not installed (apt-get install postgresql-client): skipping the psql part"
+        );
+    }
+    found
+}
+
+impl Server {
+    /// `psql -c COMMAND`, unaligned, tuples only, as `user` with `password`.
+    async fn psql_as(&self, password: &str, command: &str) -> Output {
+        let port = self.port.to_string();
+        let command = command.to_owned();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", USER, "-d", "chiso"])
+                .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", &command])
+                .env("PGPASSWORD", password)
+                .env("PGCONNECT_TIMEOUT", "10")
+                .output()
+                .expect("psql runs")
+        })
+        .await
+        .expect("psql task")
+    }
+
+    async fn psql(&self, command: &str) -> String {
+        let output = self.psql_as(PASSWORD, command).await;
+        assert!(
+            output.status.success(),
+            "psql -c {command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8")
+    }
+
+    async fn psql_error(&self, command: &str) -> String {
+        let output = self.psql_as(PASSWORD, command).await;
+        assert!(!output.status.success(), "psql -c {command:?} passed");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// The engine's own answer, as psql prints it: `a|b` lines.
+    async fn expected(&self, sql: &str) -> String {
+        let batches = self
+            .engine
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("rows");
+        let mut out = String::new();
+        for batch in &batches {
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    arrow::util::display::ArrayFormatter::try_new(
+                        c.as_ref(),
+                        &arrow::util::display::FormatOptions::default(),
+                    )
+                    .expect("formatter")
+                })
+                .collect();
+            for row in 0..batch.num_rows() {
+                let cells: Vec<String> = formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect();
+                out.push_str(&cells.join("|"));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `a|b` lines equal cell by cell, numbers by value (`100` is `100.0`).
+fn assert_same_rows(got: &str, expected: &str, what: &str) {
+    let cells = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|line| line.split('|').map(str::to_owned).collect())
+            .collect()
+    };
+    let (got_cells, expected_cells) = (cells(got), cells(expected));
+    let same = got_cells.len() == expected_cells.len()
+        && got_cells.iter().zip(&expected_cells).all(|(a, b)| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    x == y
+                        || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(p), Ok(q)) if p == q)
+                })
+        });
+    assert!(same, "{what}: got\n{got}\nexpected\n{expected}");
+}
+
+/// CPU seconds this process has used (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// A query that would run for many minutes, in small steps.
+const ENDLESS: &str =
+    "SELECT count(*) FROM generate_series(1, 100000000000) t WHERE t.value % 7 = 3";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
+    let limits = QueryLimits {
+        timeout: Duration::from_secs(4),
+        memory: 64 << 20,
+        concurrent: 4,
+    };
+    let server = start(limits).await;
+
+    if psql_available() {
+        // The right password signs in; the wrong one and unknown users do not.
+        assert_eq!(
+            server.psql("SELECT count(*) FROM wards").await.trim(),
+            "103"
+        );
+        let wrong = server.psql_as("wrong password", "SELECT 1").await;
+        assert!(!wrong.status.success());
+        let said = String::from_utf8_lossy(&wrong.stderr).to_lowercase();
+        assert!(said.contains("password"), "{said}");
+
+        // The catalogue as psql lists it.
+        let tables = server.psql("\\dt").await;
+        for table in [
+            "events",
+            "quarantine",
+            "ingests",
+            "wards",
+            "calendar",
+            "dossier_facts",
+        ] {
+            assert!(
+                tables.lines().any(|l| l.split('|').nth(1) == Some(table)),
+                "\\dt lacks {table}:\n{tables}"
+            );
+        }
+        let described = server.psql("\\d events").await;
+        for column in ["event_id", "dossier_id", "ward_code", "occurred_at"] {
+            assert!(
+                described.contains(column),
+                "\\d events lacks {column}:\n{described}"
+            );
+        }
+
+        // The KPI functions give what the engine gives.
+        for sql in [
+            "SELECT ward_code, ward_name, received, on_time_rate FROM kpi('2025-W40', 'ward') ORDER BY ward_code LIMIT 5",
+            "SELECT ward_code, score_100, band FROM kpi_index('2025-09', 'portal') ORDER BY rank, ward_code LIMIT 5",
+            "SELECT channel, received FROM kpi('2025-Q3', 'channel') ORDER BY channel",
+        ] {
+            assert_same_rows(&server.psql(sql).await, &server.expected(sql).await, sql);
+        }
+        assert!(
+            server
+                .psql("SELECT ward_name FROM wards WHERE ward_code = '31135'")
+                .await
+                .contains("Phường Ninh Kiều")
+        );
+
+        // Read-only, by name, on this entry point too.
+        for (sql, named) in [
+            ("DROP TABLE events", "DROP TABLE"),
+            ("CREATE TABLE x AS SELECT 1", "CREATE TABLE"),
+            ("INSERT INTO wards VALUES ('1')", "INSERT INTO"),
+            ("DELETE FROM events", "DELETE FROM"),
+            ("COPY events TO '/tmp/chiso-copy.csv'", "COPY"),
+            ("SET datafusion.execution.batch_size = 1", "SET datafusion"),
+        ] {
+            let refused = server.psql_error(sql).await;
+            assert!(
+                refused.contains("read-only") && refused.contains(named),
+                "{sql}: {refused}"
+            );
+        }
+        // DataFusion's own DDL is not even Postgres: it does not parse.
+        server
+            .psql_error("CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'")
+            .await;
+        // Client settings are a client's own business.
+        server.psql("SET application_name = 'chiso-test'").await;
+
+        // A query that would run for minutes stops at the limit, and its
+        // work stops with it.
+        let started = Instant::now();
+        let timed_out = server.psql_error(ENDLESS).await;
+        assert!(timed_out.contains("statement timeout"), "{timed_out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = cpu_seconds();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let busy = cpu_seconds() - before;
+        assert!(
+            busy < 0.6,
+            "the stopped query kept {busy:.2} CPU seconds busy in 2 s"
+        );
+
+        // More memory than a query may have: a clear error, and the server
+        // goes on serving.
+        let too_big = server
+            .psql_error(
+                "SELECT cardinality(array_agg(t.value)) FROM generate_series(1, 30000000) t",
+            )
+            .await;
+        assert!(too_big.contains("more memory than the 64 MB"), "{too_big}");
+        assert_eq!(
+            server.psql("SELECT count(*) FROM wards").await.trim(),
+            "103"
+        );
+    }
+
+    psycopg(&server).await;
+    let _ = std::fs::remove_dir_all(&server.dir);
+}
+
+/// Python's psycopg (3) in a venv kept between runs.
+fn python_with_psycopg() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-psycopg");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".ready");
+    if !ready.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3");
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "psycopg[binary]"])
+            .status()
+            .expect("pip");
+        assert!(status.success(), "pip install psycopg[binary] failed");
+        std::fs::write(&ready, "").expect("mark");
+    }
+    python
+}
+
+/// Connects, queries with parameters (the extended protocol), checks the
+/// refusals, and cancels a long query from another thread.
+const PSYCOPG_SCRIPT: &str = r#"
+import json, sys, threading, time
+import psycopg
+
+port, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+dsn = f"host=127.0.0.1 port={port} dbname=chiso user={user} connect_timeout=10"
+out = {}
+
+try:
+    psycopg.connect(dsn + " password=wrong")
+    out["wrong_password"] = "connected"
+except psycopg.OperationalError as e:
+    out["wrong_password"] = str(e)
+
+with psycopg.connect(dsn, password=password) as conn:
+    rows = conn.execute(
+        "SELECT ward_name FROM wards WHERE ward_code = %s", ("31135",)
+    ).fetchall()
+    out["ward"] = rows[0][0]
+    out["kpi"] = conn.execute(
+        "SELECT ward_code, received, on_time_rate FROM kpi('2025-W40', 'ward') ORDER BY ward_code LIMIT 3"
+    ).fetchall()
+    conn.rollback()
+    try:
+        conn.execute("DELETE FROM events")
+        out["delete"] = "ran"
+    except psycopg.Error as e:
+        out["delete"] = f"{e.sqlstate} {e}"
+    conn.rollback()
+
+with psycopg.connect(dsn, password=password, autocommit=True) as conn:
+    threading.Timer(1.0, conn.cancel).start()
+    started = time.time()
+    try:
+        conn.execute(sys.argv[4]).fetchall()
+        out["cancel"] = "finished"
+    except psycopg.errors.QueryCanceled as e:
+        out["cancel"] = str(e)
+    out["cancel_seconds"] = time.time() - started
+    out["after_cancel"] = conn.execute("SELECT 1 + 1").fetchone()[0]
+
+print(json.dumps(out, default=str))
+"#;
+
+async fn psycopg(server: &Server) {
+    let python = tokio::task::spawn_blocking(python_with_psycopg)
+        .await
+        .expect("venv");
+    let port = server.port.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg("-c")
+            .arg(PSYCOPG_SCRIPT)
+            .args([port.as_str(), USER, PASSWORD, ENDLESS])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        output.status.success(),
+        "psycopg script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    assert!(
+        out["wrong_password"]
+            .as_str()
+            .is_some_and(|s| s.to_lowercase().contains("password")),
+        "{out}"
+    );
+    assert_eq!(out["ward"], "Phường Ninh Kiều");
+    let expected = server
+        .expected("SELECT ward_code, received, on_time_rate FROM kpi('2025-W40', 'ward') ORDER BY ward_code LIMIT 3")
+        .await;
+    let got: Vec<String> = out["kpi"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    assert_same_rows(&(got.join("\n") + "\n"), &expected, "psycopg kpi");
+    assert!(
+        out["delete"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("25006") && s.contains("read-only")),
+        "{out}"
+    );
+    assert!(
+        out["cancel"]
+            .as_str()
+            .is_some_and(|s| s.contains("user request")),
+        "{out}"
+    );
+    assert!(
+        out["cancel_seconds"].as_f64().is_some_and(|s| s < 3.5),
+        "{out}"
+    );
+    assert_eq!(out["after_cancel"], 2);
+}
