@@ -276,7 +276,7 @@ const BUILTIN: &[(&str, &str)] = &[
 ];
 
 /// Paths the server keeps for itself.
-const RESERVED: &[&str] = &["/api", "/static", "/chart", "/health"];
+const RESERVED: &[&str] = &["/api", "/static", "/chart", "/health", "/sql", "/reports"];
 
 impl Dashboards {
     /// The dashboards of `dashboards/` as shipped.

@@ -24,6 +24,7 @@
 //! Architecture invariant: this crate knows DataFusion and the store, not
 //! HTTP, terminals or file formats of reports; what it returns is Arrow.
 
+pub mod catalogue;
 pub mod derived;
 mod functions;
 pub mod limits;

@@ -25,3 +25,12 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
   select.addEventListener("change", function () { select.form.submit(); });
 });
+// The SQL console: Ctrl+Enter (or Cmd+Enter) runs the query.
+document.querySelectorAll("form.sql-form textarea").forEach(function (area) {
+  area.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      area.form.submit();
+    }
+  });
+});

@@ -17,6 +17,7 @@
 
 mod api;
 pub mod cache;
+mod console;
 mod error;
 mod html;
 mod ingest;
@@ -154,6 +155,7 @@ pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
     Router::new()
         .route("/health", get(api::health))
         .route("/static/{file}", get(pages::asset))
+        .route("/sql", get(console::console))
         .route("/chart/{page}/{file}", get(pages::chart))
         .route("/api/kpi", get(api::kpi))
         .route("/api/index", get(api::index))

@@ -233,19 +233,7 @@ async fn render_page(
         )),
         None => page.description.as_ref().map(|d| d.get(lang).to_owned()),
     };
-    let nav = state
-        .dashboards
-        .pages
-        .iter()
-        .filter(|p| p.nav)
-        .map(|p| {
-            (
-                format!("{}?{}", p.path, nav_query(lang)),
-                p.title.get(lang).to_owned(),
-                p.id == page.id,
-            )
-        })
-        .collect();
+    let nav = navigation_with(state, lang, &page.id, &nav_query(lang));
     let path_of = |params: &Params| match &params.ward {
         Some(code) => format!("{}{code}", page.path_prefix()),
         None => page.path.clone(),
@@ -277,6 +265,52 @@ async fn render_page(
         freshness: freshness(state, snapshot, lang),
     };
     Ok(html::page(&frame, &body))
+}
+
+/// The navigation: the dashboard pages, then the SQL console; `current` is
+/// the id of the page shown (`sql` for the console).
+pub(crate) fn navigation(
+    state: &AppState,
+    lang: Lang,
+    current: &str,
+) -> Vec<(String, String, bool)> {
+    let query = if lang == Lang::En { "lang=en" } else { "" };
+    navigation_with(state, lang, current, query)
+}
+
+/// The same, the pages' links carrying `query` (the period being shown).
+fn navigation_with(
+    state: &AppState,
+    lang: Lang,
+    current: &str,
+    query: &str,
+) -> Vec<(String, String, bool)> {
+    let with_query = |path: &str| {
+        if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        }
+    };
+    let mut nav: Vec<(String, String, bool)> = state
+        .dashboards
+        .pages
+        .iter()
+        .filter(|p| p.nav)
+        .map(|p| {
+            (
+                with_query(&p.path),
+                p.title.get(lang).to_owned(),
+                p.id == current,
+            )
+        })
+        .collect();
+    nav.push((
+        crate::console::console_href(None, lang),
+        "SQL".to_owned(),
+        current == "sql",
+    ));
+    nav
 }
 
 /// Every panel of a page, computed concurrently: small queries leave cores

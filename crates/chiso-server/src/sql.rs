@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chiso_engine::{BoundedStream, EngineError};
+use chiso_report::xlsx::{SheetColumn, SheetId, Workbook};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -28,6 +29,7 @@ pub(crate) enum Format {
     Csv,
     Arrow,
     Parquet,
+    Xlsx,
 }
 
 impl Format {
@@ -37,6 +39,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Arrow => "application/vnd.apache.arrow.stream",
             Format::Parquet => "application/vnd.apache.parquet",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 
@@ -46,6 +49,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Arrow => "arrows",
             Format::Parquet => "parquet",
+            Format::Xlsx => "xlsx",
         }
     }
 
@@ -57,8 +61,9 @@ impl Format {
                 "csv" => Ok(Format::Csv),
                 "arrow" => Ok(Format::Arrow),
                 "parquet" => Ok(Format::Parquet),
+                "xlsx" => Ok(Format::Xlsx),
                 other => Err(AppError::bad_request(format!(
-                    "unknown format `{other}`; use json, csv, arrow or parquet"
+                    "unknown format `{other}`; use json, csv, arrow, parquet or xlsx"
                 ))),
             };
         }
@@ -72,6 +77,8 @@ impl Format {
             Format::Arrow
         } else if accept.contains("parquet") {
             Format::Parquet
+        } else if accept.contains("spreadsheetml") {
+            Format::Xlsx
         } else {
             Format::Json
         })
@@ -292,10 +299,18 @@ fn rest(
 
 /// Turns batches into the bytes of one format, piece by piece.
 enum Encoder {
-    Json { rows: u64, first: bool },
-    Csv { header: bool },
+    Json {
+        rows: u64,
+        first: bool,
+    },
+    Csv {
+        header: bool,
+    },
     Arrow(Box<arrow_ipc::writer::StreamWriter<Vec<u8>>>),
     Parquet(Box<parquet::arrow::ArrowWriter<Vec<u8>>>),
+    /// A workbook is a zip written at its end: rows go to temporary files
+    /// meanwhile, and the file goes out whole.
+    Xlsx(Option<(Box<Workbook>, SheetId)>),
 }
 
 impl Encoder {
@@ -314,6 +329,13 @@ impl Encoder {
                 parquet::arrow::ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)
                     .map_err(|e| e.to_string())?,
             )),
+            Format::Xlsx => {
+                let mut workbook = Workbook::new();
+                let sheet = workbook
+                    .sheet("chiso", &[], SheetColumn::for_schema(schema))
+                    .map_err(|e| e.to_string())?;
+                Encoder::Xlsx(Some((Box::new(workbook), sheet)))
+            }
         })
     }
 
@@ -377,6 +399,12 @@ impl Encoder {
                 writer.write(batch).map_err(|e| e.to_string())?;
                 Ok(Bytes::from(std::mem::take(writer.inner_mut())))
             }
+            Encoder::Xlsx(open) => {
+                if let Some((workbook, sheet)) = open.as_mut() {
+                    workbook.batch(*sheet, batch).map_err(|e| e.to_string())?;
+                }
+                Ok(Bytes::new())
+            }
         }
     }
 
@@ -400,6 +428,13 @@ impl Encoder {
                 writer.finish().map_err(|e| e.to_string())?;
                 Ok(Bytes::from(std::mem::take(writer.inner_mut())))
             }
+            Encoder::Xlsx(open) => match open.take() {
+                Some((workbook, _)) => workbook
+                    .finish()
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string()),
+                None => Ok(Bytes::new()),
+            },
         }
     }
 }

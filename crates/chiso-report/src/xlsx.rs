@@ -1,0 +1,383 @@
+//! Spreadsheets people can compute with: one sheet per table, real numbers
+//! with number formats (rates as percentages, dates as dates in local
+//! time), frozen header rows, sensible column widths, Vietnamese names as
+//! they are.
+//!
+//! Sheets are written in rust_xlsxwriter's constant-memory mode: rows go to
+//! a temporary file as they come, so a result of millions of rows does not
+//! sit in memory; only the finished (compressed) file does. A sheet that
+//! reaches Excel's row limit continues on the next one.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema};
+use chiso_core::time::business_offset;
+use chiso_dashboard::{Format, Table, Value};
+use rust_xlsxwriter::{Format as CellFormat, FormatAlign, Workbook as XlsxWorkbook, Worksheet};
+
+use crate::ReportError;
+
+/// Rows of an Excel sheet, the header included.
+const SHEET_ROWS: u32 = 1_048_576;
+/// The longest name Excel allows a sheet.
+const SHEET_NAME: usize = 31;
+
+/// A column of a sheet: its header and how its values are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SheetColumn {
+    pub header: String,
+    pub format: Format,
+    /// Characters wide.
+    pub width: f64,
+}
+
+impl SheetColumn {
+    pub fn new(header: impl Into<String>, format: Format) -> Self {
+        let header = header.into();
+        let width = default_width(&header, format);
+        Self {
+            header,
+            format,
+            width,
+        }
+    }
+
+    /// A column of an ad-hoc result, its format guessed from its name and
+    /// type: `*_rate` and `progress_ratio` are percentages (kpis.md),
+    /// integers get thousands separators, other numbers stay as they are.
+    pub fn guess(name: &str, data_type: &DataType) -> Self {
+        let format = if name.ends_with("_rate") || name == "progress_ratio" {
+            Format::Percent
+        } else if data_type.is_integer() {
+            Format::Integer
+        } else {
+            match data_type {
+                DataType::Date32 | DataType::Date64 => Format::Date,
+                DataType::Timestamp(_, _) => Format::Datetime,
+                _ => Format::Text,
+            }
+        };
+        Self::new(name, format)
+    }
+
+    /// The columns of an ad-hoc result.
+    pub fn for_schema(schema: &Schema) -> Vec<Self> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| Self::guess(f.name(), f.data_type()))
+            .collect()
+    }
+}
+
+fn default_width(header: &str, format: Format) -> f64 {
+    let content: f64 = match format {
+        Format::Text | Format::Band => 16.0,
+        Format::Datetime => 17.0,
+        Format::Date => 11.0,
+        _ => 10.0,
+    };
+    (header.chars().count() as f64 + 2.0).clamp(content, 40.0)
+}
+
+/// The cell formats of a workbook, made once.
+struct Formats {
+    header: CellFormat,
+    integer: CellFormat,
+    decimal: CellFormat,
+    percent: CellFormat,
+    change: CellFormat,
+    date: CellFormat,
+    datetime: CellFormat,
+    text: CellFormat,
+    title: CellFormat,
+}
+
+impl Formats {
+    fn new() -> Self {
+        Self {
+            header: CellFormat::new()
+                .set_bold()
+                .set_text_wrap()
+                .set_align(FormatAlign::Top)
+                .set_background_color("#E8EEF4")
+                .set_border_bottom(rust_xlsxwriter::FormatBorder::Thin),
+            integer: CellFormat::new().set_num_format("#,##0"),
+            decimal: CellFormat::new().set_num_format("#,##0.00"),
+            percent: CellFormat::new().set_num_format("0.00%"),
+            change: CellFormat::new().set_num_format("+0.00;-0.00;0.00"),
+            date: CellFormat::new().set_num_format("dd/mm/yyyy"),
+            datetime: CellFormat::new().set_num_format("dd/mm/yyyy hh:mm"),
+            text: CellFormat::new(),
+            title: CellFormat::new().set_bold().set_font_size(13),
+        }
+    }
+}
+
+/// A workbook being written, sheet after sheet.
+pub struct Workbook {
+    inner: XlsxWorkbook,
+    formats: Formats,
+    names: Vec<String>,
+    sheets: Vec<SheetState>,
+}
+
+/// A sheet of a workbook, by its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SheetId(usize);
+
+/// Where a sheet is: the worksheet rows now go to, and the next row.
+#[derive(Debug)]
+struct SheetState {
+    worksheet: usize,
+    columns: Vec<SheetColumn>,
+    row: u32,
+    name: String,
+    parts: u32,
+}
+
+impl std::fmt::Debug for Workbook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workbook")
+            .field("sheets", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Workbook {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workbook {
+    pub fn new() -> Self {
+        Self {
+            inner: XlsxWorkbook::new(),
+            formats: Formats::new(),
+            names: Vec::new(),
+            sheets: Vec::new(),
+        }
+    }
+
+    /// Starts a sheet named `name` (shortened and made unique as Excel
+    /// needs), with `title` lines above the header when given.
+    pub fn sheet(
+        &mut self,
+        name: &str,
+        title: &[String],
+        columns: Vec<SheetColumn>,
+    ) -> Result<SheetId, ReportError> {
+        let (worksheet, row, name) = self.add_worksheet(name, title, &columns)?;
+        self.sheets.push(SheetState {
+            worksheet,
+            columns,
+            row,
+            name,
+            parts: 1,
+        });
+        Ok(SheetId(self.sheets.len() - 1))
+    }
+
+    /// One row of values, in the sheet's column order.
+    pub fn row(&mut self, sheet: SheetId, values: &[Value]) -> Result<(), ReportError> {
+        if self.sheets[sheet.0].row >= SHEET_ROWS {
+            self.continue_on_next_sheet(sheet)?;
+        }
+        let state = &mut self.sheets[sheet.0];
+        let worksheet = self
+            .inner
+            .worksheet_from_index(state.worksheet)
+            .map_err(xlsx)?;
+        for (i, (value, column)) in values.iter().zip(&state.columns).enumerate() {
+            write_cell(
+                worksheet,
+                &self.formats,
+                state.row,
+                column_index(i)?,
+                value,
+                column.format,
+            )?;
+        }
+        state.row += 1;
+        Ok(())
+    }
+
+    /// Every row of an Arrow batch, its columns in order.
+    pub fn batch(&mut self, sheet: SheetId, batch: &RecordBatch) -> Result<(), ReportError> {
+        let table = Table::from_batches(std::slice::from_ref(batch), usize::MAX)
+            .map_err(|e| ReportError::Data(e.to_string()))?;
+        for values in &table.rows {
+            self.row(sheet, values)?;
+        }
+        Ok(())
+    }
+
+    /// The workbook's bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, ReportError> {
+        if self.names.is_empty() {
+            self.sheet("chiso", &[], Vec::new())?;
+        }
+        self.inner.save_to_buffer().map_err(xlsx)
+    }
+
+    /// A new worksheet with its widths, title lines and frozen header: its
+    /// index, its first data row and its name.
+    fn add_worksheet(
+        &mut self,
+        wanted: &str,
+        title: &[String],
+        columns: &[SheetColumn],
+    ) -> Result<(usize, u32, String), ReportError> {
+        let name = self.unique_name(wanted);
+        let index = self.names.len();
+        self.names.push(name.clone());
+        let worksheet = self
+            .inner
+            .add_worksheet_with_constant_memory()
+            .map_err(xlsx)?;
+        worksheet.set_name(&name).map_err(xlsx)?;
+        for (i, column) in columns.iter().enumerate() {
+            worksheet
+                .set_column_width(column_index(i)?, column.width)
+                .map_err(xlsx)?;
+        }
+        let mut row = 0;
+        for line in title {
+            worksheet
+                .write_string_with_format(row, 0, line, &self.formats.title)
+                .map_err(xlsx)?;
+            row += 1;
+        }
+        if !title.is_empty() {
+            row += 1;
+        }
+        for (i, column) in columns.iter().enumerate() {
+            worksheet
+                .write_string_with_format(
+                    row,
+                    column_index(i)?,
+                    &column.header,
+                    &self.formats.header,
+                )
+                .map_err(xlsx)?;
+        }
+        if !columns.is_empty() {
+            worksheet.set_freeze_panes(row + 1, 0).map_err(xlsx)?;
+        }
+        Ok((index, row + 1, name))
+    }
+
+    fn continue_on_next_sheet(&mut self, sheet: SheetId) -> Result<(), ReportError> {
+        let state = &mut self.sheets[sheet.0];
+        state.parts += 1;
+        let wanted = format!("{} ({})", state.name, state.parts);
+        let columns = state.columns.clone();
+        let (worksheet, row, _) = self.add_worksheet(&wanted, &[], &columns)?;
+        let state = &mut self.sheets[sheet.0];
+        state.worksheet = worksheet;
+        state.row = row;
+        Ok(())
+    }
+
+    fn unique_name(&self, wanted: &str) -> String {
+        // Characters Excel refuses in sheet names.
+        let clean: String = wanted
+            .chars()
+            .map(|c| if "[]:*?/\\".contains(c) { '-' } else { c })
+            .collect();
+        let clean = clean.trim_matches('\'').trim();
+        let base: String = clean.chars().take(SHEET_NAME).collect();
+        let base = if base.is_empty() {
+            "Sheet".to_owned()
+        } else {
+            base
+        };
+        let taken = |name: &str| self.names.iter().any(|n| n.eq_ignore_ascii_case(name));
+        if !taken(&base) {
+            return base;
+        }
+        (2..)
+            .map(|n| {
+                let suffix = format!(" ({n})");
+                let room = SHEET_NAME - suffix.chars().count();
+                format!("{}{suffix}", base.chars().take(room).collect::<String>())
+            })
+            .find(|name| !taken(name))
+            .unwrap_or(base)
+    }
+}
+
+fn column_index(i: usize) -> Result<u16, ReportError> {
+    u16::try_from(i).map_err(|_| ReportError::Data("more than 65,535 columns".into()))
+}
+
+fn write_cell(
+    worksheet: &mut Worksheet,
+    formats: &Formats,
+    row: u32,
+    column: u16,
+    value: &Value,
+    format: Format,
+) -> Result<(), ReportError> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Bool(b) => worksheet.write_boolean(row, column, *b).map(drop),
+        Value::Int(_) | Value::Float(_) => {
+            let Some(x) = value.as_f64() else {
+                return Ok(());
+            };
+            let (x, cell) = match format {
+                Format::Percent => (x / 100.0, &formats.percent),
+                Format::Integer => (x, &formats.integer),
+                Format::Decimal => (x, &formats.decimal),
+                Format::Change => (x, &formats.change),
+                _ if matches!(value, Value::Int(_)) => (x, &formats.integer),
+                _ => (x, &formats.text),
+            };
+            worksheet
+                .write_number_with_format(row, column, x, cell)
+                .map(drop)
+        }
+        Value::Text(text) => worksheet
+            .write_string_with_format(row, column, text, &formats.text)
+            .map(drop),
+        Value::Date(date) => worksheet
+            .write_datetime_with_format(row, column, date, &formats.date)
+            .map(drop),
+        Value::Instant(instant) => {
+            let local = instant.with_timezone(&business_offset()).naive_local();
+            worksheet
+                .write_datetime_with_format(row, column, local, &formats.datetime)
+                .map(drop)
+        }
+        Value::List(_) => worksheet
+            .write_string(row, column, value.raw_text())
+            .map(drop),
+    }
+    .map_err(xlsx)
+}
+
+fn xlsx(error: rust_xlsxwriter::XlsxError) -> ReportError {
+    ReportError::Xlsx(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sheet_names_are_shortened_cleaned_and_unique() {
+        let mut workbook = Workbook::new();
+        let long = "Xếp hạng theo Bộ chỉ số 766 của các xã: tháng 7/2025";
+        workbook.sheet(long, &[], Vec::new()).expect("first");
+        workbook.sheet(long, &[], Vec::new()).expect("second");
+        let (first, second) = (workbook.names[0].clone(), workbook.names[1].clone());
+        assert_eq!(first.chars().count(), 31);
+        assert!(!first.contains(':') && !first.contains('/'));
+        assert!(
+            second.ends_with(" (2)") && second.chars().count() <= 31,
+            "{second}"
+        );
+        assert!(workbook.finish().expect("bytes").starts_with(b"PK"));
+    }
+}
