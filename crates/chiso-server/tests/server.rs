@@ -745,7 +745,41 @@ async fn the_sql_console_lists_the_catalogue_runs_queries_and_downloads_them() {
             (got, want) => assert_eq!(got, want, "{row:?}"),
         }
     }
+    // A download of millions of rows streams: memory does not grow with it.
+    let request = Request::builder()
+        .uri("/api/sql?format=csv&q=SELECT%20value%2C%20value%20*%202%20AS%20twice%20FROM%20generate_series(1%2C%2010000000)")
+        .body(Body::empty())
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let resident_before = resident_bytes();
+    let mut grown = 0u64;
+    let mut received = 0u64;
+    let mut lines = 0u64;
+    let mut body = response.into_body().into_data_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.expect("chunk");
+        received += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        grown = grown.max(resident_bytes().saturating_sub(resident_before));
+    }
+    assert_eq!(lines, 10_000_001);
+    assert!(received > 150_000_000, "{received}");
+    assert!(
+        grown < 100_000_000,
+        "memory grew by {grown} bytes while {received} streamed"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// This process's resident memory, in bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// The browser to drive: `CHISO_CHROMIUM`, or `chromium` on the PATH.
