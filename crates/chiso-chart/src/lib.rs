@@ -23,6 +23,8 @@ use unicode_normalization::UnicodeNormalization;
 
 /// The bundled font (DejaVu Sans), served to browsers for the SVG charts.
 pub static FONT: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+/// Its bold face, for documents (headings, table headers); same licence.
+pub static FONT_BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
 
 /// The font family the charts name; the pages map it to [`FONT`].
 pub const FONT_FAMILY: &str = "chiso-sans, DejaVu Sans, sans-serif";
@@ -93,7 +95,12 @@ pub enum Chart {
         target: Option<f64>,
     },
     /// Horizontal bars, first on top: rankings.
-    Bar { bars: Vec<Bar>, target: Option<f64> },
+    Bar {
+        bars: Vec<Bar>,
+        target: Option<f64>,
+        /// The value axis; `None` fits the bars.
+        range: Option<(f64, f64)>,
+    },
     /// Vertical bars of stacked parts (early, on time, late).
     StackedBar {
         categories: Vec<String>,
@@ -116,6 +123,28 @@ pub enum Chart {
 impl Chart {
     /// A size that fits the content when the caller has no preference:
     /// rankings and heatmaps grow with their rows.
+    /// A long bar chart cut into charts of at most `per_chart` bars on one
+    /// shared scale (side by side on a printed page); other charts as they are.
+    pub fn split_bars(&self, per_chart: usize) -> Vec<Chart> {
+        let Chart::Bar {
+            bars,
+            target,
+            range,
+        } = self
+        else {
+            return vec![self.clone()];
+        };
+        let shared = range
+            .unwrap_or_else(|| value_range(bars.iter().filter_map(|b| b.value.as_ref()), *target));
+        bars.chunks(per_chart.max(1))
+            .map(|chunk| Chart::Bar {
+                bars: chunk.to_vec(),
+                target: *target,
+                range: Some(shared),
+            })
+            .collect()
+    }
+
     pub fn natural_size(&self) -> (u32, u32) {
         match self {
             Chart::Bar { bars, .. } => (720, 60 + 18 * bars.len().max(1) as u32),
@@ -172,7 +201,11 @@ impl Chart {
                 series,
                 target,
             } => draw_line(root, categories, series, *target),
-            Chart::Bar { bars, target } => draw_bars(root, bars, *target),
+            Chart::Bar {
+                bars,
+                target,
+                range,
+            } => draw_bars(root, bars, *target, *range),
             Chart::StackedBar { categories, parts } => draw_stacked(root, categories, parts),
             Chart::Heatmap {
                 columns,
@@ -381,8 +414,10 @@ fn draw_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     bars: &[Bar],
     target: Option<f64>,
+    range: Option<(f64, f64)>,
 ) -> Result<(), ChartError> {
-    let (low, high) = value_range(bars.iter().filter_map(|b| b.value.as_ref()), target);
+    let (low, high) =
+        range.unwrap_or_else(|| value_range(bars.iter().filter_map(|b| b.value.as_ref()), target));
     let count = bars.len().max(1);
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     // The first bar on top: segments count from the bottom.
@@ -658,6 +693,7 @@ mod tests {
                     },
                 ],
                 target: Some(95.0),
+                range: None,
             },
             Chart::StackedBar {
                 categories: weeks(),
@@ -703,6 +739,7 @@ mod tests {
                 tone: Tone::Good,
             }],
             target: None,
+            range: None,
         };
         let svg = chart.svg(400, 100).expect("svg");
         assert!(svg.contains("Ninh Kiều"), "{svg}");
@@ -721,6 +758,7 @@ mod tests {
                 tone: Tone::Good,
             }],
             target: None,
+            range: None,
         };
         let ink = |png: Vec<u8>| png.len();
         let plain = ink(bar("").png(400, 100).expect("png"));

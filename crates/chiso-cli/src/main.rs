@@ -8,6 +8,7 @@ mod generate;
 mod ingest;
 mod pg_user;
 mod query;
+mod report;
 mod serve;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ enum Command {
     Kpi(query::KpiArgs),
     Index(query::IndexArgs),
     Sql(query::SqlArgs),
+    Report(report::ReportArgs),
     Serve(serve::ServeArgs),
     /// Inspect and maintain a store.
     #[command(subcommand)]
@@ -66,6 +68,9 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Sql(args) => runtime()
             .and_then(|rt| rt.block_on(query::sql(args)))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => runtime()
+            .and_then(|rt| rt.block_on(report::report(args)))
             .map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()
             .and_then(|rt| rt.block_on(serve::serve(args)))

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chiso_dashboard::Dashboards;
 use chiso_server::{AppState, ServerConfig};
 use clap::Args;
 use tracing::Level;
@@ -66,11 +65,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with(filter)
         .init();
-    let dashboards = match &args.dashboards {
-        Some(dir) => Dashboards::load(dir)?,
-        None if Path::new("dashboards").is_dir() => Dashboards::load(Path::new("dashboards"))?,
-        None => Dashboards::builtin()?,
-    };
+    let dashboards = crate::report::dashboards(args.dashboards.as_deref())?;
     if args
         .ingest_token
         .as_deref()

@@ -18,11 +18,13 @@
 //! [`chiso_chart::Chart`]s.
 
 mod model;
+mod pack;
 mod params;
 pub mod present;
 mod table;
 
 pub use model::{Column, Dashboards, Page, Panel, PanelKind, Text, Thresholds};
+pub use pack::Pack;
 pub use params::{Filter, Params};
 pub use present::{Format, Lang};
 pub use table::{Table, Value};

@@ -8,13 +8,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::DashboardError;
+use crate::pack::Pack;
 use crate::params::{Filter, PARAMETERS};
 use crate::present::{Format, Lang};
 
 /// A text in both languages of the product.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
-enum TextFile {
+pub(crate) enum TextFile {
     Same(String),
     Both { vi: String, en: String },
 }
@@ -253,6 +254,8 @@ impl Page {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dashboards {
     pub pages: Vec<Page>,
+    /// The report packs (`packs/*.toml`).
+    pub packs: Vec<Pack>,
     /// Where the pages came from, for the logs.
     pub origin: String,
 }
@@ -281,42 +284,30 @@ const RESERVED: &[&str] = &["/api", "/static", "/chart", "/health", "/sql", "/re
 impl Dashboards {
     /// The dashboards of `dashboards/` as shipped.
     pub fn builtin() -> Result<Self, DashboardError> {
-        let files = BUILTIN
-            .iter()
-            .map(|(name, text)| (Path::new("dashboards").join(name), (*text).to_owned()))
-            .collect();
-        Self::from_files(files, "built-in dashboards".into())
+        Self::from_files(
+            builtin_files("dashboards", BUILTIN),
+            builtin_files("dashboards/packs", crate::pack::BUILTIN),
+            "built-in dashboards".into(),
+        )
     }
 
-    /// Every `*.toml` file of `dir`.
+    /// Every `*.toml` file of `dir`, and the packs of `dir/packs` (the
+    /// built-in packs when there is no such folder).
     pub fn load(dir: &Path) -> Result<Self, DashboardError> {
-        let io = |cause| DashboardError::Io {
-            path: dir.to_owned(),
-            cause,
+        let packs_dir = dir.join("packs");
+        let packs = if packs_dir.is_dir() {
+            read_toml_files(&packs_dir)?
+        } else {
+            builtin_files("dashboards/packs", crate::pack::BUILTIN)
         };
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        paths.sort();
-        let mut files = Vec::with_capacity(paths.len());
-        for path in paths {
-            let bytes = std::fs::read(&path).map_err(|cause| DashboardError::Io {
-                path: path.clone(),
-                cause,
-            })?;
-            let text = String::from_utf8(bytes).map_err(|e| DashboardError::Invalid {
-                path: path.clone(),
-                line: 1,
-                reason: format!("not UTF-8 text ({e})"),
-            })?;
-            files.push((path, text));
-        }
-        Self::from_files(files, dir.display().to_string())
+        Self::from_files(read_toml_files(dir)?, packs, dir.display().to_string())
     }
 
-    fn from_files(files: Vec<(PathBuf, String)>, origin: String) -> Result<Self, DashboardError> {
+    fn from_files(
+        files: Vec<(PathBuf, String)>,
+        pack_files: Vec<(PathBuf, String)>,
+        origin: String,
+    ) -> Result<Self, DashboardError> {
         let mut pages = Vec::with_capacity(files.len());
         for (path, text) in files {
             pages.push(parse_page(&path, &text)?);
@@ -343,11 +334,20 @@ impl Dashboards {
             }
         }
         pages.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
-        Ok(Self { pages, origin })
+        let packs = crate::pack::parse_packs(pack_files, &pages)?;
+        Ok(Self {
+            pages,
+            packs,
+            origin,
+        })
     }
 
     pub fn page(&self, id: &str) -> Option<&Page> {
         self.pages.iter().find(|p| p.id == id)
+    }
+
+    pub fn pack(&self, id: &str) -> Option<&Pack> {
+        self.packs.iter().find(|p| p.id == id)
     }
 
     /// The page that serves `path` (`/`, `/ranking`, `/ward/31135`), with
@@ -364,7 +364,42 @@ impl Dashboards {
     }
 }
 
-fn line_of(text: &str, span: Range<usize>) -> usize {
+pub(crate) fn builtin_files(dir: &str, files: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
+    files
+        .iter()
+        .map(|(name, text)| (Path::new(dir).join(name), (*text).to_owned()))
+        .collect()
+}
+
+/// The `*.toml` files of `dir`, sorted by name.
+fn read_toml_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, DashboardError> {
+    let io = |cause| DashboardError::Io {
+        path: dir.to_owned(),
+        cause,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = std::fs::read(&path).map_err(|cause| DashboardError::Io {
+            path: path.clone(),
+            cause,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| DashboardError::Invalid {
+            path: path.clone(),
+            line: 1,
+            reason: format!("not UTF-8 text ({e})"),
+        })?;
+        files.push((path, text));
+    }
+    Ok(files)
+}
+
+pub(crate) fn line_of(text: &str, span: Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
 

@@ -3,6 +3,7 @@
 use chiso_chart::{Bar, Chart, Series, Tone};
 use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_core::time::business_offset;
+use chiso_engine::{Grain, Period};
 use chrono::Datelike;
 use serde::Deserialize;
 
@@ -73,6 +74,45 @@ pub enum Format {
     Sparkline,
     /// A band of the composite index (excellent … weak), in words.
     Band,
+}
+
+pub fn grain_label(grain: Grain, lang: Lang) -> &'static str {
+    match grain {
+        Grain::Day => lang.pick("Ngày", "Day"),
+        Grain::Week => lang.pick("Tuần", "Week"),
+        Grain::Month => lang.pick("Tháng", "Month"),
+        Grain::Quarter => lang.pick("Quý", "Quarter"),
+        Grain::Year => lang.pick("Năm", "Year"),
+        Grain::Range => lang.pick("Khoảng", "Range"),
+    }
+}
+
+/// A period as people say it: "Tuần 28/2025 (07/07–13/07/2025)".
+pub fn period_name(period: &Period, lang: Lang) -> String {
+    let dates = format!(
+        "{}–{}",
+        period.start.format("%d/%m"),
+        period.last_day().format("%d/%m/%Y")
+    );
+    let text = period.to_string();
+    match period.grain {
+        Grain::Week => {
+            let (year, week) = text.split_once("-W").unwrap_or((&text, ""));
+            format!("{} {week}/{year} ({dates})", grain_label(Grain::Week, lang))
+        }
+        Grain::Month => format!(
+            "{} {}",
+            grain_label(Grain::Month, lang),
+            period.start.format("%m/%Y")
+        ),
+        Grain::Quarter => {
+            let (year, quarter) = text.split_once("-Q").unwrap_or((&text, ""));
+            format!("{} {quarter}/{year}", grain_label(Grain::Quarter, lang))
+        }
+        Grain::Year => format!("{} {text}", grain_label(Grain::Year, lang)),
+        Grain::Day => period.start.format("%d/%m/%Y").to_string(),
+        Grain::Range => dates,
+    }
 }
 
 fn number(x: f64, decimals: usize, lang: Lang) -> String {
@@ -168,7 +208,7 @@ pub fn display(value: &Value, format: Format, lang: Lang) -> String {
 /// `format` for these parameters: [`Format::Series`] becomes weeks or months.
 pub fn resolve(format: Format, params: &Params) -> Format {
     match (format, params.series().0) {
-        (Format::Series, chiso_engine::Grain::Month) => Format::Month,
+        (Format::Series, Grain::Month) => Format::Month,
         (Format::Series, _) => Format::Week,
         (format, _) => format,
     }
@@ -252,6 +292,7 @@ pub fn chart(
                     })
                     .collect(),
                 target: *target,
+                range: None,
             }
         }
         PanelKind::Stacked { x, parts } => Chart::StackedBar {

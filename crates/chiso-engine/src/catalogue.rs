@@ -19,6 +19,18 @@ pub struct Catalogue {
     pub functions: Vec<Function>,
     #[serde(rename = "example")]
     pub examples: Vec<Example>,
+    /// The definitions a report's methods page states.
+    #[serde(rename = "measure")]
+    pub measures: Vec<Measure>,
+}
+
+/// A figure (or a rule) and its definition, as a methods page states it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    pub name: String,
+    pub vi: String,
+    pub en: String,
 }
 
 /// A table or view, and what it holds.
@@ -71,5 +83,11 @@ mod tests {
         assert!(catalogue.table("dossiers").is_some());
         assert_eq!(catalogue.examples.len(), 10);
         assert!(catalogue.functions.iter().any(|f| f.name == "kpi"));
+        assert!(
+            catalogue
+                .measures
+                .iter()
+                .any(|m| m.name.starts_with("progress_ratio"))
+        );
     }
 }

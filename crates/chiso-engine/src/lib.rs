@@ -410,6 +410,11 @@ impl Engine {
         &self.store
     }
 
+    /// The version of the events table this engine reads.
+    pub fn events_version(&self) -> i64 {
+        self.store.version(chiso_store::Table::Events)
+    }
+
     /// Whether opening had to derive the dossier tables (the first query of a
     /// new events version).
     pub fn built_derived_tables(&self) -> bool {

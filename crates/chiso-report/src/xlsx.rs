@@ -41,6 +41,12 @@ impl SheetColumn {
         }
     }
 
+    /// The same, `width` characters wide.
+    pub fn width(mut self, width: f64) -> Self {
+        self.width = width;
+        self
+    }
+
     /// A column of an ad-hoc result, its format guessed from its name and
     /// type: `*_rate` and `progress_ratio` are percentages (kpis.md),
     /// integers get thousands separators, other numbers stay as they are.
@@ -180,6 +186,21 @@ impl Workbook {
 
     /// One row of values, in the sheet's column order.
     pub fn row(&mut self, sheet: SheetId, values: &[Value]) -> Result<(), ReportError> {
+        let formats: Vec<Format> = self.sheets[sheet.0]
+            .columns
+            .iter()
+            .map(|c| c.format)
+            .collect();
+        self.row_formatted(sheet, values, &formats)
+    }
+
+    /// One row, each value in its own format (a sheet of facts).
+    pub fn row_formatted(
+        &mut self,
+        sheet: SheetId,
+        values: &[Value],
+        formats: &[Format],
+    ) -> Result<(), ReportError> {
         if self.sheets[sheet.0].row >= SHEET_ROWS {
             self.continue_on_next_sheet(sheet)?;
         }
@@ -188,14 +209,14 @@ impl Workbook {
             .inner
             .worksheet_from_index(state.worksheet)
             .map_err(xlsx)?;
-        for (i, (value, column)) in values.iter().zip(&state.columns).enumerate() {
+        for (i, (value, format)) in values.iter().zip(formats).enumerate() {
             write_cell(
                 worksheet,
                 &self.formats,
                 state.row,
                 column_index(i)?,
                 value,
-                column.format,
+                *format,
             )?;
         }
         state.row += 1;
@@ -359,6 +380,214 @@ fn write_cell(
 
 fn xlsx(error: rust_xlsxwriter::XlsxError) -> ReportError {
     ReportError::Xlsx(error.to_string())
+}
+
+/// The workbook of a document: a sheet saying what it is and which data it
+/// shows, a sheet per panel (its table; a chart's numbers), and the
+/// definitions.
+pub fn workbook(document: &crate::Document) -> Result<Vec<u8>, ReportError> {
+    use chiso_dashboard::PanelKind;
+    let lang = document.lang();
+    let mut workbook = Workbook::new();
+    let local = |t: chrono::DateTime<chrono::Utc>| Value::Instant(t);
+    let freshness = &document.freshness;
+    let about = workbook.sheet(
+        lang.pick("Thông tin", "About"),
+        &[format!("{} — {}", document.title, document.scope)],
+        vec![
+            SheetColumn::new(lang.pick("Mục", "Item"), Format::Text).width(30.0),
+            SheetColumn::new(lang.pick("Giá trị", "Value"), Format::Text).width(48.0),
+        ],
+    )?;
+    let t = document
+        .params
+        .period
+        .evaluation_instant(document.params.now);
+    let mut facts: Vec<(&str, Value)> = vec![
+        (
+            lang.pick("Kỳ báo cáo", "Period"),
+            Value::Text(document.period_name()),
+        ),
+        (
+            lang.pick("Từ ngày", "From"),
+            Value::Date(document.params.period.start),
+        ),
+        (
+            lang.pick("Đến ngày", "To"),
+            Value::Date(document.params.period.last_day()),
+        ),
+        (lang.pick("Số liệu tính đến", "Figures as of"), local(t)),
+    ];
+    if let Some((first, last)) = freshness.data_range {
+        facts.push((lang.pick("Dữ liệu có từ", "Data from"), Value::Date(first)));
+        facts.push((lang.pick("Dữ liệu đến", "Data to"), Value::Date(last)));
+    }
+    if let Some(last) = freshness.last_ingest {
+        facts.push((
+            lang.pick("Lần nạp dữ liệu gần nhất", "Last ingest"),
+            local(last),
+        ));
+    }
+    facts.push((
+        lang.pick("Phiên bản dữ liệu (sự kiện)", "Data version (events)"),
+        Value::Int(freshness.events_version),
+    ));
+    facts.push((lang.pick("Lập lúc", "Made"), local(freshness.generated_at)));
+    for (label, value) in facts {
+        let format = match value {
+            Value::Date(_) => Format::Date,
+            Value::Instant(_) => Format::Datetime,
+            _ => Format::Text,
+        };
+        workbook.row_formatted(
+            about,
+            &[Value::Text(label.to_owned()), value],
+            &[Format::Text, format],
+        )?;
+    }
+
+    for section in &document.sections {
+        let panel = &section.panel;
+        let table = &section.table;
+        let title = vec![panel.title.get(lang).to_owned()];
+        match &panel.kind {
+            PanelKind::Tiles { tiles } => {
+                let sheet = workbook.sheet(
+                    panel.title.get(lang),
+                    &title,
+                    vec![
+                        SheetColumn::new(lang.pick("Chỉ số", "Figure"), Format::Text).width(34.0),
+                        SheetColumn::new(lang.pick("Giá trị", "Value"), Format::Decimal),
+                        SheetColumn::new(
+                            lang.pick("Thay đổi so với kỳ trước", "Change"),
+                            Format::Change,
+                        )
+                        .width(14.0),
+                    ],
+                )?;
+                for tile in tiles {
+                    let value = table.get(0, &tile.column).cloned().unwrap_or(Value::Null);
+                    let change = tile
+                        .change
+                        .as_deref()
+                        .and_then(|c| table.get(0, c).cloned())
+                        .unwrap_or(Value::Null);
+                    workbook.row_formatted(
+                        sheet,
+                        &[Value::Text(column_label(tile, lang)), value, change],
+                        &[Format::Text, tile.format, Format::Change],
+                    )?;
+                }
+            }
+            _ => {
+                let columns = sheet_columns(panel, table, lang);
+                let sheet = workbook.sheet(
+                    panel.title.get(lang),
+                    &title,
+                    columns.iter().map(|(_, c)| c.clone()).collect(),
+                )?;
+                for row in &table.rows {
+                    let values: Vec<Value> = columns
+                        .iter()
+                        .map(|(index, _)| index.map_or(Value::Null, |i| row[i].clone()))
+                        .collect();
+                    workbook.row(sheet, &values)?;
+                }
+            }
+        }
+    }
+
+    if !document.methods.is_empty() {
+        let sheet = workbook.sheet(
+            lang.pick("Định nghĩa", "Definitions"),
+            &[lang
+                .pick("Phương pháp tính (kpis.md)", "Methods (kpis.md)")
+                .to_owned()],
+            vec![
+                SheetColumn::new(lang.pick("Chỉ số", "Figure"), Format::Text).width(40.0),
+                SheetColumn::new(lang.pick("Định nghĩa", "Definition"), Format::Text).width(120.0),
+            ],
+        )?;
+        for measure in &document.methods {
+            workbook.row(
+                sheet,
+                &[
+                    Value::Text(measure.name.clone()),
+                    Value::Text(lang.pick(&measure.vi, &measure.en).to_owned()),
+                ],
+            )?;
+        }
+    }
+    workbook.finish()
+}
+
+/// A panel's columns as sheet columns: each with its change beside it, as
+/// numbers; a chart's category and series. Sparklines stay on the page.
+fn sheet_columns(
+    panel: &chiso_dashboard::Panel,
+    table: &Table,
+    lang: chiso_dashboard::Lang,
+) -> Vec<(Option<usize>, SheetColumn)> {
+    use chiso_dashboard::PanelKind;
+    let declared: Vec<&chiso_dashboard::Column> = match &panel.kind {
+        PanelKind::Table { columns } => columns.iter().collect(),
+        PanelKind::Tiles { tiles } => tiles.iter().collect(),
+        PanelKind::Line { x, series, .. } | PanelKind::Stacked { x, parts: series } => {
+            std::iter::once(x).chain(series.iter()).collect()
+        }
+        PanelKind::Bar { label, value, .. } => vec![label, value],
+        PanelKind::Heatmap { x, y, value, .. } => vec![x, y, value],
+    };
+    let mut out = Vec::new();
+    for column in declared {
+        if column.format == Format::Sparkline {
+            continue;
+        }
+        let index = table.column_index(&column.column);
+        let format = match column.format {
+            // Week and month labels are dates in a spreadsheet.
+            Format::Series | Format::Week | Format::Month => Format::Date,
+            Format::Text
+                if index
+                    .and_then(|i| table.rows.first().map(|r| &r[i]))
+                    .is_some_and(|v| matches!(v, Value::Float(_))) =>
+            {
+                Format::Decimal
+            }
+            other => other,
+        };
+        let header = column_label(column, lang);
+        let mut sheet_column = SheetColumn::new(header.clone(), format);
+        if let Some(i) = index {
+            let longest = table
+                .rows
+                .iter()
+                .map(|r| r[i].raw_text().chars().count())
+                .max()
+                .unwrap_or(0);
+            if format == Format::Text {
+                sheet_column = sheet_column.width((longest as f64 + 2.0).clamp(10.0, 60.0));
+            }
+        }
+        out.push((index, sheet_column));
+        if let Some(change) = &column.change {
+            out.push((
+                table.column_index(change),
+                SheetColumn::new(format!("± {header}"), Format::Change),
+            ));
+        }
+    }
+    out
+}
+
+/// A column's label, or its name when the file gives none (a chart's axis).
+fn column_label(column: &chiso_dashboard::Column, lang: chiso_dashboard::Lang) -> String {
+    let label = column.label.get(lang);
+    if label.is_empty() {
+        column.column.clone()
+    } else {
+        label.to_owned()
+    }
 }
 
 #[cfg(test)]

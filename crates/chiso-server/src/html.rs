@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use axum::http::StatusCode;
 use chiso_chart::Tone;
-use chiso_dashboard::present::{self, change_tone, display, tone};
+pub use chiso_dashboard::present::period_name;
+use chiso_dashboard::present::{self, change_tone, display, grain_label, tone};
 use chiso_dashboard::{Column, Format, Lang, Panel, PanelKind, Params, Table, Value};
 use chiso_engine::{Grain, Period};
 
@@ -104,45 +105,6 @@ pub fn error_page(status: StatusCode, message: &str, lang: Lang) -> String {
         lang.pick("Về trang tổng quan", "Back to the overview")
     );
     page(&frame, &body)
-}
-
-fn grain_label(grain: Grain, lang: Lang) -> &'static str {
-    match grain {
-        Grain::Day => lang.pick("Ngày", "Day"),
-        Grain::Week => lang.pick("Tuần", "Week"),
-        Grain::Month => lang.pick("Tháng", "Month"),
-        Grain::Quarter => lang.pick("Quý", "Quarter"),
-        Grain::Year => lang.pick("Năm", "Year"),
-        Grain::Range => lang.pick("Khoảng", "Range"),
-    }
-}
-
-/// A period as people say it: "Tuần 28/2025 (07/07–13/07/2025)".
-pub fn period_name(period: &Period, lang: Lang) -> String {
-    let dates = format!(
-        "{}–{}",
-        period.start.format("%d/%m"),
-        period.last_day().format("%d/%m/%Y")
-    );
-    let text = period.to_string();
-    match period.grain {
-        Grain::Week => {
-            let (year, week) = text.split_once("-W").unwrap_or((&text, ""));
-            format!("{} {week}/{year} ({dates})", grain_label(Grain::Week, lang))
-        }
-        Grain::Month => format!(
-            "{} {}",
-            grain_label(Grain::Month, lang),
-            period.start.format("%m/%Y")
-        ),
-        Grain::Quarter => {
-            let (year, quarter) = text.split_once("-Q").unwrap_or((&text, ""));
-            format!("{} {quarter}/{year}", grain_label(Grain::Quarter, lang))
-        }
-        Grain::Year => format!("{} {text}", grain_label(Grain::Year, lang)),
-        Grain::Day => period.start.format("%d/%m/%Y").to_string(),
-        Grain::Range => dates,
-    }
 }
 
 /// The period picker: previous/next, the grains around the same day, and a

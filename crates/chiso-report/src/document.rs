@@ -1,0 +1,150 @@
+//! A document as every format writes it: a title, the period and the data
+//! it was made from, and sections that are dashboard panels with their
+//! tables; a report pack's document also has the methods it used.
+
+use std::sync::Arc;
+
+use chiso_dashboard::{Dashboards, Lang, Pack, Page, Panel, Params, Table, present};
+use chiso_engine::Engine;
+use chiso_engine::catalogue::Measure;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::ReportError;
+
+/// Which data a document shows, so a printed page can be traced back to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Freshness {
+    pub events_version: i64,
+    /// When the last ingest finished.
+    pub last_ingest: Option<DateTime<Utc>>,
+    /// The first and last local day with data.
+    pub data_range: Option<(NaiveDate, NaiveDate)>,
+    pub generated_at: DateTime<Utc>,
+}
+
+impl Freshness {
+    /// What the engine's store holds now.
+    pub async fn of(engine: &Engine) -> Result<Self, ReportError> {
+        let store = engine.store();
+        let info = store
+            .info(1)
+            .await
+            .map_err(|e| ReportError::Data(e.to_string()))?;
+        Ok(Self {
+            events_version: engine.events_version(),
+            last_ingest: info.last_ingests.first().map(|i| i.finished_at),
+            data_range: engine
+                .data_range()
+                .await
+                .map_err(|e| ReportError::Data(e.to_string()))?,
+            generated_at: engine.now(),
+        })
+    }
+}
+
+/// One panel of a page with its result.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub page: Page,
+    pub panel: Panel,
+    pub table: Arc<Table>,
+}
+
+/// Everything a format needs to write a document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// "Báo cáo chỉ số phục vụ người dân, doanh nghiệp".
+    pub title: String,
+    /// Whose figures: the city, or a ward's full name.
+    pub scope: String,
+    pub params: Params,
+    pub freshness: Freshness,
+    pub sections: Vec<Section>,
+    /// The definitions used; empty for a single page's export.
+    pub methods: Vec<Measure>,
+    /// A name for the file: `chiso-city-2025-W40`.
+    pub file_stem: String,
+}
+
+impl Document {
+    pub fn lang(&self) -> Lang {
+        self.params.lang
+    }
+
+    /// "Tuần 40/2025 (29/09–05/10/2025)".
+    pub fn period_name(&self) -> String {
+        present::period_name(&self.params.period, self.params.lang)
+    }
+}
+
+/// Whose figures `params` are about, in words.
+pub fn scope_name(params: &Params) -> String {
+    match params.ward.as_deref().and_then(|code| {
+        chiso_core::wards::WardRegistry::builtin()
+            .get(code)
+            .map(|w| w.full_name())
+    }) {
+        Some(name) => name,
+        None => params
+            .lang
+            .pick("Thành phố Cần Thơ", "Cần Thơ City")
+            .to_owned(),
+    }
+}
+
+/// The document of a pack: every section computed for `params` (a ward
+/// pack needs `params.ward`), with the methods of the catalogue.
+pub async fn pack_document(
+    engine: &Engine,
+    dashboards: &Dashboards,
+    pack: &Pack,
+    params: &Params,
+) -> Result<Document, ReportError> {
+    if pack.per_ward && params.ward.is_none() {
+        return Err(ReportError::Request(format!(
+            "the pack `{}` is about one ward: give its code (--ward CODE)",
+            pack.id
+        )));
+    }
+    let panels: Vec<(&Page, &Panel)> = pack.panels(&dashboards.pages).collect();
+    let tables = futures::future::join_all(
+        panels
+            .iter()
+            .map(|(_, panel)| chiso_dashboard::evaluate(engine, panel, params)),
+    )
+    .await;
+    let mut sections = Vec::with_capacity(panels.len());
+    for ((page, panel), table) in panels.into_iter().zip(tables) {
+        sections.push(Section {
+            page: page.clone(),
+            panel: panel.clone(),
+            table: Arc::new(table.map_err(|e| ReportError::Data(e.to_string()))?),
+        });
+    }
+    let catalogue = chiso_engine::catalogue::Catalogue::builtin()
+        .map_err(|e| ReportError::Data(e.to_string()))?;
+    Ok(Document {
+        title: pack.title.get(params.lang).to_owned(),
+        scope: scope_name(params),
+        params: params.clone(),
+        freshness: Freshness::of(engine).await?,
+        sections,
+        methods: catalogue.measures,
+        file_stem: file_stem(&pack.id, params),
+    })
+}
+
+/// `chiso-city-2025-W40`, `chiso-ward-31135-2025-07`.
+pub fn file_stem(what: &str, params: &Params) -> String {
+    let mut stem = format!("chiso-{what}");
+    if let Some(ward) = &params.ward {
+        stem.push('-');
+        stem.push_str(ward);
+    }
+    stem.push('-');
+    stem.push_str(&params.period.to_string().replace("..", "_"));
+    if params.lang == Lang::En {
+        stem.push_str("-en");
+    }
+    stem
+}
