@@ -48,6 +48,19 @@ pub struct ServeArgs {
     /// The users Postgres clients sign in as (`chiso pg-user add`).
     #[arg(long, requires = "pg_addr")]
     pg_users: Option<PathBuf>,
+    /// Write the city pack and every ward's pack (PDF and XLSX) of the week
+    /// just ended every Monday at 07:00 local time, and any missing at start.
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
+    /// Where scheduled packs are kept and listed from (/reports); STORE/reports
+    /// by default.
+    #[arg(long)]
+    archive: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schedule {
+    Weekly,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -83,6 +96,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         poll_every: Duration::from_secs(args.poll_seconds.max(1)),
         prepare_pages: true,
         query_limits: args.limits.limits(),
+        archive: Some(args.archive.clone().unwrap_or_else(|| store.join("reports"))),
+        schedule_weekly: args.schedule == Some(Schedule::Weekly),
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"
                 .to_owned()

@@ -66,6 +66,7 @@ pub async fn console(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Res
         nav: crate::pages::navigation(&state, lang, "sql"),
         other_lang: (other_href, lang.pick("English", "Tiếng Việt")),
         picker: String::new(),
+        exports: String::new(),
         filters: String::new(),
         freshness: format!(
             "{} {}",

@@ -37,6 +37,8 @@ pub struct Frame<'a> {
     /// The same page in the other language.
     pub other_lang: (String, &'static str),
     pub picker: String,
+    /// The page's download links (PDF, XLSX, CSV).
+    pub exports: String,
     pub filters: String,
     pub freshness: String,
 }
@@ -66,7 +68,7 @@ pub fn page(frame: &Frame, body: &str) -> String {
 <body><header><div class=\"brand\"><a href=\"/{lang_query}\">chỉ số</a>\
 <span>{city}</span></div><nav>{nav}</nav>\
 <a class=\"lang\" href=\"{other_href}\">{other_label}</a></header>\
-<main><div class=\"heading\"><div><h1>{title}</h1>{subtitle}</div>{picker}</div>{filters}{body}</main>\
+<main><div class=\"heading\"><div><h1>{title}</h1>{subtitle}{exports}</div>{picker}</div>{filters}{body}</main>\
 <footer>{freshness}</footer><script src=\"/static/chiso.js\" defer></script></body></html>\n",
         code = lang.code(),
         title = escape(frame.title),
@@ -75,6 +77,7 @@ pub fn page(frame: &Frame, body: &str) -> String {
         other_href = escape(&frame.other_lang.0),
         other_label = frame.other_lang.1,
         picker = frame.picker,
+        exports = frame.exports,
         filters = frame.filters,
         freshness = frame.freshness,
     )
@@ -96,6 +99,7 @@ pub fn error_page(status: StatusCode, message: &str, lang: Lang) -> String {
             lang.pick("English", "Tiếng Việt"),
         ),
         picker: String::new(),
+        exports: String::new(),
         filters: String::new(),
         freshness: String::new(),
     };

@@ -19,6 +19,7 @@ mod api;
 pub mod cache;
 mod console;
 mod error;
+mod export;
 mod html;
 mod ingest;
 pub mod live;
@@ -60,6 +61,11 @@ pub struct ServerConfig {
     pub data_label: Option<String>,
     /// The bounds of analysts' queries (`/api/sql`, the console, downloads).
     pub query_limits: QueryLimits,
+    /// Where the scheduled packs are kept (`/reports` lists them).
+    pub archive: Option<PathBuf>,
+    /// Write the packs of the week just ended every Monday at 07:00 (and any
+    /// missing ones at start).
+    pub schedule_weekly: bool,
     /// Compute the default pages of a new store version before serving it
     /// (see [`AppState::refresh`]); tests turn it off for speed.
     pub prepare_pages: bool,
@@ -86,6 +92,8 @@ pub struct AppState {
     pub(crate) prepare_pages: bool,
     /// Admission of analysts' queries, shared with the Postgres wire.
     pub(crate) gate: QueryGate,
+    pub(crate) archive: Option<chiso_report::archive::Archive>,
+    schedule_weekly: bool,
     pub(crate) started: Instant,
 }
 
@@ -112,6 +120,8 @@ impl AppState {
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
             gate: QueryGate::new(config.query_limits),
+            archive: config.archive.clone().map(chiso_report::archive::Archive::new),
+            schedule_weekly: config.schedule_weekly,
             started: Instant::now(),
         }))
     }
@@ -125,6 +135,31 @@ impl AppState {
     /// The admission of analysts' queries, to share with other entry points.
     pub fn gate(&self) -> &QueryGate {
         &self.gate
+    }
+
+    /// Writes the scheduled packs that are due and missing: those of the
+    /// week that ended last (as of the engine's clock).
+    pub async fn write_due_packs(&self) -> Result<chiso_report::archive::RunReport, AppError> {
+        let Some(archive) = &self.archive else {
+            return Ok(Default::default());
+        };
+        let snapshot = self.live.current();
+        let week = chiso_report::archive::week_ended(snapshot.engine.now());
+        let started = Instant::now();
+        let run = archive
+            .write_period(&snapshot.engine, &self.dashboards, week)
+            .await?;
+        if !run.written.is_empty() {
+            tracing::info!(
+                period = %week,
+                written = run.written.len(),
+                kept = run.kept,
+                seconds = started.elapsed().as_secs_f64(),
+                folder = %archive.root().display(),
+                "wrote the scheduled packs"
+            );
+        }
+        Ok(run)
     }
 
     /// Serves the latest store version; drops what was cached for older ones.
@@ -156,6 +191,10 @@ pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/health", get(api::health))
         .route("/static/{file}", get(pages::asset))
         .route("/sql", get(console::console))
+        .route("/export/{file}", get(export::page_export))
+        .route("/pack/{file}", get(export::pack_export))
+        .route("/reports", get(export::archive_page))
+        .route("/reports/{period}/{file}", get(export::archived_file))
         .route("/chart/{page}/{file}", get(pages::chart))
         .route("/api/kpi", get(api::kpi))
         .route("/api/index", get(api::index))
@@ -229,11 +268,30 @@ pub async fn serve(
             }
         })
     };
+    let scheduler = state.schedule_weekly.then(|| {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                // At start (a Monday missed while down) and every Monday 07:00.
+                if let Err(error) = state.write_due_packs().await {
+                    tracing::warn!(%error, "could not write the scheduled packs");
+                }
+                let now = chrono::Utc::now();
+                let next = chiso_report::archive::next_run(now);
+                let wait = (next - now).to_std().unwrap_or(Duration::from_secs(60));
+                tracing::info!(next = %next, "next scheduled packs");
+                tokio::time::sleep(wait).await;
+            }
+        })
+    });
     let served = axum::serve(listener, app(state, config.body_limit))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     poller.abort();
     warmer.abort();
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
     tracing::info!("chiso stopped");
     served.map_err(|cause| ServeError::Bind { addr, cause })
 }

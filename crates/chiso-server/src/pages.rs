@@ -256,6 +256,7 @@ async fn render_page(
             lang.pick("English", "Tiếng Việt"),
         ),
         picker: html::picker(&params.period, lang, &href),
+        exports: crate::export::page_links(state, page, params),
         filters: html::filters(
             params,
             &provinces(state),
@@ -305,6 +306,11 @@ fn navigation_with(
             )
         })
         .collect();
+    nav.push((
+        if lang == Lang::En { "/reports?lang=en" } else { "/reports" }.to_owned(),
+        lang.pick("Báo cáo", "Reports").to_owned(),
+        current == "reports",
+    ));
     nav.push((
         crate::console::console_href(None, lang),
         "SQL".to_owned(),

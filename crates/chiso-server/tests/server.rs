@@ -122,6 +122,8 @@ async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, Path
         poll_every: Duration::from_secs(3600),
         data_label: None,
         prepare_pages: false,
+        archive: Some(dir.join("reports")),
+        schedule_weekly: false,
         query_limits: chiso_engine::QueryLimits {
             timeout: QUERY_TIMEOUT,
             memory: 64 << 20,
