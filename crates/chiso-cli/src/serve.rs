@@ -96,7 +96,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         poll_every: Duration::from_secs(args.poll_seconds.max(1)),
         prepare_pages: true,
         query_limits: args.limits.limits(),
-        archive: Some(args.archive.clone().unwrap_or_else(|| store.join("reports"))),
+        archive: Some(
+            args.archive
+                .clone()
+                .unwrap_or_else(|| store.join("reports")),
+        ),
         schedule_weekly: args.schedule == Some(Schedule::Weekly),
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"

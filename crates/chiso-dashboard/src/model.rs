@@ -279,7 +279,9 @@ const BUILTIN: &[(&str, &str)] = &[
 ];
 
 /// Paths the server keeps for itself.
-const RESERVED: &[&str] = &["/api", "/static", "/chart", "/health", "/sql", "/reports", "/export", "/pack"];
+const RESERVED: &[&str] = &[
+    "/api", "/static", "/chart", "/health", "/sql", "/reports", "/export", "/pack",
+];
 
 impl Dashboards {
     /// The dashboards of `dashboards/` as shipped.

@@ -106,6 +106,13 @@ pub async fn pack_document(
             pack.id
         )));
     }
+    if let Some(code) = &params.ward
+        && !chiso_core::wards::WardRegistry::builtin().contains(code)
+    {
+        return Err(ReportError::Request(format!(
+            "no ward has the code `{code}`; the city's 103 wards are in the table wards"
+        )));
+    }
     let panels: Vec<(&Page, &Panel)> = pack.panels(&dashboards.pages).collect();
     let tables = futures::future::join_all(
         panels

@@ -258,7 +258,10 @@ pub(crate) fn page_links(state: &AppState, page: &Page, params: &Params) -> Stri
 }
 
 /// `GET /reports`: the scheduled packs, newest week first.
-pub async fn archive_page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
+pub async fn archive_page(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Result<Response, PageError> {
     let query = Query::parse(uri.query()).map_err(|error| PageError {
         error,
         lang: Lang::Vi,
@@ -296,7 +299,11 @@ pub async fn archive_page(State(state): State<Arc<AppState>>, uri: Uri) -> Resul
                 let _ = write!(
                     body,
                     "<details{}><summary><strong>{}</strong> · {} {}</summary><ul class=\"archive\">",
-                    if body.contains("<details") { "" } else { " open" },
+                    if body.contains("<details") {
+                        ""
+                    } else {
+                        " open"
+                    },
                     escape(&period.period),
                     period.files.len(),
                     lang.pick("tệp", "files")
@@ -316,7 +323,11 @@ pub async fn archive_page(State(state): State<Arc<AppState>>, uri: Uri) -> Resul
         }
     }
     body.push_str("</section></div>");
-    let other = if lang == Lang::Vi { "/reports?lang=en" } else { "/reports" };
+    let other = if lang == Lang::Vi {
+        "/reports?lang=en"
+    } else {
+        "/reports"
+    };
     let frame = html::Frame {
         title: lang.pick("Báo cáo định kỳ", "Scheduled reports"),
         subtitle: Some(

@@ -120,7 +120,10 @@ impl AppState {
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
             gate: QueryGate::new(config.query_limits),
-            archive: config.archive.clone().map(chiso_report::archive::Archive::new),
+            archive: config
+                .archive
+                .clone()
+                .map(chiso_report::archive::Archive::new),
             schedule_weekly: config.schedule_weekly,
             started: Instant::now(),
         }))

@@ -307,7 +307,12 @@ fn navigation_with(
         })
         .collect();
     nav.push((
-        if lang == Lang::En { "/reports?lang=en" } else { "/reports" }.to_owned(),
+        if lang == Lang::En {
+            "/reports?lang=en"
+        } else {
+            "/reports"
+        }
+        .to_owned(),
         lang.pick("Báo cáo", "Reports").to_owned(),
         current == "reports",
     ));

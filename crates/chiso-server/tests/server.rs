@@ -774,6 +774,97 @@ async fn the_sql_console_lists_the_catalogue_runs_queries_and_downloads_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_download_as_documents_and_the_archive_lists_its_packs() {
+    let (app, state, dir) = server("documents", None).await;
+    let ranking = get(&app, "/ranking?period=2025-W40&kind=xa").await.text();
+    for link in [
+        "/export/ranking.pdf?period=2025-W40&amp;kind=xa",
+        "/export/ranking.xlsx?period=2025-W40&amp;kind=xa",
+        "/export/ranking.csv?period=2025-W40&amp;kind=xa",
+        "/pack/city.pdf?period=2025-W40&amp;kind=xa",
+    ] {
+        assert!(ranking.contains(link), "the ranking page lacks {link}");
+    }
+    let pdf = get(&app, "/export/ranking.pdf?period=2025-W40&kind=xa").await;
+    assert_eq!(pdf.status, StatusCode::OK, "{}", pdf.text());
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.body.starts_with(b"%PDF"));
+    // The spreadsheet holds the page's rows with its filter: communes only.
+    let xlsx = get(&app, "/export/ranking.xlsx?period=2025-W40&kind=xa").await;
+    assert_eq!(xlsx.status, StatusCode::OK, "{}", xlsx.text());
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.body)).expect("an XLSX file");
+    let sheet = calamine::Reader::sheet_names(&workbook)
+        .into_iter()
+        .find(|n| n.starts_with("Bảng xếp hạng"))
+        .expect("the ranking sheet");
+    let range = calamine::Reader::worksheet_range(&mut workbook, &sheet).expect("sheet");
+    let names: Vec<String> = range.rows().skip(3).map(|r| r[1].to_string()).collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("Xã ")),
+        "{names:?}"
+    );
+    let csv = get(&app, "/export/ranking.csv?period=2025-W40&kind=xa").await;
+    assert_eq!(csv.status, StatusCode::SEE_OTHER);
+    let ward = get(&app, "/export/ward.pdf?period=2025-09&ward=31135&lang=en").await;
+    assert_eq!(ward.status, StatusCode::OK, "{}", ward.text());
+    for (uri, status, message) in [
+        (
+            "/pack/ward.pdf?period=2025-W40",
+            StatusCode::BAD_REQUEST,
+            "ward=CODE",
+        ),
+        (
+            "/pack/ward.pdf?period=2025-W40&ward=99999",
+            StatusCode::NOT_FOUND,
+            "99999",
+        ),
+        (
+            "/pack/nope.pdf?period=2025-W40",
+            StatusCode::NOT_FOUND,
+            "city, ward",
+        ),
+        (
+            "/pack/city.docx?period=2025-W40",
+            StatusCode::BAD_REQUEST,
+            ".pdf",
+        ),
+        (
+            "/export/ward.pdf?period=2025-W40",
+            StatusCode::BAD_REQUEST,
+            "ward=CODE",
+        ),
+        ("/reports/2025-W52/..%2Fcity", StatusCode::NOT_FOUND, "no"),
+    ] {
+        let answer = get(&app, uri).await;
+        assert_eq!(answer.status, status, "{uri}: {}", answer.text());
+        assert!(answer.text().contains(message), "{uri}: {}", answer.text());
+    }
+    let pack = get(&app, "/pack/ward.xlsx?period=2025-09&ward=31135").await;
+    assert_eq!(pack.status, StatusCode::OK, "{}", pack.text());
+
+    // The archive: what the schedule wrote, listed and downloadable.
+    let engine = state.current_engine().1;
+    let mut city_only = Dashboards::builtin().expect("dashboards");
+    city_only.packs.retain(|p| !p.per_ward);
+    let archive = chiso_report::archive::Archive::new(dir.join("reports"));
+    let week = chiso_report::archive::week_ended(engine.now());
+    archive
+        .write_period(&engine, &city_only, week)
+        .await
+        .expect("packs written");
+    let listing = get(&app, "/reports").await.text();
+    assert!(
+        listing.contains("/reports/2025-W52/chiso-city-2025-W52.pdf"),
+        "{listing}"
+    );
+    let file = get(&app, "/reports/2025-W52/chiso-city-2025-W52.xlsx").await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert!(file.content_type.contains("spreadsheetml"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// This process's resident memory, in bytes.
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -1,0 +1,367 @@
+//! The packs of the built-in sample city, read back by tools nobody on the
+//! team wrote: the PDF with poppler's `pdftotext` (and rendered to PNG with
+//! `pdftoppm`, kept as test artefacts), the XLSX with calamine. Without
+//! poppler the PDF checks say they skipped, unless CHISO_REQUIRE_POPPLER is
+//! set (CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use calamine::{DataType as _, Reader};
+use chiso_dashboard::{Dashboards, Lang, Params, Table, Value};
+use chiso_engine::{Engine, EngineOptions};
+use chiso_report::{DocumentFormat, ReportError, pack_document};
+
+async fn sample_engine(name: &str) -> (Engine, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("chiso-report-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("city");
+    chiso_ingest::sample::ensure_store(&store)
+        .await
+        .expect("sample city");
+    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
+    let engine = Engine::open(
+        &store,
+        EngineOptions {
+            now: Some(now),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("engine");
+    (engine, dir)
+}
+
+/// The rows of an engine query as plain values.
+async fn rows(engine: &Engine, sql: &str) -> Table {
+    let batches = engine
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("rows");
+    Table::from_batches(&batches, usize::MAX).expect("table")
+}
+
+fn poppler() -> bool {
+    let found = Command::new("pdftotext").arg("-v").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CHISO_REQUIRE_POPPLER").is_none(),
+            "CHISO_REQUIRE_POPPLER is set but pdftotext is missing (apt-get install poppler-utils)"
+        );
+        eprintln!(
+            "pdftotext is not installed (apt-get install poppler-utils): skipping the PDF text checks"
+        );
+    }
+    found
+}
+
+fn pdf_text(path: &Path) -> String {
+    let output = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+fn pages(path: &Path) -> usize {
+    let output = Command::new("pdfinfo")
+        .arg(path)
+        .output()
+        .expect("pdfinfo runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a page count")
+}
+
+/// Renders the pages to PNG where a person can look at them.
+fn keep_pictures(pdf: &Path, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-pages");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let status = Command::new("pdftoppm")
+        .args(["-r", "50", "-png"])
+        .arg(pdf)
+        .arg(dir.join(name))
+        .status()
+        .expect("pdftoppm runs");
+    assert!(status.success());
+}
+
+fn vi_percent(value: &Value) -> Option<String> {
+    value
+        .as_f64()
+        .map(|x| format!("{} %", chiso_core::format::vi_decimal(x, 2)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
+    let (engine, dir) = sample_engine("city").await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    let pack = dashboards.pack("city").expect("city pack");
+    let period = engine.period("2025-W40").expect("period");
+    let params = Params::new(period, Lang::Vi, engine.now());
+    let document = pack_document(&engine, &dashboards, pack, &params)
+        .await
+        .expect("document");
+    assert_eq!(document.file_stem, "chiso-city-2025-W40");
+    let city = rows(&engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
+    let wards = rows(
+        &engine,
+        "SELECT k.ward_code, k.ward_name, k.on_time_rate, k.received, i.score_100 \
+         FROM kpi('2025-W40', 'ward') k JOIN kpi_index('2025-W40', 'portal') i ON i.ward_code = k.ward_code",
+    )
+    .await;
+    assert_eq!(wards.rows.len(), 103);
+
+    // The PDF: every ward by its name, with its diacritics; the headline
+    // figures; the data it was made from.
+    let pdf = DocumentFormat::Pdf.write(&document).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF"));
+    let path = dir.join("city.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    if poppler() {
+        let text = pdf_text(&path);
+        for row in &wards.rows {
+            let name = row[1].raw_text();
+            assert!(text.contains(&name), "the PDF lacks {name}");
+        }
+        let received = city.get(0, "received").expect("received").raw_text();
+        let on_time = vi_percent(city.get(0, "on_time_rate").expect("rate")).expect("a rate");
+        for figure in [&received, &on_time] {
+            assert!(
+                text.contains(figure.as_str()),
+                "the PDF lacks the headline {figure}"
+            );
+        }
+        assert!(text.contains("Tuần 40/2025"));
+        assert!(text.contains("Phiên bản dữ liệu (sự kiện)"));
+        assert!(text.contains("Phương pháp tính"), "the methods page");
+        assert!(text.contains("Trang 1 /"), "page numbers");
+        let count = pages(&path);
+        assert!((8..=40).contains(&count), "{count} pages");
+        keep_pictures(&path, "city-2025-W40");
+    }
+
+    // The XLSX: the ranking sheet's numbers are the engine's, rates as
+    // fractions formatted as percentages.
+    let xlsx = DocumentFormat::Xlsx.write(&document).expect("xlsx");
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+    let names = workbook.sheet_names();
+    assert!(
+        names.iter().any(|n| n == "Thông tin") && names.iter().any(|n| n == "Định nghĩa"),
+        "{names:?}"
+    );
+    let ranking = names
+        .iter()
+        .find(|n| n.starts_with("Bảng xếp hạng"))
+        .expect("the ranking sheet")
+        .clone();
+    let range = workbook.worksheet_range(&ranking).expect("sheet");
+    let sheet: Vec<_> = range.rows().collect();
+    let header = sheet
+        .iter()
+        .position(|r| r.iter().any(|c| c.to_string() == "Xã, phường"))
+        .expect("a header row");
+    let column = |label: &str| {
+        sheet[header]
+            .iter()
+            .position(|c| c.to_string() == label)
+            .unwrap_or_else(|| panic!("no column {label}"))
+    };
+    let (name, on_time, received, score) = (
+        column("Xã, phường"),
+        column("Đúng hạn"),
+        column("Tiếp nhận"),
+        column("Điểm 766"),
+    );
+    let body = &sheet[header + 1..];
+    assert_eq!(body.len(), 103);
+    for row in body {
+        let ward = row[name].to_string();
+        let expected = wards
+            .rows
+            .iter()
+            .find(|r| r[1].raw_text() == ward)
+            .unwrap_or_else(|| panic!("{ward} is not a ward"));
+        assert_eq!(
+            row[received].as_f64(),
+            expected[3].as_f64(),
+            "{ward}: received"
+        );
+        let close = |got: Option<f64>, want: Option<f64>| match (got, want) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            (a, b) => a == b,
+        };
+        assert!(
+            close(
+                row[on_time].as_f64(),
+                expected[2].as_f64().map(|r| r / 100.0)
+            ),
+            "{ward}: on time {:?} vs {:?}",
+            row[on_time],
+            expected[2]
+        );
+        assert!(
+            close(row[score].as_f64(), expected[4].as_f64()),
+            "{ward}: score"
+        );
+    }
+
+    let html = DocumentFormat::Html.write(&document).expect("html");
+    let html = String::from_utf8(html).expect("UTF-8");
+    assert!(html.contains("<svg") && html.contains("Phường Ninh Kiều"));
+    assert!(!html.contains("src=\"http"), "self-contained");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
+    let (engine, dir) = sample_engine("ward").await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    let ward_pack = dashboards.pack("ward").expect("ward pack");
+    let city_pack = dashboards.pack("city").expect("city pack");
+    let at = |period: &str, ward: Option<&str>, lang: Lang| {
+        let mut params = Params::new(engine.period(period).expect("period"), lang, engine.now());
+        params.ward = ward.map(str::to_owned);
+        params
+    };
+
+    // A ward's pack lists its procedures and the dossiers that need action.
+    let params = at("2025-09", Some("31135"), Lang::Vi);
+    let document = pack_document(&engine, &dashboards, ward_pack, &params)
+        .await
+        .expect("ward document");
+    assert_eq!(document.scope, "Phường Ninh Kiều");
+    let procedures = rows(
+        &engine,
+        "SELECT procedure_name FROM kpi('2025-09', 'procedure', '31135') WHERE received > 0 OR resolved > 0",
+    )
+    .await;
+    assert!(!procedures.rows.is_empty());
+    let pdf = DocumentFormat::Pdf.write(&document).expect("pdf");
+    let path = dir.join("ward.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    if poppler() {
+        let text = pdf_text(&path);
+        assert!(text.contains("Phường Ninh Kiều"));
+        for row in procedures.rows.iter().take(5) {
+            // Long names wrap in the table: the first words are on a line.
+            let name = row[0].raw_text();
+            let start: String = name
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                text.contains(&start),
+                "the ward pack lacks the procedure {name}"
+            );
+        }
+        assert!(
+            text.contains("Hồ sơ đang quá hạn")
+                && text.contains("Hồ sơ trễ hạn chưa có thư xin lỗi")
+        );
+        keep_pictures(&path, "ward-31135-2025-09");
+    }
+
+    // A period with no data: a document that says so, in every format.
+    for (pack, ward) in [(city_pack, None), (ward_pack, Some("31135"))] {
+        let params = at("2023-W10", ward, Lang::En);
+        let document = pack_document(&engine, &dashboards, pack, &params)
+            .await
+            .expect("an empty period still makes a document");
+        for format in [
+            DocumentFormat::Pdf,
+            DocumentFormat::Xlsx,
+            DocumentFormat::Html,
+        ] {
+            let bytes = format.write(&document).expect("written");
+            assert!(!bytes.is_empty());
+            if format == DocumentFormat::Html {
+                let text = String::from_utf8(bytes).expect("UTF-8");
+                // The period is named; rates with nothing to count read "–", not 0.
+                assert!(text.contains("Week 10/2023"), "{}", pack.id);
+                assert!(
+                    text.contains(">–<") || text.contains("No data"),
+                    "{}",
+                    pack.id
+                );
+            }
+        }
+    }
+
+    // An unknown ward, and a ward pack without a ward: a clear refusal.
+    let unknown = pack_document(
+        &engine,
+        &dashboards,
+        ward_pack,
+        &at("2025-09", Some("99999"), Lang::Vi),
+    )
+    .await
+    .expect_err("no such ward");
+    assert!(
+        matches!(&unknown, ReportError::Request(m) if m.contains("99999")),
+        "{unknown}"
+    );
+    let missing = pack_document(
+        &engine,
+        &dashboards,
+        ward_pack,
+        &at("2025-09", None, Lang::Vi),
+    )
+    .await
+    .expect_err("a ward pack needs a ward");
+    assert!(missing.to_string().contains("--ward"), "{missing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_writes_a_week_once() {
+    let (engine, dir) = sample_engine("archive").await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    // Two wards' packs are enough to show the rule; the full run is
+    // measured by benches/report.sh.
+    let mut small = dashboards.clone();
+    let archive = chiso_report::archive::Archive::new(dir.join("reports"));
+    let week = chiso_report::archive::week_ended(engine.now());
+    assert_eq!(week.to_string(), "2025-W52");
+    small.packs.retain(|p| !p.per_ward);
+    let first = archive
+        .write_period(&engine, &small, week)
+        .await
+        .expect("first run");
+    assert_eq!(first.written.len(), 2, "{first:?}");
+    assert_eq!(first.kept, 0);
+    let again = archive
+        .write_period(&engine, &small, week)
+        .await
+        .expect("second run");
+    assert!(again.written.is_empty());
+    assert_eq!(again.kept, 2);
+    let listed = archive.list().expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].period, "2025-W52");
+    let names: Vec<&str> = listed[0].files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["chiso-city-2025-W52.pdf", "chiso-city-2025-W52.xlsx"]
+    );
+    assert!(
+        archive
+            .file("2025-W52", "chiso-city-2025-W52.pdf")
+            .is_some()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
