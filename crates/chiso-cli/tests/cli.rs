@@ -606,3 +606,78 @@ fn kpi_index_and_sql_on_the_built_in_sample_city() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn report_writes_packs_and_refuses_what_is_not_one() {
+    let home = temp("report");
+    std::fs::create_dir_all(&home).unwrap();
+    let out_file = home.join("review.xlsx");
+    let out = chiso_sample(
+        &home,
+        &[
+            "report",
+            "weekly",
+            "--week",
+            "2025-W40",
+            "--format",
+            "xlsx",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wrote"), "{}", text(&out.stderr));
+    assert!(std::fs::read(&out_file).unwrap().starts_with(b"PK"));
+    for (args, expected) in [
+        (
+            vec!["report", "weekly", "--week", "2025-W40", "--ward", "99999"],
+            "no ward has the code `99999`",
+        ),
+        (
+            vec!["report", "weekly", "--week", "2025-07"],
+            "give it as 2025-W40",
+        ),
+        (
+            vec!["report", "monthly", "--month", "2025-07", "--lang", "fr"],
+            "unknown language",
+        ),
+    ] {
+        let out = chiso_sample(&home, &args, "");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // Postgres users: added with a hashed password, listed, refused when weak.
+    let users = home.join("pg-users");
+    let users = users.to_str().unwrap();
+    let add = chiso_sample(
+        &home,
+        &[
+            "pg-user",
+            "add",
+            "--users",
+            users,
+            "analyst",
+            "--password-stdin",
+        ],
+        "một mật khẩu dài\n",
+    );
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let file = std::fs::read_to_string(users).unwrap();
+    assert!(file.contains("analyst SCRAM-SHA-256$4096:") && !file.contains("mật khẩu"));
+    let list = chiso_sample(&home, &["pg-user", "list", "--users", users], "");
+    assert_eq!(text(&list.stdout).trim(), "analyst");
+    let weak = chiso_sample(
+        &home,
+        &["pg-user", "add", "--users", users, "bi", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!weak.status.success());
+    assert!(text(&weak.stderr).contains("at least 8"));
+    let _ = std::fs::remove_dir_all(&home);
+}
