@@ -172,12 +172,12 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     let sheet: Vec<_> = range.rows().collect();
     let header = sheet
         .iter()
-        .position(|r| r.iter().any(|c| c.to_string() == "Xã, phường"))
+        .position(|r| r.iter().any(|c| c.get_string() == Some("Xã, phường")))
         .expect("a header row");
     let column = |label: &str| {
         sheet[header]
             .iter()
-            .position(|c| c.to_string() == label)
+            .position(|c| c.get_string() == Some(label))
             .unwrap_or_else(|| panic!("no column {label}"))
     };
     let (name, on_time, received, score) = (
