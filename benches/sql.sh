@@ -32,7 +32,6 @@ BENCH_QUERIES="b d" KEEP_DERIVED=1 "$root/benches/kpi.sh" "$scale" "$work" >"$wo
 # DuckDB's side of e: the dossiers view of dossiers.sql at now, as DuckDB SQL.
 now=$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)
 start=1970-01-01T00:00:00.000000Z
-"$bin" sql --store "$store" --format csv --out /dev/null "SELECT 1" 2>/dev/null
 dossiers_sql=$(sed -e "s/{{start_at}}/arrow_cast('$start', 'Timestamp(Microsecond, Some(\"UTC\"))')/g" \
                    -e "s/{{t}}/arrow_cast('$now', 'Timestamp(Microsecond, Some(\"UTC\"))')/g" \
                    "$root/queries/dossiers.sql")

@@ -103,6 +103,16 @@ async fn get(app: &Router, uri: &str) -> Answer {
 
 /// A fresh copy of the sample city, and the server over it.
 async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, PathBuf) {
+    server_with_timeout(name, token, QUERY_TIMEOUT).await
+}
+
+/// The same, ad-hoc queries allowed `timeout` (a long download on a busy
+/// machine needs more than the short limit the timeout test uses).
+async fn server_with_timeout(
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> (Router, Arc<AppState>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("chiso-server-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = dir.join("city");
@@ -125,7 +135,7 @@ async fn server(name: &str, token: Option<&str>) -> (Router, Arc<AppState>, Path
         archive: Some(dir.join("reports")),
         schedule_weekly: false,
         query_limits: chiso_engine::QueryLimits {
-            timeout: QUERY_TIMEOUT,
+            timeout,
             memory: 64 << 20,
             concurrent: 4,
         },
@@ -637,7 +647,7 @@ async fn posted_events_are_counted_exactly_once_while_others_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_console_lists_the_catalogue_runs_queries_and_downloads_them() {
-    let (app, _state, dir) = server("console", None).await;
+    let (app, _state, dir) = server_with_timeout("console", None, Duration::from_secs(300)).await;
     let catalogue = chiso_engine::catalogue::Catalogue::builtin().expect("catalogue");
     let page = get(&app, "/sql").await;
     assert_eq!(page.status, StatusCode::OK);
