@@ -177,7 +177,8 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
         format!("the dashboards have no `{pack_id}` pack (dashboards/packs/{pack_id}.toml)")
     })?;
     let started = Instant::now();
-    let document = chiso_report::pack_document(&engine, &dashboards, pack, &params).await?;
+    let tables = chiso_report::Tables::new(&engine);
+    let document = chiso_report::pack_document(&tables, &dashboards, pack, &params).await?;
     let format = args.format.document();
     let bytes = format.write(&document)?;
     let path = args

@@ -116,6 +116,7 @@ impl Archive {
             cause,
         })?;
         let mut report = RunReport::default();
+        let tables = crate::Tables::new(engine);
         let wards = chiso_core::wards::WardRegistry::builtin();
         let mut jobs: Vec<(&chiso_dashboard::Pack, Option<String>)> = Vec::new();
         for pack in &dashboards.packs {
@@ -137,7 +138,7 @@ impl Archive {
             if missing.is_empty() {
                 continue;
             }
-            let document = pack_document(engine, dashboards, pack, &params).await?;
+            let document = pack_document(&tables, dashboards, pack, &params).await?;
             for format in missing {
                 let path = folder.join(format!("{stem}.{}", format.extension()));
                 write_atomically(&path, &format.write(&document)?)?;

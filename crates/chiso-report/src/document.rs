@@ -92,53 +92,145 @@ pub fn scope_name(params: &Params) -> String {
     }
 }
 
+/// What a document holds before its tables are computed.
+#[derive(Debug, Clone)]
+pub struct Outline<'a> {
+    pub title: String,
+    pub panels: Vec<(&'a Page, &'a Panel)>,
+    /// State the definitions at the end (a pack does; a page does not).
+    pub methods: bool,
+    pub file_stem: String,
+}
+
+impl<'a> Outline<'a> {
+    /// A pack's outline for `params`, refused with the reason when the pack
+    /// is about one ward and `params` name none, or an unknown one.
+    pub fn of_pack(
+        dashboards: &'a Dashboards,
+        pack: &'a Pack,
+        params: &Params,
+    ) -> Result<Self, ReportError> {
+        if pack.per_ward && params.ward.is_none() {
+            return Err(ReportError::Request(format!(
+                "the pack `{}` is about one ward: give its code (--ward CODE)",
+                pack.id
+            )));
+        }
+        if let Some(code) = &params.ward
+            && !chiso_core::wards::WardRegistry::builtin().contains(code)
+        {
+            return Err(ReportError::Request(format!(
+                "no ward has the code `{code}`; the city's 103 wards are in the table wards"
+            )));
+        }
+        Ok(Self {
+            title: pack.title.get(params.lang).to_owned(),
+            panels: pack.panels(&dashboards.pages).collect(),
+            methods: true,
+            file_stem: file_stem(&pack.id, params),
+        })
+    }
+
+    /// The document: every panel's table from `table` (computed
+    /// concurrently), with the data it was made from.
+    pub async fn document<F, Fut, E>(
+        self,
+        params: &Params,
+        freshness: Freshness,
+        table: F,
+    ) -> Result<Document, E>
+    where
+        F: Fn(&'a Panel) -> Fut,
+        Fut: Future<Output = Result<Arc<Table>, E>>,
+        E: From<ReportError>,
+    {
+        let tables =
+            futures::future::join_all(self.panels.iter().map(|(_, panel)| table(panel))).await;
+        let mut sections = Vec::with_capacity(tables.len());
+        for ((page, panel), table) in self.panels.iter().zip(tables) {
+            sections.push(Section {
+                page: (*page).clone(),
+                panel: (*panel).clone(),
+                table: table?,
+            });
+        }
+        let methods = if self.methods {
+            chiso_engine::catalogue::Catalogue::builtin()
+                .map_err(|e| ReportError::Data(e.to_string()))?
+                .measures
+        } else {
+            Vec::new()
+        };
+        Ok(Document {
+            title: self.title,
+            scope: scope_name(params),
+            params: params.clone(),
+            freshness,
+            sections,
+            methods,
+            file_stem: self.file_stem,
+        })
+    }
+}
+
+/// Panels computed on an engine, each distinct query once: packs made in a
+/// row (the city's and every ward's) share what they have in common.
+#[derive(Debug)]
+pub struct Tables<'a> {
+    engine: &'a Engine,
+    computed: std::sync::Mutex<std::collections::HashMap<String, Arc<Table>>>,
+}
+
+impl<'a> Tables<'a> {
+    pub fn new(engine: &'a Engine) -> Self {
+        Self {
+            engine,
+            computed: Default::default(),
+        }
+    }
+
+    pub async fn table(&self, panel: &Panel, params: &Params) -> Result<Arc<Table>, ReportError> {
+        let data = |e: &dyn std::fmt::Display| ReportError::Data(e.to_string());
+        let key = format!(
+            "{}|{}",
+            panel.limit.unwrap_or(0),
+            params.render(&panel.sql).map_err(|e| data(&e))?
+        );
+        let known = self
+            .computed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(table) = known {
+            return Ok(table);
+        }
+        let table = Arc::new(
+            chiso_dashboard::evaluate(self.engine, panel, params)
+                .await
+                .map_err(|e| data(&e))?,
+        );
+        self.computed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(&table));
+        Ok(table)
+    }
+}
+
 /// The document of a pack: every section computed for `params` (a ward
 /// pack needs `params.ward`), with the methods of the catalogue.
 pub async fn pack_document(
-    engine: &Engine,
+    tables: &Tables<'_>,
     dashboards: &Dashboards,
     pack: &Pack,
     params: &Params,
 ) -> Result<Document, ReportError> {
-    if pack.per_ward && params.ward.is_none() {
-        return Err(ReportError::Request(format!(
-            "the pack `{}` is about one ward: give its code (--ward CODE)",
-            pack.id
-        )));
-    }
-    if let Some(code) = &params.ward
-        && !chiso_core::wards::WardRegistry::builtin().contains(code)
-    {
-        return Err(ReportError::Request(format!(
-            "no ward has the code `{code}`; the city's 103 wards are in the table wards"
-        )));
-    }
-    let panels: Vec<(&Page, &Panel)> = pack.panels(&dashboards.pages).collect();
-    let tables = futures::future::join_all(
-        panels
-            .iter()
-            .map(|(_, panel)| chiso_dashboard::evaluate(engine, panel, params)),
-    )
-    .await;
-    let mut sections = Vec::with_capacity(panels.len());
-    for ((page, panel), table) in panels.into_iter().zip(tables) {
-        sections.push(Section {
-            page: page.clone(),
-            panel: panel.clone(),
-            table: Arc::new(table.map_err(|e| ReportError::Data(e.to_string()))?),
-        });
-    }
-    let catalogue = chiso_engine::catalogue::Catalogue::builtin()
-        .map_err(|e| ReportError::Data(e.to_string()))?;
-    Ok(Document {
-        title: pack.title.get(params.lang).to_owned(),
-        scope: scope_name(params),
-        params: params.clone(),
-        freshness: Freshness::of(engine).await?,
-        sections,
-        methods: catalogue.measures,
-        file_stem: file_stem(&pack.id, params),
-    })
+    let outline = Outline::of_pack(dashboards, pack, params)?;
+    let freshness = Freshness::of(tables.engine).await?;
+    outline
+        .document(params, freshness, |panel| tables.table(panel, params))
+        .await
 }
 
 /// `chiso-city-2025-W40`, `chiso-ward-31135-2025-07`.

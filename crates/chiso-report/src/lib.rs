@@ -29,7 +29,7 @@ pub mod html;
 pub mod pdf;
 pub mod xlsx;
 
-pub use document::{Document, Freshness, Section, pack_document};
+pub use document::{Document, Freshness, Outline, Section, Tables, pack_document};
 
 /// Why a document could not be made.
 #[derive(Debug, thiserror::Error)]

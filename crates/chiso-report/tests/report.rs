@@ -111,9 +111,14 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     let pack = dashboards.pack("city").expect("city pack");
     let period = engine.period("2025-W40").expect("period");
     let params = Params::new(period, Lang::Vi, engine.now());
-    let document = pack_document(&engine, &dashboards, pack, &params)
-        .await
-        .expect("document");
+    let document = pack_document(
+        &chiso_report::Tables::new(&engine),
+        &dashboards,
+        pack,
+        &params,
+    )
+    .await
+    .expect("document");
     assert_eq!(document.file_stem, "chiso-city-2025-W40");
     let city = rows(&engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
     let wards = rows(
@@ -240,9 +245,14 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
 
     // A ward's pack lists its procedures and the dossiers that need action.
     let params = at("2025-09", Some("31135"), Lang::Vi);
-    let document = pack_document(&engine, &dashboards, ward_pack, &params)
-        .await
-        .expect("ward document");
+    let document = pack_document(
+        &chiso_report::Tables::new(&engine),
+        &dashboards,
+        ward_pack,
+        &params,
+    )
+    .await
+    .expect("ward document");
     assert_eq!(document.scope, "Phường Ninh Kiều");
     let procedures = rows(
         &engine,
@@ -279,9 +289,14 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
     // A period with no data: a document that says so, in every format.
     for (pack, ward) in [(city_pack, None), (ward_pack, Some("31135"))] {
         let params = at("2023-W10", ward, Lang::En);
-        let document = pack_document(&engine, &dashboards, pack, &params)
-            .await
-            .expect("an empty period still makes a document");
+        let document = pack_document(
+            &chiso_report::Tables::new(&engine),
+            &dashboards,
+            pack,
+            &params,
+        )
+        .await
+        .expect("an empty period still makes a document");
         for format in [
             DocumentFormat::Pdf,
             DocumentFormat::Xlsx,
@@ -304,7 +319,7 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
 
     // An unknown ward, and a ward pack without a ward: a clear refusal.
     let unknown = pack_document(
-        &engine,
+        &chiso_report::Tables::new(&engine),
         &dashboards,
         ward_pack,
         &at("2025-09", Some("99999"), Lang::Vi),
@@ -316,7 +331,7 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
         "{unknown}"
     );
     let missing = pack_document(
-        &engine,
+        &chiso_report::Tables::new(&engine),
         &dashboards,
         ward_pack,
         &at("2025-09", None, Lang::Vi),

@@ -14,8 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
-use chiso_dashboard::{Lang, Page, Panel, PanelKind, Params};
-use chiso_report::{Document, DocumentFormat, Freshness, ReportError, Section};
+use chiso_dashboard::{Lang, Page, PanelKind, Params};
+use chiso_report::{DocumentFormat, Freshness, Outline, ReportError};
 
 use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
@@ -91,15 +91,13 @@ pub async fn page_export(
         Some(_) => chiso_report::document::scope_name(&params),
         None => page.title.get(params.lang).to_owned(),
     };
-    let panels: Vec<(&Page, &Panel)> = page.panels.iter().map(|panel| (page, panel)).collect();
-    let stem = chiso_report::document::file_stem(&page.id, &params);
-    let spec = Spec {
+    let outline = Outline {
         title,
-        panels,
+        panels: page.panels.iter().map(|panel| (page, panel)).collect(),
         methods: false,
-        stem,
+        file_stem: chiso_report::document::file_stem(&page.id, &params),
     };
-    respond(&state, &snapshot, &uri, spec, &params, format).await
+    respond(&state, &snapshot, &uri, outline, &params, format).await
 }
 
 /// `GET /pack/{pack}.{pdf|xlsx|html}`.
@@ -130,21 +128,8 @@ pub async fn pack_export(
         )));
     }
     let format = DocumentFormat::parse(extension).unwrap_or(DocumentFormat::Pdf);
-    let spec = Spec {
-        title: pack.title.get(params.lang).to_owned(),
-        panels: pack.panels(&state.dashboards.pages).collect(),
-        methods: true,
-        stem: chiso_report::document::file_stem(&pack.id, &params),
-    };
-    respond(&state, &snapshot, &uri, spec, &params, format).await
-}
-
-/// What a document holds.
-struct Spec<'a> {
-    title: String,
-    panels: Vec<(&'a Page, &'a Panel)>,
-    methods: bool,
-    stem: String,
+    let outline = Outline::of_pack(&state.dashboards, pack, &params)?;
+    respond(&state, &snapshot, &uri, outline, &params, format).await
 }
 
 /// The document, made once per store version and request.
@@ -152,7 +137,7 @@ async fn respond(
     state: &AppState,
     snapshot: &Snapshot,
     uri: &Uri,
-    spec: Spec<'_>,
+    outline: Outline<'_>,
     params: &Params,
     format: DocumentFormat,
 ) -> Result<Response, AppError> {
@@ -162,11 +147,16 @@ async fn respond(
         uri.path(),
         uri.query().unwrap_or("")
     );
-    let filename = format!("{}.{}", spec.stem, format.extension());
+    let filename = format!("{}.{}", outline.file_stem, format.extension());
     let rendered = state
         .rendered
         .get_or_try(key, || async {
-            let document = document(state, snapshot, spec, params).await?;
+            let freshness = Freshness::of(&snapshot.engine).await?;
+            let document = outline
+                .document(params, freshness, |panel| {
+                    panel_table(state, snapshot, panel, params)
+                })
+                .await?;
             let bytes = tokio::task::spawn_blocking(move || format.write(&document))
                 .await
                 .map_err(|e| AppError::internal(e.to_string()))??;
@@ -188,42 +178,6 @@ async fn respond(
         rendered.body,
     )
         .into_response())
-}
-
-async fn document(
-    state: &AppState,
-    snapshot: &Snapshot,
-    spec: Spec<'_>,
-    params: &Params,
-) -> Result<Document, AppError> {
-    let tables = futures::future::join_all(
-        spec.panels
-            .iter()
-            .map(|(_, panel)| panel_table(state, snapshot, panel, params)),
-    )
-    .await;
-    let mut sections = Vec::with_capacity(tables.len());
-    for ((page, panel), table) in spec.panels.iter().zip(tables) {
-        sections.push(Section {
-            page: (*page).clone(),
-            panel: (*panel).clone(),
-            table: table?,
-        });
-    }
-    let methods = if spec.methods {
-        chiso_engine::catalogue::Catalogue::builtin()?.measures
-    } else {
-        Vec::new()
-    };
-    Ok(Document {
-        title: spec.title,
-        scope: chiso_report::document::scope_name(params),
-        params: params.clone(),
-        freshness: Freshness::of(&snapshot.engine).await?,
-        sections,
-        methods,
-        file_stem: spec.stem,
-    })
 }
 
 /// The download links of a page: the page as PDF, XLSX and CSV, and the
