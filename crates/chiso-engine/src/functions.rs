@@ -14,7 +14,12 @@
 //! opens), and the query itself is planned when DataFusion scans the call.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use chiso_store::datafusion::catalog::MemTable;
+use chiso_store::datafusion::physical_plan::collect;
+use tokio::sync::OnceCell;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -54,6 +59,28 @@ struct Resolved {
 struct Functions {
     planner: Arc<Planner>,
     schemas: HashMap<Call, SchemaRef>,
+    /// Results of calls over periods that have ended: with the events of
+    /// one version and a period whose T is its end, a call's rows can no
+    /// longer change, so every panel, page and pack asking for them shares
+    /// one computation.
+    results: Mutex<HashMap<String, RememberedRows>>,
+}
+
+/// The rows of one call, computed by the first who asks.
+type RememberedRows = Arc<OnceCell<Arc<Vec<RecordBatch>>>>;
+
+/// Calls remembered at most; past it the memory starts again empty.
+const REMEMBERED_CALLS: usize = 512;
+
+impl Functions {
+    /// The cell of a call's result, shared by whoever asks for it.
+    fn result_cell(&self, sql: &str) -> RememberedRows {
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        if results.len() >= REMEMBERED_CALLS && !results.contains_key(sql) {
+            results.clear();
+        }
+        Arc::clone(results.entry(sql.to_owned()).or_default())
+    }
 }
 
 /// Plans one query per result shape (to learn its schema) and registers the
@@ -85,6 +112,7 @@ pub(crate) async fn register(
     let functions = Arc::new(Functions {
         planner: Arc::clone(planner),
         schemas,
+        results: Mutex::new(HashMap::new()),
     });
     for name in [
         "kpi",
@@ -304,15 +332,23 @@ impl TableFunctionImpl for Function {
             .ok_or_else(|| DataFusionError::Internal(format!("no schema for {call:?}")))?;
         let sql = sql_for(&self.functions.planner, call, &periods, ward.as_deref())
             .map_err(engine_error)?;
-        Ok(Arc::new(SqlTable { sql, schema }))
+        let now = self.functions.planner.now();
+        let ended = periods.iter().all(|p| p.end_at() <= now);
+        Ok(Arc::new(SqlTable {
+            sql,
+            schema,
+            remembered_by: ended.then(|| Arc::clone(&self.functions)),
+        }))
     }
 }
 
-/// A table whose rows are the result of a SQL query, planned at scan time.
+/// A table whose rows are the result of a SQL query, planned at scan time;
+/// computed once and remembered when its periods have ended.
 #[derive(Debug)]
 struct SqlTable {
     sql: String,
     schema: SchemaRef,
+    remembered_by: Option<Arc<Functions>>,
 }
 
 #[async_trait]
@@ -338,6 +374,23 @@ impl TableProvider for SqlTable {
             .ok_or_else(|| {
                 DataFusionError::Internal("chiso table functions need a SessionState".into())
             })?;
+        if let Some(functions) = &self.remembered_by {
+            let cell = functions.result_cell(&self.sql);
+            let batches = cell
+                .get_or_try_init(|| async {
+                    let plan = state.create_logical_plan(&self.sql).await?;
+                    let physical = state.create_physical_plan(&plan).await?;
+                    let batches = collect(physical, state.task_ctx()).await?;
+                    Ok::<_, DataFusionError>(Arc::new(batches))
+                })
+                .await?;
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| Arc::clone(&self.schema));
+            let table = MemTable::try_new(schema, vec![batches.as_ref().clone()])?;
+            return table.scan(state, projection, &[], limit).await;
+        }
         let plan = state.create_logical_plan(&self.sql).await?;
         let mut plan = LogicalPlanBuilder::from(plan);
         if let Some(projection) = projection {
