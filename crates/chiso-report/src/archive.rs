@@ -117,6 +117,7 @@ impl Archive {
         })?;
         let mut report = RunReport::default();
         let tables = crate::Tables::new(engine);
+        let mut writing: Option<Writing> = None;
         let wards = chiso_core::wards::WardRegistry::builtin();
         let mut jobs: Vec<(&chiso_dashboard::Pack, Option<String>)> = Vec::new();
         for pack in &dashboards.packs {
@@ -139,14 +140,36 @@ impl Archive {
                 continue;
             }
             let document = pack_document(&tables, dashboards, pack, &params).await?;
-            for format in missing {
-                let path = folder.join(format!("{stem}.{}", format.extension()));
-                write_atomically(&path, &format.write(&document)?)?;
-                report.written.push(path);
+            // Typesetting takes one core: it runs while the next pack's
+            // queries take the others.
+            if let Some(previous) = writing.take() {
+                report.written.extend(finish(previous).await?);
             }
+            let folder = folder.clone();
+            writing = Some(tokio::task::spawn_blocking(move || {
+                let mut written = Vec::new();
+                for format in missing {
+                    let path = folder.join(format!("{stem}.{}", format.extension()));
+                    write_atomically(&path, &format.write(&document)?)?;
+                    written.push(path);
+                }
+                Ok(written)
+            }));
+        }
+        if let Some(last) = writing {
+            report.written.extend(finish(last).await?);
         }
         Ok(report)
     }
+}
+
+/// The files of one pack being written on a blocking thread.
+type Writing = tokio::task::JoinHandle<Result<Vec<PathBuf>, ReportError>>;
+
+async fn finish(writing: Writing) -> Result<Vec<PathBuf>, ReportError> {
+    writing
+        .await
+        .map_err(|e| ReportError::Data(format!("writing a pack: {e}")))?
 }
 
 /// `bytes` at `path`, never half-written.
