@@ -46,6 +46,8 @@ enum Call {
     Change(Grouping),
     Index(Layout),
     IndexDetail(Layout),
+    /// The derived dossiers alive in a period, as of its T.
+    Dossiers,
 }
 
 /// A call with its arguments read.
@@ -71,9 +73,18 @@ type RememberedRows = Arc<OnceCell<Arc<Vec<RecordBatch>>>>;
 
 /// Calls remembered at most; past it the memory starts again empty.
 const REMEMBERED_CALLS: usize = 512;
+/// A result longer than this is used once and not kept (a year's dossiers).
+const REMEMBERED_ROWS: usize = 300_000;
 
 impl Functions {
     /// The cell of a call's result, shared by whoever asks for it.
+    fn forget(&self, sql: &str) {
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sql);
+    }
+
     fn result_cell(&self, sql: &str) -> RememberedRows {
         let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
         if results.len() >= REMEMBERED_CALLS && !results.contains_key(sql) {
@@ -99,6 +110,7 @@ pub(crate) async fn register(
         calls.push(Call::Index(layout));
         calls.push(Call::IndexDetail(layout));
     }
+    calls.push(Call::Dossiers);
     let mut schemas = HashMap::new();
     for call in calls {
         let sql = sql_for(planner, call, &[probe], None)?;
@@ -120,6 +132,7 @@ pub(crate) async fn register(
         "kpi_change",
         "kpi_index",
         "kpi_index_detail",
+        "dossiers_at",
     ] {
         context.register_udtf(
             name,
@@ -145,6 +158,7 @@ fn sql_for(
             Call::Change(grouping) => change_sql(planner, period, grouping, ward),
             Call::Index(layout) => planner.index_sql(period, layout),
             Call::IndexDetail(layout) => planner.index_detail_sql(period, layout),
+            Call::Dossiers => planner.dossiers_at_sql(period),
         }
     };
     let parts = periods
@@ -159,6 +173,7 @@ fn sql_for(
         },
         Call::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
         Call::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
+        Call::Dossiers => "dossier_key".to_owned(),
     };
     Ok(format!(
         "SELECT * FROM ({}) ORDER BY {order}",
@@ -230,6 +245,7 @@ impl Function {
                 "kpi_series('week', 'ward', '2025-01-01', '2025-12-31') or with a ward code last"
             }
             "kpi_index" => "kpi_index('2025-07', 'portal')",
+            "dossiers_at" => "dossiers_at('2025-W28')",
             _ => "kpi_index_detail('2025-07', 'portal')",
         }
     }
@@ -240,6 +256,7 @@ impl Function {
         let max_args = match name {
             "kpi_series" => 5,
             "kpi" | "kpi_change" => 3,
+            "dossiers_at" => 1,
             _ => 2,
         };
         if args.len() > max_args || args.is_empty() {
@@ -283,6 +300,7 @@ impl Function {
             "kpi_change" => one(Call::Change(grouping(1)?), ward(2)?),
             "kpi_index" => one(Call::Index(layout(1)?), None),
             "kpi_index_detail" => one(Call::IndexDetail(layout(1)?), None),
+            "dossiers_at" => one(Call::Dossiers, None),
             _ => {
                 let grain_text = text_argument(name, args, 0, None)?;
                 let grain = Grain::parse(&grain_text).ok_or_else(|| {
@@ -384,6 +402,9 @@ impl TableProvider for SqlTable {
                     Ok::<_, DataFusionError>(Arc::new(batches))
                 })
                 .await?;
+            if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
+                functions.forget(&self.sql);
+            }
             let schema = batches
                 .first()
                 .map(|b| b.schema())

@@ -305,6 +305,17 @@ impl Planner {
         )
     }
 
+    /// dossiers_at(period): the dossiers alive in `period` as of its T, with
+    /// T itself as `evaluated_at` (what "overdue at the end of the period"
+    /// is measured against).
+    pub(crate) fn dossiers_at_sql(&self, period: &Period) -> Result<String, EngineError> {
+        Ok(format!(
+            "SELECT d.*, {} AS evaluated_at FROM ({}) d",
+            instant_literal(period.evaluation_instant(self.now())),
+            self.dossiers_sql(period)?
+        ))
+    }
+
     /// The `dossiers` view: every dossier as of now.
     fn dossiers_view_sql(&self) -> Result<String, EngineError> {
         let now = match self.now {
