@@ -22,6 +22,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chiso/target}"
 bin="$CARGO_TARGET_DIR/release/chiso"
 store="$work/store"
+mkdir -p "$work"
 
 B="SELECT * FROM kpi('2025-07', 'ward')"
 D="SELECT occurred_month, channel, count(*) AS received FROM events WHERE event_type = 'received' GROUP BY 1, 2 ORDER BY 1, 2"

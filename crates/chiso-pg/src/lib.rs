@@ -30,6 +30,7 @@
 mod cancel;
 mod guard;
 mod queries;
+mod text_rows;
 pub mod users;
 
 use std::net::SocketAddr;

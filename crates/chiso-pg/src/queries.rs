@@ -34,7 +34,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{Sink, StreamExt};
 
 use crate::cancel::Cancels;
-use crate::{EngineSource, PgError, guard};
+use crate::{EngineSource, PgError, guard, text_rows};
 
 /// A statement as the extended protocol keeps it: its text, and its parsed
 /// form with its plan (datafusion-postgres's portal type).
@@ -122,12 +122,14 @@ impl Queries {
         gate: QueryGate,
         cancels: Arc<Cancels>,
     ) -> Self {
-        // The guard first: a hook that answers ends the search.
+        // The guard first: a hook that answers ends the search; the rows
+        // of whatever query is left last.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(guard::ReadOnly),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            Arc::new(text_rows::TextRows),
         ];
         let catalogues = Arc::new(Catalogues {
             source,

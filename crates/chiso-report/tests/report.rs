@@ -1,8 +1,9 @@
 //! The packs of the built-in sample city, read back by tools nobody on the
 //! team wrote: the PDF with poppler's `pdftotext` (and rendered to PNG with
-//! `pdftoppm`, kept as test artefacts), the XLSX with calamine. Without
-//! poppler the PDF checks say they skipped, unless CHISO_REQUIRE_POPPLER is
-//! set (CI sets it).
+//! `pdftoppm`, kept as test artefacts), the XLSX with calamine, and again
+//! after LibreOffice headless has opened and saved it when LibreOffice is
+//! installed. Without poppler the PDF checks say they skipped, unless
+//! CHISO_REQUIRE_POPPLER is set (CI sets it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,65 +105,11 @@ fn vi_percent(value: &Value) -> Option<String> {
         .map(|x| format!("{} %", chiso_core::format::vi_decimal(x, 2)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
-    let (engine, dir) = sample_engine("city").await;
-    let dashboards = Dashboards::builtin().expect("dashboards");
-    let pack = dashboards.pack("city").expect("city pack");
-    let period = engine.period("2025-W40").expect("period");
-    let params = Params::new(period, Lang::Vi, engine.now());
-    let document = pack_document(
-        &chiso_report::Tables::new(&engine),
-        &dashboards,
-        pack,
-        &params,
-    )
-    .await
-    .expect("document");
-    assert_eq!(document.file_stem, "chiso-city-2025-W40");
-    let city = rows(&engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
-    let wards = rows(
-        &engine,
-        "SELECT k.ward_code, k.ward_name, k.on_time_rate, k.received, i.score_100 \
-         FROM kpi('2025-W40', 'ward') k JOIN kpi_index('2025-W40', 'portal') i ON i.ward_code = k.ward_code",
-    )
-    .await;
-    assert_eq!(wards.rows.len(), 103);
-
-    // The PDF: every ward by its name, with its diacritics; the headline
-    // figures; the data it was made from.
-    let pdf = DocumentFormat::Pdf.write(&document).expect("pdf");
-    assert!(pdf.starts_with(b"%PDF"));
-    let path = dir.join("city.pdf");
-    std::fs::write(&path, &pdf).expect("write");
-    if poppler() {
-        let text = pdf_text(&path);
-        for row in &wards.rows {
-            let name = row[1].raw_text();
-            assert!(text.contains(&name), "the PDF lacks {name}");
-        }
-        let received = city.get(0, "received").expect("received").raw_text();
-        let on_time = vi_percent(city.get(0, "on_time_rate").expect("rate")).expect("a rate");
-        for figure in [&received, &on_time] {
-            assert!(
-                text.contains(figure.as_str()),
-                "the PDF lacks the headline {figure}"
-            );
-        }
-        assert!(text.contains("Tuần 40/2025"));
-        assert!(text.contains("Phiên bản dữ liệu (sự kiện)"));
-        assert!(text.contains("Phương pháp tính"), "the methods page");
-        assert!(text.contains("Trang 1 /"), "page numbers");
-        let count = pages(&path);
-        assert!((8..=40).contains(&count), "{count} pages");
-        keep_pictures(&path, "city-2025-W40");
-    }
-
-    // The XLSX: the ranking sheet's numbers are the engine's, rates as
-    // fractions formatted as percentages.
-    let xlsx = DocumentFormat::Xlsx.write(&document).expect("xlsx");
+/// The ranking sheet of a city pack's workbook holds the 103 wards with the
+/// engine's numbers (`wards`: code, name, on-time rate, received, score).
+fn ranking_sheet_agrees(xlsx: &[u8], wards: &Table) {
     let mut workbook: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.to_vec())).expect("an XLSX file");
     let names = workbook.sheet_names();
     assert!(
         names.iter().any(|n| n == "Thông tin") && names.iter().any(|n| n == "Định nghĩa"),
@@ -222,6 +169,104 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
             close(row[score].as_f64(), expected[4].as_f64()),
             "{ward}: score"
         );
+    }
+}
+
+/// `xlsx` opened and saved again by LibreOffice headless, when it is
+/// installed (it is optional: CI does not install it).
+fn resaved_by_libreoffice(xlsx: &[u8], dir: &Path) -> Option<Vec<u8>> {
+    if Command::new("soffice").arg("--version").output().is_err() {
+        eprintln!("LibreOffice is not installed: skipping the conversion check");
+        return None;
+    }
+    let input = dir.join("libreoffice-in.xlsx");
+    let out = dir.join("libreoffice-out");
+    std::fs::write(&input, xlsx).expect("write");
+    let profile = format!(
+        "-env:UserInstallation=file://{}",
+        dir.join("lo-profile").display()
+    );
+    let status = Command::new("soffice")
+        .args([
+            profile.as_str(),
+            "--headless",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+        ])
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .expect("soffice runs");
+    assert!(
+        status.status.success(),
+        "LibreOffice: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    Some(std::fs::read(out.join("libreoffice-in.xlsx")).expect("LibreOffice wrote the workbook"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
+    let (engine, dir) = sample_engine("city").await;
+    let dashboards = Dashboards::builtin().expect("dashboards");
+    let pack = dashboards.pack("city").expect("city pack");
+    let period = engine.period("2025-W40").expect("period");
+    let params = Params::new(period, Lang::Vi, engine.now());
+    let document = pack_document(
+        &chiso_report::Tables::new(&engine),
+        &dashboards,
+        pack,
+        &params,
+    )
+    .await
+    .expect("document");
+    assert_eq!(document.file_stem, "chiso-city-2025-W40");
+    let city = rows(&engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
+    let wards = rows(
+        &engine,
+        "SELECT k.ward_code, k.ward_name, k.on_time_rate, k.received, i.score_100 \
+         FROM kpi('2025-W40', 'ward') k JOIN kpi_index('2025-W40', 'portal') i ON i.ward_code = k.ward_code",
+    )
+    .await;
+    assert_eq!(wards.rows.len(), 103);
+
+    // The PDF: every ward by its name, with its diacritics; the headline
+    // figures; the data it was made from.
+    let pdf = DocumentFormat::Pdf.write(&document).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF"));
+    let path = dir.join("city.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    if poppler() {
+        let text = pdf_text(&path);
+        for row in &wards.rows {
+            let name = row[1].raw_text();
+            assert!(text.contains(&name), "the PDF lacks {name}");
+        }
+        let received = city.get(0, "received").expect("received").raw_text();
+        let on_time = vi_percent(city.get(0, "on_time_rate").expect("rate")).expect("a rate");
+        for figure in [&received, &on_time] {
+            assert!(
+                text.contains(figure.as_str()),
+                "the PDF lacks the headline {figure}"
+            );
+        }
+        assert!(text.contains("Tuần 40/2025"));
+        assert!(text.contains("Phiên bản dữ liệu (sự kiện)"));
+        assert!(text.contains("Phương pháp tính"), "the methods page");
+        assert!(text.contains("Trang 1 /"), "page numbers");
+        let count = pages(&path);
+        assert!((8..=40).contains(&count), "{count} pages");
+        keep_pictures(&path, "city-2025-W40");
+    }
+
+    // The XLSX: the ranking sheet's numbers are the engine's, rates as
+    // fractions formatted as percentages; and so they stay once LibreOffice
+    // (when installed) has opened the workbook and saved it again.
+    let xlsx = DocumentFormat::Xlsx.write(&document).expect("xlsx");
+    ranking_sheet_agrees(&xlsx, &wards);
+    if let Some(saved) = resaved_by_libreoffice(&xlsx, &dir) {
+        ranking_sheet_agrees(&saved, &wards);
     }
 
     let html = DocumentFormat::Html.write(&document).expect("html");

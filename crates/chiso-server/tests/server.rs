@@ -976,6 +976,7 @@ async fn every_page_renders_in_headless_chromium_without_console_errors() {
         ("ward", "/ward/31135?period=2025-09", "Phường Ninh Kiều"),
         ("flags", "/flags?period=2025-W40", "Cảnh báo"),
         ("quality", "/quality", "Chất lượng dữ liệu"),
+        ("reports", "/reports", "Chưa có báo cáo nào"),
         (
             "sql-console",
             "/sql?q=SELECT%20ward_name%2C%20on_time_rate%20FROM%20kpi('2025-W40'%2C%20'ward')%20ORDER%20BY%20ward_code",
