@@ -22,7 +22,7 @@ use chiso_engine::datafusion::arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringBuilder,
 };
 use chiso_engine::datafusion::arrow::datatypes::{
-    ArrowTimestampType, DataType, Field, Schema, TimeUnit, TimestampMicrosecondType,
+    ArrowTimestampType, DataType, Date32Type, Field, Schema, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use chiso_engine::datafusion::arrow::error::ArrowError;
@@ -222,7 +222,7 @@ fn timestamps<T: ArrowTimestampType>(
 }
 
 fn dates(column: &ArrayRef, items: &[Item]) -> Result<ArrayRef, ArrowError> {
-    let values = column.as_primitive::<chiso_engine::datafusion::arrow::datatypes::Date32Type>();
+    let values = column.as_primitive::<Date32Type>();
     let mut text = StringBuilder::with_capacity(values.len(), values.len() * 10);
     for index in 0..values.len() {
         match (!values.is_null(index))
@@ -321,10 +321,8 @@ mod tests {
             "Postgres, MDY",
             "German",
         ] {
-            let options = FormatOptions {
-                date_style: style.to_owned(),
-                ..FormatOptions::default()
-            };
+            let mut options = FormatOptions::default();
+            options.date_style = style.to_owned();
             let date_style = DateStyle::new(style);
             let patterns = Patterns {
                 timestamp: date_style.full_format_str().to_owned(),
