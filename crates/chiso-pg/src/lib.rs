@@ -19,6 +19,8 @@
 //!   one `POST /api/sql` uses), runs in a session with its own memory pool,
 //!   and its rows stop at the deadline or at a cancel request
 //!   ([`queries`]);
+//! * **how fast**: psql's rows write their dates and timestamps a column at
+//!   a time ([`text_rows`]), not one parsed pattern per value;
 //! * **which data**: each statement runs on the store version being served
 //!   at that moment ([`EngineSource`]), so an ingest shows up without
 //!   reconnecting.
