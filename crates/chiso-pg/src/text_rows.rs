@@ -89,17 +89,12 @@ async fn answer(
     let failed =
         |e: chiso_engine::datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
     let frame = context.sql(&statement.to_string()).await.map_err(failed)?;
-    let style = DateStyle::new(&options.date_style);
+    let patterns = Arc::new(Patterns::new(&options.date_style)?);
     let fields = Arc::new(arrow_schema_to_pg_fields(
         frame.schema().as_arrow(),
         &Format::UnifiedText,
         Some(Arc::new(options)),
     )?);
-    let patterns = Arc::new(Patterns {
-        timestamp: style.full_format_str().to_owned(),
-        timestamp_tz: style.full_tz_format_str(),
-        date: style.date_format_str().to_owned(),
-    });
     let batches = frame.execute_stream().await.map_err(failed)?;
     let row_fields = Arc::clone(&fields);
     let rows = batches
@@ -117,11 +112,27 @@ async fn answer(
     Ok(Response::Query(QueryResponse::new(fields, rows)))
 }
 
-/// The client's `DateStyle` as strftime patterns.
+/// The client's `DateStyle` as strftime patterns, parsed once per query.
 struct Patterns {
-    timestamp: String,
-    timestamp_tz: String,
-    date: String,
+    timestamp: Vec<Item<'static>>,
+    timestamp_tz: Vec<Item<'static>>,
+    date: Vec<Item<'static>>,
+}
+
+impl Patterns {
+    fn new(date_style: &str) -> PgWireResult<Self> {
+        let style = DateStyle::new(date_style);
+        let parsed = |pattern: &str| {
+            StrftimeItems::new(pattern)
+                .parse_to_owned()
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))
+        };
+        Ok(Self {
+            timestamp: parsed(style.full_format_str())?,
+            timestamp_tz: parsed(&style.full_tz_format_str())?,
+            date: parsed(style.date_format_str())?,
+        })
+    }
 }
 
 /// `batch` with its timestamp and date columns replaced by their Postgres
@@ -136,30 +147,26 @@ fn dates_as_text(batch: &RecordBatch, patterns: &Patterns) -> Result<RecordBatch
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         let written = match field.data_type() {
             DataType::Timestamp(unit, zone) => {
-                let pattern = if zone.is_some() {
+                let items = if zone.is_some() {
                     &patterns.timestamp_tz
                 } else {
                     &patterns.timestamp
                 };
-                let items: Vec<Item> = StrftimeItems::new(pattern).collect();
                 let zone = zone.as_deref();
                 Some(match unit {
-                    TimeUnit::Second => timestamps::<TimestampSecondType>(column, zone, &items)?,
+                    TimeUnit::Second => timestamps::<TimestampSecondType>(column, zone, items)?,
                     TimeUnit::Millisecond => {
-                        timestamps::<TimestampMillisecondType>(column, zone, &items)?
+                        timestamps::<TimestampMillisecondType>(column, zone, items)?
                     }
                     TimeUnit::Microsecond => {
-                        timestamps::<TimestampMicrosecondType>(column, zone, &items)?
+                        timestamps::<TimestampMicrosecondType>(column, zone, items)?
                     }
                     TimeUnit::Nanosecond => {
-                        timestamps::<TimestampNanosecondType>(column, zone, &items)?
+                        timestamps::<TimestampNanosecondType>(column, zone, items)?
                     }
                 })
             }
-            DataType::Date32 => {
-                let items: Vec<Item> = StrftimeItems::new(&patterns.date).collect();
-                Some(dates(column, &items)?)
-            }
+            DataType::Date32 => Some(dates(column, &patterns.date)?),
             _ => None,
         };
         match written {
@@ -190,48 +197,51 @@ fn timestamps<T: ArrowTimestampType>(
     items: &[Item],
 ) -> Result<ArrayRef, ArrowError> {
     let values = column.as_primitive::<T>();
-    let mut text = StringBuilder::with_capacity(values.len(), values.len() * 32);
     let zone: Option<Tz> = zone.map(str::parse).transpose()?;
-    for index in 0..values.len() {
-        let written = if values.is_null(index) {
-            None
-        } else {
-            match zone {
-                // The offset of the column's own zone, as arrow-pg writes it.
-                Some(zone) => values.value_as_datetime_with_tz(index, zone).map(|at| {
-                    write!(
-                        text,
-                        "{}",
-                        at.fixed_offset().format_with_items(items.iter())
-                    )
-                }),
-                None => values
-                    .value_as_datetime(index)
-                    .map(|at| write!(text, "{}", at.format_with_items(items.iter()))),
-            }
-        };
-        match written {
-            Some(result) => {
-                result.map_err(|e| ArrowError::ComputeError(e.to_string()))?;
-                text.append_value("");
-            }
-            None => text.append_null(),
+    text_column(values.len(), 32, |index, text| {
+        if values.is_null(index) {
+            return None;
         }
-    }
-    Ok(Arc::new(text.finish()))
+        match zone {
+            // The offset of the column's own zone, as arrow-pg writes it.
+            Some(zone) => values.value_as_datetime_with_tz(index, zone).map(|at| {
+                write!(
+                    text,
+                    "{}",
+                    at.fixed_offset().format_with_items(items.iter())
+                )
+            }),
+            None => values
+                .value_as_datetime(index)
+                .map(|at| write!(text, "{}", at.format_with_items(items.iter()))),
+        }
+    })
 }
 
 fn dates(column: &ArrayRef, items: &[Item]) -> Result<ArrayRef, ArrowError> {
     let values = column.as_primitive::<Date32Type>();
-    let mut text = StringBuilder::with_capacity(values.len(), values.len() * 10);
-    for index in 0..values.len() {
-        match (!values.is_null(index))
-            .then(|| values.value_as_date(index))
-            .flatten()
-        {
-            Some(day) => {
-                write!(text, "{}", day.format_with_items(items.iter()))
-                    .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+    text_column(values.len(), 10, |index, text| {
+        if values.is_null(index) {
+            return None;
+        }
+        values
+            .value_as_date(index)
+            .map(|day| write!(text, "{}", day.format_with_items(items.iter())))
+    })
+}
+
+/// A text column of `rows` rows, each written by `write` (about `width`
+/// bytes), or null where `write` gives nothing.
+fn text_column(
+    rows: usize,
+    width: usize,
+    mut write: impl FnMut(usize, &mut StringBuilder) -> Option<std::fmt::Result>,
+) -> Result<ArrayRef, ArrowError> {
+    let mut text = StringBuilder::with_capacity(rows, rows * width);
+    for index in 0..rows {
+        match write(index, &mut text) {
+            Some(written) => {
+                written.map_err(|e| ArrowError::ComputeError(e.to_string()))?;
                 text.append_value("");
             }
             None => text.append_null(),
@@ -323,12 +333,7 @@ mod tests {
         ] {
             let mut options = FormatOptions::default();
             options.date_style = style.to_owned();
-            let date_style = DateStyle::new(style);
-            let patterns = Patterns {
-                timestamp: date_style.full_format_str().to_owned(),
-                timestamp_tz: date_style.full_tz_format_str(),
-                date: date_style.date_format_str().to_owned(),
-            };
+            let patterns = Patterns::new(style).unwrap();
             let written = dates_as_text(&batch, &patterns).unwrap();
             assert_eq!(
                 encoded(written, &schema, &options),
