@@ -43,9 +43,10 @@ B="SELECT * FROM kpi('2025-07', 'ward')"
 C="SELECT * FROM kpi_index('2025-07', 'portal')"
 D="SELECT occurred_month, channel, count(*) AS received FROM events WHERE event_type = 'received' GROUP BY 1, 2 ORDER BY 1, 2"
 
-seconds() { # command... -> wall seconds of one run
-  /usr/bin/time -f '%e' -o "$work/time.txt" "$@" >"$work/out.txt" 2>"$work/err.txt" || { cat "$work/err.txt"; exit 1; }
-  cat "$work/time.txt"
+seconds() { # command... -> wall seconds of one run (peak MB in $work/peak.txt)
+  /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >"$work/out.txt" 2>"$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+  awk '{ printf "%d\n", $2 / 1024 }' "$work/time.txt" >"$work/peak.txt"
+  awk '{ print $1 }' "$work/time.txt"
 }
 
 queries="${BENCH_QUERIES:-a b c d}"
@@ -55,9 +56,13 @@ if [ "${KEEP_DERIVED:-0}" = 1 ]; then
 else
   rm -rf "$store/derived"
   derive=$(seconds "$bin" sql --store "$store" "SELECT count(*) FROM dossier_facts")
+  derive_peak=$(cat "$work/peak.txt")
 fi
 
 cold() { seconds "$bin" sql --store "$store" --format csv --out /dev/null "$1"; }
+# Warm runs the SQL the table function expands to (the text DuckDB runs too):
+# a repeated call of a function over an ended period is a lookup in chiso's
+# result memo, and the targets are about computing, not looking up.
 warm() { # the best of runs 2-3 of the query in one process
   printf '%s;\n%s;\n%s;\n' "$1" "$1" "$1" |
     "$bin" sql --store "$store" --timing 2>&1 >/dev/null |
@@ -101,7 +106,7 @@ row() { # label chiso_cold chiso_warm key
 row "derive dossier tables" "$derive" "-" derive
 timed() { # label key sql
   case " $queries " in
-    *" $2 "*) row "$1" "$(cold "$3")" "$(warm "$3")" "$2" ;;
+    *" $2 "*) row "$1" "$(cold "$3")" "$(warm "$(cat "$work/$2.sql")")" "$2" ;;
     *) row "$1" - - "$2" ;;
   esac
 }
@@ -110,3 +115,4 @@ timed "b one month by ward" b "$B"
 timed "c index, one month" c "$C"
 timed "d ad-hoc on events" d "$D"
 echo "(ratio_warm = chiso warm / DuckDB warm; below 1 means chiso is faster)"
+[ -z "${derive_peak:-}" ] || echo "chiso's derivation peaked at $derive_peak MB resident"

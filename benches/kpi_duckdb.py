@@ -48,8 +48,8 @@ def connect(derived=DERIVED):
     con.execute("CREATE MACRO local_date(t) AS CAST(CAST(t AS TIMESTAMP) + INTERVAL 7 HOUR AS DATE)")
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{STORE}/events/**/*.parquet', hive_partitioning = true)")
     for table in ("dossier_facts", "dossier_history"):
-        if os.path.exists(f"{derived}/{table}.parquet"):
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{derived}/{table}.parquet')")
+        if os.path.isdir(f"{derived}/{table}"):
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{derived}/{table}/*.parquet')")
     for table in ("wards", "indicators_portal", "external_indicators"):
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{WORK}/{table}.parquet')")
     return con
@@ -72,9 +72,13 @@ def derive():
     con = connect()
     started = time.perf_counter()
     for table in ("dossier_facts", "dossier_history"):
-        sql = translate(open(f"{QUERIES}/{table}.sql").read())
-        con.execute(f"COPY ({sql}) TO '{out}/{table}.parquet' (FORMAT parquet)")
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}.parquet')")
+        # DuckDB derives the whole city in one query: chiso's one-chunk case.
+        sql = open(f"{QUERIES}/{table}.sql").read()
+        for name, value in (("in_chunk", "true"), ("chunks", "1"), ("chunk", "0")):
+            sql = sql.replace("{{" + name + "}}", value)
+        os.makedirs(f"{out}/{table}", exist_ok=True)
+        con.execute(f"COPY ({translate(sql)}) TO '{out}/{table}/chunk-0000.parquet' (FORMAT parquet)")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}/*.parquet')")
     return time.perf_counter() - started
 
 

@@ -25,8 +25,8 @@ def before_t(name):
 
 
 def month_by_ward():
-    facts = pl.scan_parquet(f"{DERIVED}/dossier_facts.parquet")
-    history = pl.scan_parquet(f"{DERIVED}/dossier_history.parquet")
+    facts = pl.scan_parquet(f"{DERIVED}/dossier_facts/*.parquet")
+    history = pl.scan_parquet(f"{DERIVED}/dossier_history/*.parquet")
     alive = facts.filter((c("received_at") < T) & ((c("last_event_at") >= START) | c("first_finished_at").is_null()))
     at_t = (
         history.filter(

@@ -8,8 +8,14 @@
 -- supplement pauses) come from `dossier_history` (dossier_history.sql).
 --
 -- chiso materialises this query once per version of the events table
--- (`derived/` in the store), so it always agrees with the events.
-WITH first_received AS (
+-- (`derived/` in the store), so it always agrees with the events. A big city
+-- is derived in chunks of dossiers, one run of this query per chunk, so that
+-- memory stays bounded whatever the size of the event log (queries/README.md,
+-- "Parameters"); a small one is one chunk, `{{in_chunk}}` then being `true`.
+WITH chunk_events AS (
+    SELECT * FROM events WHERE {{in_chunk}}
+),
+first_received AS (
     SELECT *
     FROM (
         SELECT
@@ -23,7 +29,7 @@ WITH first_received AS (
             due_at,
             coalesce(fee_required, false) AS fee_required,
             row_number() OVER (PARTITION BY dossier_id ORDER BY occurred_at, event_id) AS nth
-        FROM events
+        FROM chunk_events
         WHERE event_type = 'received'
     )
     WHERE nth = 1
@@ -44,20 +50,28 @@ milestones AS (
         min(occurred_at) FILTER (WHERE event_type = 'digitized') AS digitized_at,
         min(occurred_at) FILTER (WHERE event_type = 'apologized') AS apologized_at,
         max(occurred_at) AS last_event_at
-    FROM events
+    FROM chunk_events
     GROUP BY dossier_id
 )
 SELECT
-    -- A compact key for joins. Keys (and rows) run through the finished
-    -- dossiers by their last event, then the unfinished ones by reception: a
-    -- period then skips the row groups of dossiers that finished before it
-    -- by their statistics alone.
-    row_number() OVER (
-        ORDER BY least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) IS NULL,
-                 CASE WHEN least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) IS NULL
-                      THEN r.received_at ELSE m.last_event_at END,
+    -- A compact key for joins, unique across chunks. Within a chunk, keys (and
+    -- rows) run by how long the dossier lived (last event within 8 days of
+    -- reception, within 64 days, longer, still unfinished), then by
+    -- reception: in each class, a row group's received_at and last_event_at
+    -- both span a short time, so a period skips, by their statistics alone,
+    -- the row groups received after it and those that ended before it. (By
+    -- last event alone, the few long-lived dossiers of every row group
+    -- stretched its received_at back to the start of the year.)
+    {{chunks}} * row_number() OVER (
+        ORDER BY CASE
+                     WHEN least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) IS NULL THEN 3
+                     WHEN m.last_event_at < r.received_at + INTERVAL '8 days' THEN 0
+                     WHEN m.last_event_at < r.received_at + INTERVAL '64 days' THEN 1
+                     ELSE 2
+                 END,
+                 r.received_at,
                  r.dossier_id
-    ) AS dossier_key,
+    ) + {{chunk}} AS dossier_key,
     r.dossier_id,
     r.received_at,
     r.ward_code,

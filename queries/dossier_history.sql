@@ -21,7 +21,13 @@
 -- The dossier's key, received_at, first_finished_at and last_event_at are
 -- repeated on each row, in the order of dossier_facts, so that a period reads
 -- only the row groups of dossiers alive in it.
-WITH supplement_events AS (
+--
+-- Derived chunk by chunk like dossier_facts.sql: `dossier_facts` here is the
+-- same chunk's.
+WITH chunk_events AS (
+    SELECT * FROM events WHERE {{in_chunk}}
+),
+supplement_events AS (
     SELECT
         dossier_id,
         event_type,
@@ -31,7 +37,7 @@ WITH supplement_events AS (
         coalesce(sum(CASE WHEN event_type = 'supplement_received' THEN 1 ELSE 0 END) OVER (
             PARTITION BY dossier_id ORDER BY occurred_at, event_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS round
-    FROM events
+    FROM chunk_events
     WHERE event_type IN ('supplement_requested', 'supplement_received')
 ),
 pauses AS (
@@ -69,7 +75,7 @@ history AS (
                  ELSE 0
                END,
            false, NULL
-    FROM events
+    FROM chunk_events
     WHERE event_type IN ('paid', 'rated')
 )
 SELECT

@@ -113,7 +113,7 @@ pub(crate) async fn register(
     calls.push(Call::Dossiers);
     let mut schemas = HashMap::new();
     for call in calls {
-        let sql = sql_for(planner, call, &[probe], None)?;
+        let sql = sql_for(planner, call, &[probe], None)?.whole();
         let plan = context
             .state()
             .create_logical_plan(&sql)
@@ -145,13 +145,40 @@ pub(crate) async fn register(
     Ok(())
 }
 
-/// The SQL of a call over one or more periods (a series is their union).
+/// The SQL of a call: one query per period, and the row order of the result.
+struct CallSql {
+    periods: Vec<String>,
+    order: String,
+}
+
+impl CallSql {
+    /// One period's rows, in the call's order.
+    fn period(&self, index: usize) -> String {
+        format!("SELECT * FROM ({}) ORDER BY {}", self.periods[index], self.order)
+    }
+
+    /// Every period's rows in one query (a series is their union).
+    fn whole(&self) -> String {
+        // A subquery's ORDER BY does not survive its parent: order the whole.
+        let parts: Vec<String> = self
+            .periods
+            .iter()
+            .map(|sql| format!("SELECT * FROM ({sql})"))
+            .collect();
+        format!(
+            "SELECT * FROM ({}) ORDER BY {}",
+            parts.join("\nUNION ALL\n"),
+            self.order
+        )
+    }
+}
+
 fn sql_for(
     planner: &Planner,
     call: Call,
     periods: &[Period],
     ward: Option<&str>,
-) -> Result<String, EngineError> {
+) -> Result<CallSql, EngineError> {
     let one = |period: &Period| -> Result<String, EngineError> {
         match call {
             Call::Kpi(grouping) => planner.scoped_kpi_sql(period, grouping, ward),
@@ -161,11 +188,9 @@ fn sql_for(
             Call::Dossiers => planner.dossiers_at_sql(period),
         }
     };
-    let parts = periods
-        .iter()
-        .map(|p| one(p).map(|sql| format!("SELECT * FROM ({sql})")))
-        .collect::<Result<Vec<_>, _>>()?;
-    // A subquery's ORDER BY does not survive its parent: order the whole.
+    // Every order of a series starts with period_start, so the periods' rows
+    // one after another, in series order, are the whole result in order
+    // (`dossiers_at` takes one period).
     let order = match call {
         Call::Kpi(grouping) | Call::Change(grouping) => match grouping.key_columns() {
             Some((key, _)) => format!("period_start, {key}"),
@@ -173,12 +198,12 @@ fn sql_for(
         },
         Call::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
         Call::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
-        Call::Dossiers => "dossier_key".to_owned(),
+        Call::Dossiers => "received_at, dossier_id".to_owned(),
     };
-    Ok(format!(
-        "SELECT * FROM ({}) ORDER BY {order}",
-        parts.join("\nUNION ALL\n")
-    ))
+    Ok(CallSql {
+        periods: periods.iter().map(one).collect::<Result<_, _>>()?,
+        order,
+    })
 }
 
 /// kpi_change.sql: a period against the one before it.
@@ -360,13 +385,52 @@ impl TableFunctionImpl for Function {
     }
 }
 
-/// A table whose rows are the result of a SQL query, planned at scan time;
-/// computed once and remembered when its periods have ended.
-#[derive(Debug)]
+/// A table whose rows are the result of a call's SQL, planned at scan time;
+/// computed once and remembered, period by period, when its periods have
+/// ended.
 struct SqlTable {
-    sql: String,
+    sql: CallSql,
     schema: SchemaRef,
     remembered_by: Option<Arc<Functions>>,
+}
+
+impl std::fmt::Debug for SqlTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlTable")
+            .field("periods", &self.sql.periods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlTable {
+    /// The rows of every period, each computed once by whoever asks first.
+    /// Periods are computed one after another: a year of weeks then needs
+    /// the memory of one week, and each week's rows are shared with every
+    /// other call that asks for that week.
+    async fn remembered_rows(
+        &self,
+        functions: &Functions,
+        state: &SessionState,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut rows = Vec::new();
+        for index in 0..self.sql.periods.len() {
+            let sql = self.sql.period(index);
+            let cell = functions.result_cell(&sql);
+            let batches = cell
+                .get_or_try_init(|| async {
+                    let plan = state.create_logical_plan(&sql).await?;
+                    let physical = state.create_physical_plan(&plan).await?;
+                    let batches = collect(physical, state.task_ctx()).await?;
+                    Ok::<_, DataFusionError>(Arc::new(batches))
+                })
+                .await?;
+            if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
+                functions.forget(&sql);
+            }
+            rows.extend(batches.iter().cloned());
+        }
+        Ok(rows)
+    }
 }
 
 #[async_trait]
@@ -393,26 +457,15 @@ impl TableProvider for SqlTable {
                 DataFusionError::Internal("chiso table functions need a SessionState".into())
             })?;
         if let Some(functions) = &self.remembered_by {
-            let cell = functions.result_cell(&self.sql);
-            let batches = cell
-                .get_or_try_init(|| async {
-                    let plan = state.create_logical_plan(&self.sql).await?;
-                    let physical = state.create_physical_plan(&plan).await?;
-                    let batches = collect(physical, state.task_ctx()).await?;
-                    Ok::<_, DataFusionError>(Arc::new(batches))
-                })
-                .await?;
-            if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
-                functions.forget(&self.sql);
-            }
+            let batches = self.remembered_rows(functions, state).await?;
             let schema = batches
                 .first()
                 .map(|b| b.schema())
                 .unwrap_or_else(|| Arc::clone(&self.schema));
-            let table = MemTable::try_new(schema, vec![batches.as_ref().clone()])?;
+            let table = MemTable::try_new(schema, vec![batches])?;
             return table.scan(state, projection, &[], limit).await;
         }
-        let plan = state.create_logical_plan(&self.sql).await?;
+        let plan = state.create_logical_plan(&self.sql.whole()).await?;
         let mut plan = LogicalPlanBuilder::from(plan);
         if let Some(projection) = projection {
             plan = plan.select(projection.iter().copied())?;

@@ -222,6 +222,9 @@ pub struct EngineOptions {
     pub external_indicators: Option<PathBuf>,
     /// A holiday calendar replacing the built-in one.
     pub calendar: Option<PathBuf>,
+    /// Events per chunk when deriving the dossier tables, in place of
+    /// [`derived::EVENTS_PER_CHUNK`] (a smaller chunk needs less memory).
+    pub derivation_chunk_events: Option<u64>,
 }
 
 /// A store opened for querying.
@@ -393,7 +396,7 @@ impl Engine {
         for (name, batch) in tables {
             register_batch(&context, name, batch)?;
         }
-        let built_derived = derived::register(&store, &context).await?;
+        let built_derived = derived::register(&store, &context, options.derivation_chunk_events).await?;
         let planner = Arc::new(Planner { now: options.now });
         let view = context
             .sql(&planner.dossiers_view_sql()?)

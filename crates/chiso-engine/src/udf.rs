@@ -9,12 +9,16 @@
 //! * `add_working_days(ts, n)`: the calendar's due-date rule (17:00 of the
 //!   n-th working day after processing starts, 15:00 cut-off);
 //! * `percentile_nearest_rank(x, p)`: an aggregate, the `ceil(p × n)`-th
-//!   smallest value (kpis.md's 90th percentile is `p = 0.9`).
+//!   smallest value (kpis.md's 90th percentile is `p = 0.9`);
+//! * `dossier_chunk(dossier_id, n)`: which of `n` chunks a dossier falls in,
+//!   by a hash of its id that never changes between runs or machines; chiso
+//!   derives a big city's dossier tables one chunk at a time (derived.rs).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int64Array, TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chiso_core::calendar::WorkCalendar;
@@ -57,6 +61,13 @@ pub fn all(calendar: Arc<WorkCalendar>) -> Vec<ScalarUDF> {
             timestamp_type(),
             Volatility::Immutable,
             Arc::new(move |args: &[ColumnarValue]| add_working_days(&calendar, args)),
+        ),
+        create_udf(
+            "dossier_chunk",
+            vec![DataType::Utf8, DataType::Int64],
+            DataType::Int64,
+            Volatility::Immutable,
+            Arc::new(dossier_chunk),
         ),
     ]
 }
@@ -238,6 +249,32 @@ fn add_working_days(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<C
     Ok(ColumnarValue::Array(Arc::new(due.with_timezone("UTC"))))
 }
 
+/// FNV-1a: a fixed function of the bytes (std's hasher may change between
+/// Rust releases, and a chunk must be the same in every process).
+pub fn chunk_of(dossier_id: &str, chunks: u64) -> u64 {
+    let hash = dossier_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    hash % chunks.max(1)
+}
+
+fn dossier_chunk(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = arrays(args)?;
+    let ids = downcast::<StringArray>(&arrays[0], "dossier_chunk")?;
+    let counts = as_int64_array(&arrays[1])?;
+    let chunks: Int64Array = ids
+        .iter()
+        .zip(counts.iter())
+        .map(|(id, n)| {
+            let n = u64::try_from(n?).ok().filter(|n| *n > 0)?;
+            i64::try_from(chunk_of(id?, n)).ok()
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(chunks)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +298,21 @@ mod tests {
         assert_eq!(nearest_rank(&[4.0], 0.9), Some(4.0));
         assert_eq!(nearest_rank(&ten, 0.5), Some(5.0));
         assert_eq!(nearest_rank(&[], 0.9), None);
+    }
+
+    #[test]
+    fn chunks_are_stable_and_spread_dossiers_evenly() {
+        // Fixed values: a chunk must not move between releases.
+        assert_eq!(chunk_of("000.00.31.H13-250714-0042", 7), 4);
+        assert_eq!(chunk_of("000.00.31.H13-250714-0042", 1000), 610);
+        assert_eq!(chunk_of("", 5), 0xcbf2_9ce4_8422_2325 % 5);
+        assert_eq!(chunk_of("anything", 1), 0);
+        assert_eq!(chunk_of("anything", 0), 0);
+        let mut sizes = [0_u32; 8];
+        for n in 0..80_000 {
+            sizes[chunk_of(&format!("000.00.31.H13-2507{:02}-{n:04}", n % 28), 8) as usize] += 1;
+        }
+        assert!(sizes.iter().all(|s| (9_000..11_000).contains(s)), "{sizes:?}");
     }
 
     #[test]

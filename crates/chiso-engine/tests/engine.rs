@@ -320,12 +320,17 @@ async fn generated_city_matches_the_independent_derivation() {
         .await
         .unwrap();
     assert_eq!(report.rejected, 0);
+    // Chunks of a third of the events: the derivation a big city gets.
     let options = EngineOptions {
         now: Some(instant("2026-06-01T00:00:00+07:00")),
+        derivation_chunk_events: Some(report.accepted.div_ceil(3)),
         ..EngineOptions::default()
     };
     let engine = Engine::open(&store, options).await.unwrap();
     assert!(engine.built_derived_tables());
+    let derived = std::fs::read_dir(store.join("derived")).unwrap().next().unwrap().unwrap();
+    let chunks = std::fs::read_dir(derived.path().join("dossier_facts")).unwrap().count();
+    assert_eq!(chunks, 3, "the dossier tables derived in three chunks");
 
     let mut problems = Vec::new();
     for (month, tally) in &city.stats.months {
