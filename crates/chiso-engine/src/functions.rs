@@ -154,7 +154,10 @@ struct CallSql {
 impl CallSql {
     /// One period's rows, in the call's order.
     fn period(&self, index: usize) -> String {
-        format!("SELECT * FROM ({}) ORDER BY {}", self.periods[index], self.order)
+        format!(
+            "SELECT * FROM ({}) ORDER BY {}",
+            self.periods[index], self.order
+        )
     }
 
     /// Every period's rows in one query (a series is their union).

@@ -396,7 +396,8 @@ impl Engine {
         for (name, batch) in tables {
             register_batch(&context, name, batch)?;
         }
-        let built_derived = derived::register(&store, &context, options.derivation_chunk_events).await?;
+        let built_derived =
+            derived::register(&store, &context, options.derivation_chunk_events).await?;
         let planner = Arc::new(Planner { now: options.now });
         let view = context
             .sql(&planner.dossiers_view_sql()?)

@@ -328,8 +328,14 @@ async fn generated_city_matches_the_independent_derivation() {
     };
     let engine = Engine::open(&store, options).await.unwrap();
     assert!(engine.built_derived_tables());
-    let derived = std::fs::read_dir(store.join("derived")).unwrap().next().unwrap().unwrap();
-    let chunks = std::fs::read_dir(derived.path().join("dossier_facts")).unwrap().count();
+    let derived = std::fs::read_dir(store.join("derived"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let chunks = std::fs::read_dir(derived.path().join("dossier_facts"))
+        .unwrap()
+        .count();
     assert_eq!(chunks, 3, "the dossier tables derived in three chunks");
 
     let mut problems = Vec::new();
