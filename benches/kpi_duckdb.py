@@ -74,7 +74,7 @@ def derive():
     for table in ("dossier_facts", "dossier_history"):
         # DuckDB derives the whole city in one query: chiso's one-chunk case.
         sql = open(f"{QUERIES}/{table}.sql").read()
-        for name, value in (("in_chunk", "true"), ("chunks", "1"), ("chunk", "0")):
+        for name, value in (("chunks", "1"), ("chunk", "0")):
             sql = sql.replace("{{" + name + "}}", value)
         os.makedirs(f"{out}/{table}", exist_ok=True)
         con.execute(f"COPY ({translate(sql)}) TO '{out}/{table}/chunk-0000.parquet' (FORMAT parquet)")

@@ -10,12 +10,9 @@
 -- chiso materialises this query once per version of the events table
 -- (`derived/` in the store), so it always agrees with the events. A big city
 -- is derived in chunks of dossiers, one run of this query per chunk, so that
--- memory stays bounded whatever the size of the event log (queries/README.md,
--- "Parameters"); a small one is one chunk, `{{in_chunk}}` then being `true`.
-WITH chunk_events AS (
-    SELECT * FROM events WHERE {{in_chunk}}
-),
-first_received AS (
+-- memory stays bounded whatever the size of the event log: `events` is then
+-- the events of the chunk's dossiers (queries/README.md, "Parameters").
+WITH first_received AS (
     SELECT *
     FROM (
         SELECT
@@ -29,7 +26,7 @@ first_received AS (
             due_at,
             coalesce(fee_required, false) AS fee_required,
             row_number() OVER (PARTITION BY dossier_id ORDER BY occurred_at, event_id) AS nth
-        FROM chunk_events
+        FROM events
         WHERE event_type = 'received'
     )
     WHERE nth = 1
@@ -50,7 +47,7 @@ milestones AS (
         min(occurred_at) FILTER (WHERE event_type = 'digitized') AS digitized_at,
         min(occurred_at) FILTER (WHERE event_type = 'apologized') AS apologized_at,
         max(occurred_at) AS last_event_at
-    FROM chunk_events
+    FROM events
     GROUP BY dossier_id
 )
 SELECT

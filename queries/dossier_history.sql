@@ -22,12 +22,9 @@
 -- repeated on each row, in the order of dossier_facts, so that a period reads
 -- only the row groups of dossiers alive in it.
 --
--- Derived chunk by chunk like dossier_facts.sql: `dossier_facts` here is the
--- same chunk's.
-WITH chunk_events AS (
-    SELECT * FROM events WHERE {{in_chunk}}
-),
-supplement_events AS (
+-- Derived chunk by chunk like dossier_facts.sql: `events` and
+-- `dossier_facts` here are the same chunk's.
+WITH supplement_events AS (
     SELECT
         dossier_id,
         event_type,
@@ -37,7 +34,7 @@ supplement_events AS (
         coalesce(sum(CASE WHEN event_type = 'supplement_received' THEN 1 ELSE 0 END) OVER (
             PARTITION BY dossier_id ORDER BY occurred_at, event_id
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS round
-    FROM chunk_events
+    FROM events
     WHERE event_type IN ('supplement_requested', 'supplement_received')
 ),
 pauses AS (
@@ -75,7 +72,7 @@ history AS (
                  ELSE 0
                END,
            false, NULL
-    FROM chunk_events
+    FROM events
     WHERE event_type IN ('paid', 'rated')
 )
 SELECT

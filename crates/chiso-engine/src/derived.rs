@@ -11,22 +11,26 @@
 //! the events: a new ingest makes a new version, which is derived afresh.
 //!
 //! A big city is derived in chunks of dossiers (`dossier_chunk`, a stable
-//! hash of the id): each query of the two files runs once per chunk, over the
-//! events of that chunk's dossiers only, and writes one Parquet file per
-//! chunk. Grouping 100 million events by dossier in one query needs memory in
-//! proportion to the whole log (measured: killed at 24 GB at scale 10); a
-//! chunk needs memory in proportion to its share, at the price of one more
-//! scan of the events' `dossier_id` column per chunk. A dossier's events all
-//! fall in one chunk, so every derived row is the same as in one query.
+//! hash of the id): one pass over the log splits the events by chunk into
+//! temporary files, then each query of the two files runs once per chunk,
+//! with `events` bound to that chunk's events, and writes one Parquet file
+//! per chunk. Grouping 100 million events by dossier in one query needs
+//! memory in proportion to the whole log (measured: killed at 24 GB at scale
+//! 10); a chunk needs memory in proportion to its share, at the price of
+//! writing the events once more. A dossier's events all fall in one chunk,
+//! so every derived row is the same as in one query.
 //!
 //! Folders are built under a temporary name and renamed into place, so a
 //! crash or a concurrent reader never sees half a table; two processes that
 //! build the same version at once both succeed and one rename wins.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use chiso_store::datafusion::catalog::TableProvider;
 use chiso_store::datafusion::common::config::TableParquetOptions;
 use chiso_store::datafusion::dataframe::DataFrameWriteOptions;
+use chiso_store::datafusion::datasource::empty::EmptyTable;
 use chiso_store::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use chiso_store::{Store, Table};
 
@@ -148,6 +152,115 @@ async fn write_tables(
     staging: &Path,
     chunks: u64,
 ) -> Result<(), EngineError> {
+    for (table, _) in TABLES {
+        let path = table_folder(staging, table);
+        std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
+    }
+    if chunks == 1 {
+        return write_chunk(context, staging, 1, 0).await;
+    }
+    // The events split by chunk in one pass; each chunk is then derived from
+    // its own files, with `events` meaning that chunk's events.
+    let split = staging.join(SPLIT_EVENTS);
+    split_events(context, &split, chunks).await?;
+    let events = context
+        .table_provider(EVENTS)
+        .await
+        .map_err(EngineError::query)?;
+    let mut result = Ok(());
+    for chunk in 0..chunks {
+        result = bind_events(context, &split.join(format!("chunk={chunk}")), &events).await;
+        if result.is_ok() {
+            result = write_chunk(context, staging, chunks, chunk).await;
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    let restored = context
+        .deregister_table(EVENTS)
+        .and_then(|_| context.register_table(EVENTS, events))
+        .map_err(EngineError::query);
+    let _ = std::fs::remove_dir_all(&split);
+    result.and(restored.map(drop))
+}
+
+/// The folder of the events split by chunk, inside the staging folder (and
+/// removed before it is renamed into place).
+const SPLIT_EVENTS: &str = ".events-by-chunk";
+const EVENTS: &str = "events";
+
+/// Writes the events' contract columns to `split/chunk=N/`, one folder per
+/// chunk of dossiers. Scanning the whole log once per chunk instead (a
+/// `dossier_chunk` filter in the derivation) decompressed every column of
+/// every file once per chunk and per derived table: most of the time of a
+/// scale-10 city.
+async fn split_events(
+    context: &SessionContext,
+    split: &Path,
+    chunks: u64,
+) -> Result<(), EngineError> {
+    let columns: Vec<String> = chiso_core::event::event_schema()
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect();
+    let sql = format!(
+        "SELECT {}, dossier_chunk(dossier_id, {chunks}) AS chunk FROM {EVENTS}",
+        columns.join(", ")
+    );
+    let mut options = TableParquetOptions::default();
+    // Read once per chunk, then deleted: fast to write and read over small.
+    options.global.compression = Some("lz4_raw".into());
+    let location = format!("{}{}", split.to_string_lossy(), std::path::MAIN_SEPARATOR);
+    let in_split = |error| EngineError::Query(format!("splitting the events by chunk: {error}"));
+    context
+        .sql(&sql)
+        .await
+        .map_err(in_split)?
+        .write_parquet(
+            &location,
+            DataFrameWriteOptions::new().with_partition_by(vec!["chunk".into()]),
+            Some(options),
+        )
+        .await
+        .map_err(in_split)?;
+    Ok(())
+}
+
+/// Registers the events of one chunk as `events`; a chunk with no events
+/// (no folder) is an empty table of the same columns.
+async fn bind_events(
+    context: &SessionContext,
+    folder: &Path,
+    events: &Arc<dyn TableProvider>,
+) -> Result<(), EngineError> {
+    if folder.is_dir() {
+        return register_path(context, EVENTS, folder).await;
+    }
+    let arrow = |error: arrow::error::ArrowError| EngineError::Query(error.to_string());
+    let all = events.schema();
+    let columns = chiso_core::event::event_schema()
+        .fields()
+        .iter()
+        .map(|f| all.index_of(f.name()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arrow)?;
+    let schema = Arc::new(all.project(&columns).map_err(arrow)?);
+    context
+        .deregister_table(EVENTS)
+        .and_then(|_| context.register_table(EVENTS, Arc::new(EmptyTable::new(schema))))
+        .map(drop)
+        .map_err(EngineError::query)
+}
+
+/// Derives one chunk's rows of every derived table from `events`.
+async fn write_chunk(
+    context: &SessionContext,
+    staging: &Path,
+    chunks: u64,
+    chunk: u64,
+) -> Result<(), EngineError> {
     let mut options = TableParquetOptions::default();
     options.global.max_row_group_size = ROW_GROUP_ROWS;
     // Pages of 8 K rows: the page index then skips most of a row group that
@@ -155,38 +268,23 @@ async fn write_tables(
     options.global.data_page_row_count_limit = PAGE_ROWS;
     // A cache read by every query: fast decoding matters more than size.
     options.global.compression = Some("lz4_raw".into());
-    for (table, _) in TABLES {
-        let path = table_folder(staging, table);
-        std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
-    }
-    for chunk in 0..chunks {
-        let in_chunk = if chunks == 1 {
-            "true".to_owned()
-        } else {
-            format!("dossier_chunk(dossier_id, {chunks}) = {chunk}")
-        };
-        let parameters = [
-            ("in_chunk", in_chunk),
-            ("chunks", chunks.to_string()),
-            ("chunk", chunk.to_string()),
-        ];
-        for (table, sql) in TABLES {
-            let path = chunk_file(staging, table, chunk);
-            let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));
-            context
-                .sql(&queries::render(sql, &parameters)?)
-                .await
-                .map_err(in_query)?
-                .write_parquet(
-                    path.to_string_lossy().as_ref(),
-                    DataFrameWriteOptions::new().with_single_file_output(true),
-                    Some(options.clone()),
-                )
-                .await
-                .map_err(in_query)?;
-            // Later derived tables build on the same chunk of earlier ones.
-            register_path(context, table, &path).await?;
-        }
+    let parameters = [("chunks", chunks.to_string()), ("chunk", chunk.to_string())];
+    for (table, sql) in TABLES {
+        let path = chunk_file(staging, table, chunk);
+        let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));
+        context
+            .sql(&queries::render(sql, &parameters)?)
+            .await
+            .map_err(in_query)?
+            .write_parquet(
+                path.to_string_lossy().as_ref(),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                Some(options.clone()),
+            )
+            .await
+            .map_err(in_query)?;
+        // Later derived tables build on the same chunk of earlier ones.
+        register_path(context, table, &path).await?;
     }
     Ok(())
 }

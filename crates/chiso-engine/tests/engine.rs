@@ -61,9 +61,14 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
 
 /// One .slt file: `now`, `events` blocks (CSV ingested as one file each),
 /// `query [rowsort]` blocks with `----` and the expected rows, and
-/// `statement error <text>` blocks.
-async fn run_slt(path: &Path) {
-    let name = path.file_stem().unwrap().to_string_lossy().to_string();
+/// `statement error <text>` blocks. `chunk_events` sets the derivation's
+/// events per chunk (`None`: the default, one chunk for these files).
+async fn run_slt(path: &Path, chunk_events: Option<u64>) {
+    let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+    let name = match chunk_events {
+        Some(n) => format!("{stem}-chunks-of-{n}"),
+        None => stem.clone(),
+    };
     let text = std::fs::read_to_string(path).unwrap();
     let dir = TempDir::new(&format!("slt-{name}"));
     let store = dir.0.join("store");
@@ -76,7 +81,14 @@ async fn run_slt(path: &Path) {
     let mut failures = Vec::new();
     while let Some((number, line)) = lines.next() {
         let line = line.trim_end();
-        let location = format!("{}:{}", path.display(), number + 1);
+        let location = match chunk_events {
+            Some(n) => format!(
+                "{}:{} (derived in chunks of {n} events)",
+                path.display(),
+                number + 1
+            ),
+            None => format!("{}:{}", path.display(), number + 1),
+        };
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -103,7 +115,7 @@ async fn run_slt(path: &Path) {
             };
             let report = ingester
                 .ingest_bytes(
-                    Path::new(&format!("{name}-{files}.csv")),
+                    Path::new(&format!("{stem}-{files}.csv")),
                     csv.into_bytes().into(),
                     &options,
                 )
@@ -113,7 +125,7 @@ async fn run_slt(path: &Path) {
             engine = None;
         } else if let Some(expected_error) = line.strip_prefix("statement error") {
             let sql = block(&mut lines).join("\n");
-            let engine = open(&mut engine, &store, now).await;
+            let engine = open(&mut engine, &store, now, chunk_events).await;
             let error = match engine.sql(&sql).await {
                 Ok(frame) => frame.collect().await.err().map(|e| e.to_string()),
                 Err(error) => Some(error.to_string()),
@@ -139,7 +151,7 @@ async fn run_slt(path: &Path) {
                 .iter()
                 .map(|l| l.trim().to_owned())
                 .collect();
-            let engine = open(&mut engine, &store, now).await;
+            let engine = open(&mut engine, &store, now, chunk_events).await;
             let mut actual = match engine.sql(&sql).await {
                 Ok(frame) => rows(&frame.collect().await.unwrap()),
                 Err(error) => vec![format!("ERROR: {error}")],
@@ -168,10 +180,16 @@ async fn run_slt(path: &Path) {
     );
 }
 
-async fn open<'a>(engine: &'a mut Option<Engine>, store: &Path, now: DateTime<Utc>) -> &'a Engine {
+async fn open<'a>(
+    engine: &'a mut Option<Engine>,
+    store: &Path,
+    now: DateTime<Utc>,
+    chunk_events: Option<u64>,
+) -> &'a Engine {
     if engine.is_none() {
         let options = EngineOptions {
             now: Some(now),
+            derivation_chunk_events: chunk_events,
             ..EngineOptions::default()
         };
         *engine = Some(Engine::open(store, options).await.unwrap());
@@ -194,7 +212,11 @@ async fn kpi_logic_files() {
         folder.display()
     );
     for file in files {
-        run_slt(&file).await;
+        run_slt(&file, None).await;
+        // Every figure again with the derivation in chunks of one event:
+        // more chunks than dossiers, so most chunks are empty and each
+        // dossier's events must still meet in one chunk.
+        run_slt(&file, Some(1)).await;
     }
 }
 

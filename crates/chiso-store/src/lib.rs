@@ -26,6 +26,7 @@
 //! DataFusion tables.
 
 mod schema;
+mod snapshot_table;
 mod store;
 
 /// Where a store keeps the procedure and department names it knows (the
