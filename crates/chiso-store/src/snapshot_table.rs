@@ -18,9 +18,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, FieldRef, Int64Type, Schema, SchemaRef};
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use deltalake::DeltaTable;
 use deltalake::datafusion::catalog::{Session, TableProvider};
@@ -39,6 +38,8 @@ use deltalake::datafusion::datasource::table_schema::TableSchema;
 use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deltalake::datafusion::physical_plan::ExecutionPlan;
 use url::Url;
+
+use crate::store::column_as;
 
 /// The prefix delta-rs gives the partition columns of its add-actions table.
 const PARTITION_PREFIX: &str = "partition.";
@@ -119,21 +120,18 @@ impl SnapshotTable {
             .map(|field| scan_schema.table_schema().index_of(field.name()))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let text = |name: &str| -> Result<Arc<dyn Array>> {
-            let column = actions.column_by_name(name).ok_or_else(|| {
-                DataFusionError::Internal(format!("no `{name}` in the add actions"))
-            })?;
-            Ok(cast(column, &DataType::Utf8)?)
+        let column = |name: &str, data_type: &DataType| {
+            DataFusionError::Internal(format!(
+                "no `{name}` of type {data_type} in the add actions"
+            ))
+        };
+        let text = |name: &str| {
+            column_as::<StringArray>(actions, name, &DataType::Utf8)
+                .ok_or_else(|| column(name, &DataType::Utf8))
         };
         let paths = text("path")?;
-        let paths = paths.as_string::<i32>();
-        let sizes = cast(
-            actions.column_by_name("size_bytes").ok_or_else(|| {
-                DataFusionError::Internal("no `size_bytes` in the add actions".into())
-            })?,
-            &DataType::Int64,
-        )?;
-        let sizes = sizes.as_primitive::<Int64Type>();
+        let sizes = column_as::<Int64Array>(actions, "size_bytes", &DataType::Int64)
+            .ok_or_else(|| column("size_bytes", &DataType::Int64))?;
         let partition_values = partition_names
             .iter()
             .map(|name| text(&format!("{PARTITION_PREFIX}{name}")))
@@ -159,7 +157,6 @@ impl SnapshotTable {
                 .iter()
                 .zip(&partition_fields)
                 .map(|(values, field)| {
-                    let values = values.as_string::<i32>();
                     let value = values.is_valid(row).then(|| values.value(row).to_owned());
                     ScalarValue::Utf8(value).cast_to(field.data_type())
                 })
