@@ -98,10 +98,11 @@ impl Ingester {
         let _lock = self.store.lock_for_writing().await?;
         self.store.refresh().await?;
         let version = self.store.version(Table::Events);
-        let index = match self.index.take() {
+        let mut index = match self.index.take() {
             Some(index) if index.version == version => index,
             _ => load_index(&self.store).await?,
         };
+        index.reserve_for_source(source.estimated_events());
         let source_name = source.name.display().to_string();
         let ingest_id = ingest_id(&source_name, started_at);
         let (format, layout, gzip, bytes) =
