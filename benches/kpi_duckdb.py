@@ -71,23 +71,14 @@ def derive():
     os.makedirs(out, exist_ok=True)
     con = connect()
     started = time.perf_counter()
-    history_at = open(f"{QUERIES}/dossier_history_at.sql").read()
-    for name, value in (("t", "TIMESTAMPTZ '9999-12-31 00:00:00+00'"),
-                        ("last_event_from", "TIMESTAMPTZ '1970-01-01 00:00:00+00'")):
-        history_at = history_at.replace("{{" + name + "}}", value)
-    # chiso's steps (derived.rs): facts, history, then facts with the settled
-    # fields; each step's result is a Parquet file the next one reads.
-    for step, (table, query) in enumerate((("dossier_facts", "dossier_facts"),
-                                           ("dossier_history", "dossier_history"),
-                                           ("dossier_facts", "dossier_settled"))):
+    for table in ("dossier_facts", "dossier_history"):
         # DuckDB derives the whole city in one query: chiso's one-chunk case.
-        sql = open(f"{QUERIES}/{query}.sql").read()
-        for name, value in (("chunks", "1"), ("chunk", "0"), ("history_at", history_at)):
+        sql = open(f"{QUERIES}/{table}.sql").read()
+        for name, value in (("chunks", "1"), ("chunk", "0")):
             sql = sql.replace("{{" + name + "}}", value)
         os.makedirs(f"{out}/{table}", exist_ok=True)
-        path = f"{out}/{table}/chunk-0000-{step}.parquet"
-        con.execute(f"COPY ({translate(sql)}) TO '{path}' (FORMAT parquet)")
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+        con.execute(f"COPY ({translate(sql)}) TO '{out}/{table}/chunk-0000.parquet' (FORMAT parquet)")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}/*.parquet')")
     return time.perf_counter() - started
 
 

@@ -6,8 +6,6 @@
 --                 event after it are left out (the `dossiers` view uses the
 --                 earliest instant, so it holds every dossier)
 --   t         the evaluation instant; events at or after T are ignored
---   history_at_t  dossier_history_at.sql at T, for the dossiers whose last
---                 event is at or after T
 --
 -- Implements events.md, "Deriving the dossier", and the pause rule of
 -- kpis.md, "Backlog": an open supplement request pauses the clock up to T.
@@ -22,30 +20,35 @@ WITH alive AS (
 ),
 history_at_t AS (
     -- events.md, "Deriving the dossier": the latest payment and rating before
-    -- T, the supplement requests before T, and the pauses
-    -- (dossier_history_at.sql), for the dossiers with events at or after T.
-    -- Every other dossier saw all its events before T: its values are the
-    -- settled ones of dossier_facts (dossier_settled.sql).
-    {{history_at_t}}
+    -- T, the supplement requests before T, and the pauses (dossier_history.sql).
+    SELECT
+        dossier_key,
+        count(*) FILTER (WHERE event_type = 'supplement_requested') AS supplement_requests,
+        sum(CAST(pause_ends_at AS BIGINT) - CAST(occurred_at AS BIGINT))
+            FILTER (WHERE opens_pause AND pause_ends_at < {{t}}) AS answered_pause_us,
+        min(occurred_at)
+            FILTER (WHERE opens_pause AND (pause_ends_at IS NULL OR pause_ends_at >= {{t}})) AS open_pause_since,
+        -- The latest payment and rating before T (latest_key: dossier_history.sql).
+        max(latest_key) FILTER (WHERE event_type = 'paid') % 4 AS paid_online_code,
+        max(occurred_at) FILTER (WHERE event_type = 'rated') AS rated_at,
+        max(latest_key) FILTER (WHERE event_type = 'rated') % 4 AS rating_code
+    FROM dossier_history
+    WHERE occurred_at < {{t}}
+      AND dossier_received_at < {{t}}
+      AND (dossier_last_event_at >= {{start_at}} OR dossier_first_finished_at IS NULL)
+    GROUP BY dossier_key
 ),
 finished AS (
     -- finished_at: the earliest `resolved`, else the earliest `returned`, else
     -- the earliest `stopped` or `withdrawn`, all before T; outcome likewise.
     SELECT
-        a.* EXCLUDE (settled_supplement_requests, settled_answered_pause_us, settled_open_pause_since,
-                     settled_paid_online_code, settled_rated_at, settled_rating_code),
-        CASE WHEN a.last_event_at < {{t}} THEN a.settled_supplement_requests
-             ELSE coalesce(h.supplement_requests, 0) END AS supplement_requests,
-        CASE WHEN a.last_event_at < {{t}} THEN a.settled_answered_pause_us
-             ELSE coalesce(h.answered_pause_us, 0) END AS answered_pause_us,
-        CASE WHEN a.last_event_at < {{t}} THEN a.settled_open_pause_since
-             ELSE h.open_pause_since END AS open_pause_since,
-        CASE WHEN a.last_event_at < {{t}} THEN a.settled_paid_online_code
-             ELSE h.paid_online_code END = 1 AS paid_online,
-        CASE WHEN a.last_event_at < {{t}} THEN a.settled_rated_at
-             ELSE h.rated_at END AS rated_at,
-        CASE CASE WHEN a.last_event_at < {{t}} THEN a.settled_rating_code
-                  ELSE h.rating_code END
+        a.*,
+        coalesce(h.supplement_requests, 0) AS supplement_requests,
+        coalesce(h.answered_pause_us, 0) AS answered_pause_us,
+        h.open_pause_since,
+        h.paid_online_code = 1 AS paid_online,
+        h.rated_at,
+        CASE h.rating_code
             WHEN 2 THEN 'very_satisfied'
             WHEN 1 THEN 'satisfied'
             WHEN 0 THEN 'dissatisfied'

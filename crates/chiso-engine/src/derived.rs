@@ -10,12 +10,6 @@
 //! The version in the folder name is what keeps the tables in agreement with
 //! the events: a new ingest makes a new version, which is derived afresh.
 //!
-//! A last step (`queries/dossier_settled.sql`) adds to each dossier's facts
-//! its T-dependent fields as they stand after its last event: a period's
-//! query then aggregates the history only of the dossiers that still see
-//! events after its T (at scale 10, one row in eight of the history of a
-//! month's dossiers), and takes every other dossier's from its facts.
-//!
 //! A big city is derived in chunks of dossiers (`dossier_chunk`, a stable
 //! hash of the id): one pass over the log splits the events by chunk into
 //! temporary files, then each query of the two files runs once per chunk,
@@ -42,25 +36,11 @@ use chiso_store::{Store, Table};
 
 use crate::{EngineError, queries};
 
-/// The derived tables, as kept and registered.
-const TABLES: [&str; 2] = ["dossier_facts", "dossier_history"];
-
-/// The steps that derive a chunk, in dependency order: the table each step
-/// writes and its query. A table written twice is refined: the later query
-/// reads the earlier result, which is kept aside and then removed.
-const STEPS: [(&str, &str); 3] = [
+/// The derived tables and the SQL that makes each, in dependency order.
+const TABLES: [(&str, &str); 2] = [
     ("dossier_facts", queries::DOSSIER_FACTS),
     ("dossier_history", queries::DOSSIER_HISTORY),
-    ("dossier_facts", queries::DOSSIER_SETTLED),
 ];
-
-/// Marks a derived folder as made by these steps: a folder of an earlier
-/// release (other columns) lacks it and is derived afresh.
-const LAYOUT_FILE: &str = "layout";
-const LAYOUT: &str = "settled-1";
-
-/// Where a step's result waits for the step that refines it.
-const PARTIAL: &str = ".partial";
 
 /// Row groups small enough that a period's query skips most of a big city.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -101,10 +81,9 @@ pub async fn register(
     let target = folder(store);
     let complete = TABLES
         .iter()
-        .all(|table| table_folder(&target, table).is_dir())
-        && std::fs::read_to_string(target.join(LAYOUT_FILE)).is_ok_and(|l| l.trim() == LAYOUT);
+        .all(|(table, _)| table_folder(&target, table).is_dir());
     if target.is_dir() && !complete {
-        // Derived by an earlier release: derive afresh.
+        // Derived by an earlier release, one file per table: derive afresh.
         std::fs::remove_dir_all(&target).map_err(EngineError::io(&target))?;
     }
     let built = if complete {
@@ -115,7 +94,7 @@ pub async fn register(
         build(context, &target, events.div_ceil(per_chunk).max(1)).await?;
         true
     };
-    for table in TABLES {
+    for (table, _) in TABLES {
         register_path(context, table, &table_folder(&target, table)).await?;
     }
     if built {
@@ -173,12 +152,10 @@ async fn write_tables(
     staging: &Path,
     chunks: u64,
 ) -> Result<(), EngineError> {
-    for table in TABLES {
+    for (table, _) in TABLES {
         let path = table_folder(staging, table);
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
-    let layout = staging.join(LAYOUT_FILE);
-    std::fs::write(&layout, LAYOUT).map_err(EngineError::io(&layout))?;
     if chunks == 1 {
         return write_chunk(context, staging, 1, 0).await;
     }
@@ -291,38 +268,10 @@ async fn write_chunk(
     options.global.data_page_row_count_limit = PAGE_ROWS;
     // A cache read by every query: fast decoding matters more than size.
     options.global.compression = Some("lz4_raw".into());
-    // dossier_settled.sql's instant after every event: the validation
-    // refuses events in the future, so the last day of 9999 is after all.
-    let after_all = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map(|moment| moment.and_utc())
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-    let history_at = queries::render(
-        queries::DOSSIER_HISTORY_AT,
-        &[
-            ("t", queries::instant_literal(after_all)),
-            (
-                "last_event_from",
-                queries::instant_literal(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
-            ),
-        ],
-    )?;
-    let parameters = [
-        ("chunks", chunks.to_string()),
-        ("chunk", chunk.to_string()),
-        ("history_at", history_at),
-    ];
-    let partial = staging.join(PARTIAL);
-    for (step, (table, sql)) in STEPS.iter().enumerate() {
-        let refined_later = STEPS[step + 1..].iter().any(|(later, _)| later == table);
-        let path = if refined_later {
-            std::fs::create_dir_all(&partial).map_err(EngineError::io(&partial))?;
-            partial.join(format!("{table}-{chunk:04}-{step}.parquet"))
-        } else {
-            chunk_file(staging, table, chunk)
-        };
-        let name = query_name(sql);
-        let in_query = |error| EngineError::Query(format!("queries/{name}.sql: {error}"));
+    let parameters = [("chunks", chunks.to_string()), ("chunk", chunk.to_string())];
+    for (table, sql) in TABLES {
+        let path = chunk_file(staging, table, chunk);
+        let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));
         context
             .sql(&queries::render(sql, &parameters)?)
             .await
@@ -337,18 +286,7 @@ async fn write_chunk(
         // Later derived tables build on the same chunk of earlier ones.
         register_path(context, table, &path).await?;
     }
-    if partial.is_dir() {
-        std::fs::remove_dir_all(&partial).map_err(EngineError::io(&partial))?;
-    }
     Ok(())
-}
-
-/// A query's file name, from its first line (`-- name: …`), for errors.
-fn query_name(sql: &str) -> &str {
-    sql.trim_start_matches("-- ")
-        .split(':')
-        .next()
-        .unwrap_or("derivation")
 }
 
 /// Keeps the folder just built and the one before it (a process that opened

@@ -258,10 +258,7 @@ impl Planner {
 
     /// dossiers.sql for the dossiers alive in `period`, as of its T.
     fn dossiers_sql(&self, period: &Period) -> Result<String, EngineError> {
-        dossiers_sql(
-            instant_literal(period.start_at()),
-            instant_literal(period.evaluation_instant(self.now())),
-        )
+        render(queries::DOSSIERS, &self.period_parameters(period))
     }
 
     pub(crate) fn kpi_sql(
@@ -328,24 +325,14 @@ impl Planner {
             Some(now) => instant_literal(now),
             None => "arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned(),
         };
-        dossiers_sql(instant_literal(DateTime::<Utc>::UNIX_EPOCH), now)
+        render(
+            queries::DOSSIERS,
+            &[
+                ("start_at", instant_literal(DateTime::<Utc>::UNIX_EPOCH)),
+                ("t", now),
+            ],
+        )
     }
-}
-
-/// dossiers.sql for the dossiers alive from `start_at`, as of `t` (literals).
-fn dossiers_sql(start_at: String, t: String) -> Result<String, EngineError> {
-    let history_at_t = render(
-        queries::DOSSIER_HISTORY_AT,
-        &[("t", t.clone()), ("last_event_from", t.clone())],
-    )?;
-    render(
-        queries::DOSSIERS,
-        &[
-            ("start_at", start_at),
-            ("t", t),
-            ("history_at_t", history_at_t),
-        ],
-    )
 }
 
 impl std::fmt::Debug for Engine {

@@ -12,10 +12,6 @@ use crate::EngineError;
 pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql");
 /// The payment, rating and supplement events, with the pause pairing.
 pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
-/// Per dossier, its T-dependent fields from its history before T.
-pub const DOSSIER_HISTORY_AT: &str = include_str!("../../../queries/dossier_history_at.sql");
-/// dossier_facts with each dossier's T-dependent fields after its last event.
-pub const DOSSIER_SETTLED: &str = include_str!("../../../queries/dossier_settled.sql");
 /// The derived dossier of events.md at an instant T.
 pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
 /// Every KPI of kpis.md for one period and grouping.
