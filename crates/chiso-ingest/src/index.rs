@@ -49,6 +49,12 @@ pub struct Index {
     received: HashSet<u64, Fast>,
 }
 
+/// Room in one shard for its half of `events` ids, with slack for an
+/// uneven split.
+fn per_shard(events: usize) -> usize {
+    events / 2 + events / 16
+}
+
 fn shard(key: u128) -> usize {
     (key >> 127) as usize
 }
@@ -115,7 +121,7 @@ pub fn content_hash(event: &Event) -> u64 {
 
 impl Index {
     pub fn with_capacity(version: i64, events: usize) -> Self {
-        let half = || HashMap::with_capacity_and_hasher(events / 2 + events / 16, Fast::default());
+        let half = || HashMap::with_capacity_and_hasher(per_shard(events), Fast::default());
         Self {
             version,
             ids: [half(), half()],
@@ -133,7 +139,7 @@ impl Index {
         let stored: usize = self.ids.iter().map(HashMap::len).sum();
         let more = events.saturating_sub(stored);
         for map in &mut self.ids {
-            map.reserve(more / 2 + more / 16);
+            map.reserve(per_shard(more));
         }
     }
 
