@@ -317,6 +317,39 @@ fn ingest_exit_status_and_json() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn datafusion_settings_can_be_overridden_from_the_environment() {
+    let dir = temp("settings");
+    let events = generate(&dir, "city.csv", "0.002", &[]);
+    let store = dir.join("store");
+    let store = store.to_str().unwrap();
+    assert!(
+        chiso(&["ingest", "--store", store, events.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let setting = "SELECT value FROM information_schema.df_settings \
+                   WHERE name = 'datafusion.execution.batch_size'";
+    let sql = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_chiso"))
+            .args(["sql", "--store", store, "--format", "csv", setting])
+            .env("DATAFUSION_EXECUTION_BATCH_SIZE", value)
+            .output()
+            .unwrap()
+    };
+    let tuned = sql("1234");
+    assert!(tuned.status.success(), "{}", text(&tuned.stderr));
+    assert_eq!(text(&tuned.stdout).lines().nth(1), Some("1234"));
+    let bad = sql("many");
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("DATAFUSION_EXECUTION_BATCH_SIZE"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `chiso` with the built-in sample city in a folder of its own.
 fn chiso_sample(data_home: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
