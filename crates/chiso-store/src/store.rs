@@ -80,9 +80,10 @@ fn sum_column(batch: &RecordBatch, name: &str) -> u64 {
         .max(0) as u64
 }
 
-/// DataFusion's own convention, as in `datafusion-cli`: `DATAFUSION_EXECUTION_BATCH_SIZE=4096`
-/// sets `datafusion.execution.batch_size`. It lets an operator tune a setting
-/// (or measure one) without a build; chiso's choices above are the defaults.
+/// DataFusion's own convention, as in `datafusion-cli`:
+/// `DATAFUSION_EXECUTION_BATCH_SIZE=4096` sets `datafusion.execution.batch_size`.
+/// It lets an operator tune a setting (or measure one) without a build; the
+/// settings chosen in [`Store::session`] are the defaults it overrides.
 fn override_from_environment(options: &mut ConfigOptions) -> Result<(), StoreError> {
     for entry in options.entries() {
         let variable = entry.key.to_uppercase().replace('.', "_");
