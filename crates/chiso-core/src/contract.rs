@@ -129,11 +129,42 @@ pub fn future_tolerance() -> Duration {
 
 /// Reads a boolean as the contract allows (case-insensitive).
 pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_lowercase().as_str() {
-        "true" | "1" | "yes" | "có" | "co" => Some(true),
-        "false" | "0" | "no" | "không" | "khong" => Some(false),
+    const TRUE: [&str; 5] = ["true", "1", "yes", "có", "co"];
+    const FALSE: [&str; 5] = ["false", "0", "no", "không", "khong"];
+    let text = trim(text);
+    // Every row has several booleans: the common spellings are compared
+    // without building a lower-cased copy.
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(text));
+    if is(&TRUE) {
+        return Some(true);
+    }
+    if is(&FALSE) {
+        return Some(false);
+    }
+    match text.to_lowercase().as_str() {
+        lower if TRUE.contains(&lower) => Some(true),
+        lower if FALSE.contains(&lower) => Some(false),
         _ => None,
     }
+}
+
+/// `str::trim`, without decoding characters when the field neither starts
+/// nor ends with a space or a non-ASCII byte (nearly every field): no
+/// whitespace, ASCII or Unicode, is a printable ASCII byte.
+fn trim(text: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..0x7f).contains(b));
+    let bytes = text.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
+}
+
+/// The number of characters of `text`, counted only when the byte length
+/// does not already settle that it is at most `max`.
+fn exceeds_chars(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
 }
 
 struct Row<'r, S: FieldSource + ?Sized> {
@@ -144,7 +175,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
     fn optional(&self, column: &'static str) -> Option<&str> {
         self.source
             .field(column)
-            .map(str::trim)
+            .map(trim)
             .filter(|s| !s.is_empty())
     }
 
@@ -170,7 +201,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
             self.optional(column)
         };
         match value {
-            Some(v) if v.chars().count() > max => Err(Rejection::new(
+            Some(v) if exceeds_chars(v, max) => Err(Rejection::new(
                 RejectReason::TooLong,
                 Some(column),
                 format!(
@@ -435,11 +466,34 @@ mod tests {
     }
 
     #[test]
+    fn fields_are_trimmed_of_any_whitespace_and_measured_in_characters() {
+        let wards = WardRegistry::builtin();
+        // 64 characters is the limit, but these take 128 bytes.
+        let vietnamese_id = "đ".repeat(64);
+        let row = received(&[
+            ("ward_code", "\u{a0}31120 "),
+            ("procedure_code", "\t1.001193\u{3000}"),
+            ("fee_required", " Không\r"),
+            ("dossier_id", vietnamese_id.as_str()),
+        ]);
+        let e = parse_event(row.as_slice(), &contract(&wards)).unwrap();
+        assert_eq!(e.ward_code.as_deref(), Some("31120"));
+        assert_eq!(e.procedure_code.as_deref(), Some("1.001193"));
+        assert_eq!(e.fee_required, Some(false));
+        assert_eq!(e.dossier_id, vietnamese_id);
+        let too_long = "đ".repeat(65);
+        assert_eq!(
+            reason(&[("dossier_id", too_long.as_str())]),
+            (RejectReason::TooLong, Some("dossier_id"))
+        );
+    }
+
+    #[test]
     fn booleans_in_every_accepted_spelling() {
         for t in ["true", "TRUE", "1", "yes", "Có", "CÓ"] {
             assert_eq!(parse_bool(t), Some(true), "{t}");
         }
-        for f in ["false", "0", "No", "không", "KHÔNG"] {
+        for f in ["false", "0", "No", "không", "KHÔNG", " False\u{a0}"] {
             assert_eq!(parse_bool(f), Some(false), "{f}");
         }
         assert_eq!(parse_bool("maybe"), None);

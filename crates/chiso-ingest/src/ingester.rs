@@ -401,12 +401,8 @@ impl<'a> Parse<'a> {
         Ok(())
     }
 
-    fn into_outcome(self) -> Outcome {
-        let orphans = self
-            .orphan_candidates
-            .iter()
-            .filter(|dossier| !self.index.has_received(**dossier))
-            .count() as u64;
+    fn into_outcome(mut self) -> Outcome {
+        let orphans = self.index.orphans(&self.orphan_candidates);
         Outcome {
             index: self.index,
             counts: self.counts,
@@ -420,6 +416,10 @@ impl<'a> Parse<'a> {
 impl RowSink for Parse<'_> {
     fn row(&mut self) {
         self.counts.rows_read += 1;
+    }
+
+    fn upcoming(&mut self, event_ids: &mut dyn Iterator<Item = &str>) {
+        self.index.warm(event_ids);
     }
 
     fn malformed(&mut self, line: u64, raw: String, message: String) {

@@ -86,6 +86,9 @@ pub trait RowSink {
     fn malformed(&mut self, line: u64, raw: String, message: String);
     /// A physical row was read (a dossier-list row may yield several events).
     fn row(&mut self);
+    /// The `event_id`s of the next rows, in order, when the reader knows
+    /// them ahead: the sink may start fetching what it will look them up in.
+    fn upcoming(&mut self, event_ids: &mut dyn Iterator<Item = &str>);
 }
 
 type Input = Box<dyn BufRead + Send>;
@@ -419,6 +422,10 @@ fn layout_of(name: &Path, headers: &[String]) -> Result<Layout, IngestError> {
     ))
 }
 
+/// `event_id`'s place in the contract's column order, as `columns::index_of`
+/// numbers it.
+const EVENT_ID_SLOT: usize = 0;
+
 /// Maps the contract's columns to positions in a header row.
 fn column_map(headers: &[String]) -> [Option<usize>; 14] {
     let mut map = [None; 14];
@@ -463,6 +470,7 @@ fn read_csv(
     name: &Path,
     reader: csv::Reader<Input>,
     sink: &mut dyn RowSink,
+    event_id_position: Option<usize>,
     mut handle: impl FnMut(&mut dyn RowSink, u64, &csv::StringRecord) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let (chunks, received) = std::sync::mpsc::sync_channel::<Result<Vec<Split>, IngestError>>(4);
@@ -478,6 +486,12 @@ fn read_csv(
                     break;
                 }
             };
+            if let Some(position) = event_id_position {
+                sink.upcoming(&mut items.iter().filter_map(|item| match item {
+                    Split::Record(_, record) => record.get(position),
+                    Split::Malformed(..) => None,
+                }));
+            }
             let mut spare = Vec::with_capacity(items.len());
             for item in items {
                 match item {
@@ -564,26 +578,32 @@ fn read_csv_events(
     sink: &mut dyn RowSink,
 ) -> Result<(), IngestError> {
     let map = column_map(headers);
-    read_csv(name, reader, sink, |sink, line, record| {
-        sink.row();
-        if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
-            return Ok(()); // a blank line
-        }
-        if record.len() != headers.len() {
-            sink.malformed(
-                line,
-                joined(record),
-                format!(
-                    "the row has {} fields; the header has {}",
-                    record.len(),
-                    headers.len()
-                ),
-            );
-            return Ok(());
-        }
-        let row = CsvRow { record, map: &map };
-        sink.event(line, &row, &|| joined(record))
-    })
+    read_csv(
+        name,
+        reader,
+        sink,
+        map[EVENT_ID_SLOT],
+        |sink, line, record| {
+            sink.row();
+            if record.len() == 1 && record.get(0).is_some_and(str::is_empty) {
+                return Ok(()); // a blank line
+            }
+            if record.len() != headers.len() {
+                sink.malformed(
+                    line,
+                    joined(record),
+                    format!(
+                        "the row has {} fields; the header has {}",
+                        record.len(),
+                        headers.len()
+                    ),
+                );
+                return Ok(());
+            }
+            let row = CsvRow { record, map: &map };
+            sink.event(line, &row, &|| joined(record))
+        },
+    )
 }
 
 fn read_csv_list(
@@ -592,7 +612,7 @@ fn read_csv_list(
     columns: &ListColumns,
     sink: &mut dyn RowSink,
 ) -> Result<(), IngestError> {
-    read_csv(name, reader, sink, |sink, line, record| {
+    read_csv(name, reader, sink, None, |sink, line, record| {
         let cells: Vec<dossier_list::Cell> = record.iter().map(dossier_list::Cell::text).collect();
         dossier_list::emit_row(line, &cells, columns, sink)
     })
@@ -709,6 +729,9 @@ fn read_parquet(
                 )
             })?;
             text[i] = as_text.as_any().downcast_ref::<StringArray>().cloned();
+        }
+        if let Some(event_ids) = &text[EVENT_ID_SLOT] {
+            sink.upcoming(&mut event_ids.iter().flatten());
         }
         for index in 0..batch.num_rows() {
             row_number += 1;

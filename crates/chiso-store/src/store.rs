@@ -19,7 +19,7 @@ use deltalake::datafusion::execution::context::SessionContext;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
-use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -414,8 +414,11 @@ impl Store {
     /// A streaming writer of `table`: batches go to Parquet files as they
     /// come; nothing is visible until [`Store::commit`].
     pub fn writer(&self, table: Table) -> Result<TableWriter, StoreError> {
+        // LZ4 rather than zstd: it compresses several times faster, which
+        // an ingest pays on every event, and decompresses faster, which
+        // every query over the store pays; the files are a little larger.
         let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_compression(Compression::LZ4_RAW)
             .build();
         let inner = RecordBatchWriter::for_table(self.table(table))
             .map_err(delta(table))?
