@@ -66,10 +66,28 @@ pub(crate) async fn provider(
         folder.set_path(&format!("{}/", folder.path()));
     }
     Ok(Arc::new(SnapshotTable::try_new(
-        delta_rs.schema(),
+        plain_partition_columns(&delta_rs.schema()),
         &actions,
         &folder,
     )?))
+}
+
+/// `schema` with its dictionary columns (delta-rs's partition columns) as
+/// their value type. DataFusion groups by a dictionary column through its
+/// row encoding, by a plain one column by column: the ad-hoc count of
+/// `benches/kpi.sh` (d), by month and channel, took 10 % less CPU time.
+fn plain_partition_columns(schema: &Schema) -> SchemaRef {
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Dictionary(_, value) => {
+                Arc::new(field.as_ref().clone().with_data_type(value.as_ref().clone()))
+            }
+            _ => Arc::clone(field),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Whether the protocol lets a reader take the Parquet rows as they are:
