@@ -462,6 +462,11 @@ enum Split {
 /// Records per hand-over between the splitting and the parsing thread.
 const SPLIT_CHUNK: usize = 2048;
 
+/// Records whose index slots are fetched together before they are parsed.
+/// The slots are on as many pages as records; a window of a whole chunk
+/// outgrew the TLB, so `Index::check` missed again on slots just fetched.
+const WARM_WINDOW: usize = 256;
+
 /// Splits CSV records on a thread of their own and hands each one, in
 /// order, to `handle` on the caller's thread: splitting is about half the
 /// cost of a row, and the two run on both cores. Record buffers travel back
@@ -486,28 +491,36 @@ fn read_csv(
                     break;
                 }
             };
-            if let Some(position) = event_id_position {
-                sink.upcoming(&mut items.iter().filter_map(|item| match item {
-                    Split::Record(_, record) => record.get(position),
-                    Split::Malformed(..) => None,
-                }));
-            }
-            let mut spare = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Split::Malformed(line, raw, message) => {
-                        sink.row();
-                        sink.malformed(line, raw, message);
-                    }
-                    Split::Record(line, record) => {
-                        if let Err(error) = handle(sink, line, &record) {
-                            result = Err(error);
-                            break 'chunks;
+            let mut items = items;
+            for window in items.chunks_mut(WARM_WINDOW) {
+                if let Some(position) = event_id_position {
+                    sink.upcoming(&mut window.iter().filter_map(|item| match item {
+                        Split::Record(_, record) => record.get(position),
+                        Split::Malformed(..) => None,
+                    }));
+                }
+                for item in window {
+                    match item {
+                        Split::Malformed(line, raw, message) => {
+                            sink.row();
+                            sink.malformed(*line, std::mem::take(raw), std::mem::take(message));
                         }
-                        spare.push(record);
+                        Split::Record(line, record) => {
+                            if let Err(error) = handle(sink, *line, record) {
+                                result = Err(error);
+                                break 'chunks;
+                            }
+                        }
                     }
                 }
             }
+            let spare = items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Split::Record(_, record) => Some(record),
+                    Split::Malformed(..) => None,
+                })
+                .collect();
             let _ = spares.send(spare);
         }
         // Stops a splitter still sending, so the scope can end.
@@ -730,10 +743,13 @@ fn read_parquet(
             })?;
             text[i] = as_text.as_any().downcast_ref::<StringArray>().cloned();
         }
-        if let Some(event_ids) = &text[EVENT_ID_SLOT] {
-            sink.upcoming(&mut event_ids.iter().flatten());
-        }
         for index in 0..batch.num_rows() {
+            if index % WARM_WINDOW == 0
+                && let Some(event_ids) = &text[EVENT_ID_SLOT]
+            {
+                let window = event_ids.slice(index, WARM_WINDOW.min(batch.num_rows() - index));
+                sink.upcoming(&mut window.iter().flatten());
+            }
             row_number += 1;
             sink.row();
             let row = ParquetRow {
