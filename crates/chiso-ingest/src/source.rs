@@ -465,7 +465,7 @@ const SPLIT_CHUNK: usize = 2048;
 /// Records whose index slots are fetched together before they are parsed.
 /// The slots are on as many pages as records; a window of a whole chunk
 /// outgrew the TLB, so `Index::check` missed again on slots just fetched.
-const WARM_WINDOW: usize = 256;
+const WARM_WINDOW: usize = 64;
 
 /// Splits CSV records on a thread of their own and hands each one, in
 /// order, to `handle` on the caller's thread: splitting is about half the
