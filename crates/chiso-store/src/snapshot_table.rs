@@ -81,9 +81,12 @@ fn plain_partition_columns(schema: &Schema) -> SchemaRef {
         .fields()
         .iter()
         .map(|field| match field.data_type() {
-            DataType::Dictionary(_, value) => {
-                Arc::new(field.as_ref().clone().with_data_type(value.as_ref().clone()))
-            }
+            DataType::Dictionary(_, value) => Arc::new(
+                field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(value.as_ref().clone()),
+            ),
             _ => Arc::clone(field),
         })
         .collect();
