@@ -680,3 +680,43 @@ async fn a_folder_with_other_files_is_not_made_a_store() {
     );
     assert!(!dir.path("events").exists());
 }
+
+/// The Parquet writer holds a row group in memory until it closes, one per
+/// month a file touches: the store's row groups are small enough that an
+/// ingest does not hold everything it wrote until the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_month_is_written_in_several_row_groups() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    const EVENTS: usize = 140_000;
+    let dir = TempDir::new("row-groups");
+    let mut csv = String::from(
+        "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,department_code,channel,full_online,due_at,fee_required,e_result,paid_online,rating\n",
+    );
+    for i in 0..EVENTS {
+        csv.push_str(&format!(
+            "e{i},D{i},received,2025-07-07T08:00:00+07:00,31120,2.000815,STP,online,,2025-07-09T17:00:00+07:00,,,,\n"
+        ));
+    }
+    let path = dir.write("one-month.csv", csv.as_bytes());
+    let store = dir.path("store");
+    let mut ingester = Ingester::open(&store).await.unwrap();
+    let report = ingest(&mut ingester, &path).await;
+    assert_eq!(report.accepted, EVENTS as u64, "{report}");
+
+    let month = store.join("events").join("occurred_month=2025-07");
+    let mut groups = Vec::new();
+    for entry in std::fs::read_dir(&month).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_some_and(|e| e == "parquet") {
+            let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+            groups.extend(reader.metadata().row_groups().iter().map(|g| g.num_rows()));
+        }
+    }
+    assert_eq!(groups.iter().sum::<i64>(), EVENTS as i64);
+    assert!(groups.len() >= 2, "row groups: {groups:?}");
+    assert!(
+        groups.iter().all(|&rows| rows <= 128 * 1024),
+        "row groups: {groups:?}"
+    );
+}

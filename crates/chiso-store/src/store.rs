@@ -30,6 +30,8 @@ use crate::schema::Table;
 const MARKER: &str = "chiso-store.json";
 const LOCK: &str = ".writer.lock";
 const LAYOUT: u32 = 1;
+/// Rows per row group of the files the store writes (see `Store::writer`).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Why the store cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -417,8 +419,13 @@ impl Store {
         // LZ4 rather than zstd: it compresses several times faster, which
         // an ingest pays on every event, and decompresses faster, which
         // every query over the store pays; the files are a little larger.
+        //
+        // Row groups of 128 K rows, not the Parquet writer's 1 M: a row group
+        // is held in memory until it closes, one per month a file touches,
+        // so with 1 M rows an ingest held about all it wrote until the commit.
         let properties = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let inner = RecordBatchWriter::for_table(self.table(table))
             .map_err(delta(table))?
