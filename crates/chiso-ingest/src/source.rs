@@ -484,14 +484,13 @@ fn read_csv(
         scope.spawn(move || split_records(name, reader, &chunks, &spare_pool));
         let mut result = Ok(());
         'chunks: for chunk in received.iter() {
-            let items = match chunk {
+            let mut items = match chunk {
                 Ok(items) => items,
                 Err(error) => {
                     result = Err(error);
                     break;
                 }
             };
-            let mut items = items;
             for window in items.chunks_mut(WARM_WINDOW) {
                 if let Some(position) = event_id_position {
                     sink.upcoming(&mut window.iter().filter_map(|item| match item {

@@ -479,9 +479,10 @@ impl Store {
         // they are in arrival order, so a filter keeps rows scattered over
         // every page, and selecting them while decoding cost more than
         // decoding whole pages and filtering after the scan (the ad-hoc count
-        // of `benches/kpi.sh` (d) took 25 % less CPU time). Row groups and
+        // of `benches/kpi.sh` (d) took a fifth less CPU time). Row groups and
         // pages are still skipped by their statistics. The derived tables,
-        // sorted by dossier, turn it on for themselves (chiso-engine).
+        // where a period's filter keeps the dossiers alive in it, turn it on
+        // for themselves (chiso-engine).
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             // Join filters pushed from the build side cost more than they
