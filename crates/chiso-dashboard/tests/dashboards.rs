@@ -4,14 +4,28 @@
 use chiso_dashboard::{Dashboards, Lang, PanelKind, Params, present};
 use chiso_engine::{Engine, EngineOptions};
 
-async fn sample_engine() -> Engine {
-    let dir = std::env::temp_dir().join(format!("chiso-dashboard-test-{}", std::process::id()));
+/// The built-in sample city in a directory of its own, removed when the test
+/// ends, so that the tests neither share a store nor leave one behind.
+struct SampleCity {
+    engine: Engine,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for SampleCity {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn sample_city(test: &str) -> SampleCity {
+    let dir = std::env::temp_dir().join(format!("chiso-dashboard-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let store = dir.join("sample-city");
     chiso_ingest::sample::ensure_store(&store)
         .await
         .expect("sample city");
     let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
-    Engine::open(
+    let engine = Engine::open(
         &store,
         EngineOptions {
             now: Some(now),
@@ -19,12 +33,14 @@ async fn sample_engine() -> Engine {
         },
     )
     .await
-    .expect("engine")
+    .expect("engine");
+    SampleCity { engine, dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_panel_runs_and_has_its_columns() {
-    let engine = sample_engine().await;
+    let city = sample_city("panels").await;
+    let engine = &city.engine;
     let dashboards = Dashboards::builtin().expect("dashboards");
     for period in ["2025-W40"] {
         let mut params = Params::new(
@@ -35,7 +51,7 @@ async fn every_shipped_panel_runs_and_has_its_columns() {
         params.ward = Some("31135".into());
         for page in &dashboards.pages {
             for panel in &page.panels {
-                let table = chiso_dashboard::evaluate(&engine, panel, &params)
+                let table = chiso_dashboard::evaluate(engine, panel, &params)
                     .await
                     .unwrap_or_else(|e| panic!("{}/{}: {e}", page.id, panel.id));
                 let declared: Vec<&str> = match &panel.kind {
@@ -67,7 +83,8 @@ async fn every_shipped_panel_runs_and_has_its_columns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ranking_lists_every_ward_and_the_filters_narrow_it() {
-    let engine = sample_engine().await;
+    let city = sample_city("ranking").await;
+    let engine = &city.engine;
     let dashboards = Dashboards::builtin().expect("dashboards");
     let panel = dashboards
         .page("ranking")
@@ -78,12 +95,12 @@ async fn the_ranking_lists_every_ward_and_the_filters_narrow_it() {
         Lang::Vi,
         engine.now(),
     );
-    let all = chiso_dashboard::evaluate(&engine, panel, &params)
+    let all = chiso_dashboard::evaluate(engine, panel, &params)
         .await
         .expect("ranking");
     assert_eq!(all.total_rows, 103);
     params.kind = Some("xa".into());
-    let communes = chiso_dashboard::evaluate(&engine, panel, &params)
+    let communes = chiso_dashboard::evaluate(engine, panel, &params)
         .await
         .expect("communes");
     assert!(communes.total_rows > 0 && communes.total_rows < 103);
