@@ -66,16 +66,22 @@ def run(con, key):
 
 
 def derive():
-    """The two derived tables, written as chiso writes them."""
+    """The derived tables, made in chiso's three steps and written as chiso
+    writes them (the milestones kept in memory, here a temporary table)."""
     out = f"{WORK}/duckdb-derived"
     os.makedirs(out, exist_ok=True)
     con = connect()
+    history_at = open(f"{QUERIES}/history_at.sql").read()
+    history_at = history_at.replace("{{t}}", "TIMESTAMPTZ '9999-12-31T23:59:59.999999Z'")
     started = time.perf_counter()
-    for table in ("dossier_facts", "dossier_history"):
+    for table in ("dossier_milestones", "dossier_history", "dossier_facts"):
         # DuckDB derives the whole city in one query: chiso's one-chunk case.
         sql = open(f"{QUERIES}/{table}.sql").read()
-        for name, value in (("chunks", "1"), ("chunk", "0")):
+        for name, value in (("chunks", "1"), ("chunk", "0"), ("history_at", history_at)):
             sql = sql.replace("{{" + name + "}}", value)
+        if table == "dossier_milestones":
+            con.execute(f"CREATE TEMP TABLE {table} AS {translate(sql)}")
+            continue
         os.makedirs(f"{out}/{table}", exist_ok=True)
         con.execute(f"COPY ({translate(sql)}) TO '{out}/{table}/chunk-0000.parquet' (FORMAT parquet)")
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{out}/{table}/*.parquet')")

@@ -27,12 +27,23 @@ def before_t(name):
 def month_by_ward():
     facts = pl.scan_parquet(f"{DERIVED}/dossier_facts/*.parquet")
     history = pl.scan_parquet(f"{DERIVED}/dossier_history/*.parquet")
+    history_columns = ["supplement_requests", "answered_pause_us", "open_pause_since",
+                       "paid_online_code", "rated_at", "rating_code"]
     alive = facts.filter((c("received_at") < T) & ((c("last_event_at") >= START) | c("first_finished_at").is_null()))
+    # As in dossiers.sql: a dossier whose events all precede T has its whole
+    # history in dossier_facts; only the others aggregate theirs as of T.
+    done = alive.filter(c("last_event_at") < T).with_columns(
+        paid_online=c("paid_online_code") == 1,
+        rating=c("rating_code").replace_strict(
+            {2: "very_satisfied", 1: "satisfied", 0: "dissatisfied"}, default=None, return_dtype=pl.String
+        ),
+    ).drop("paid_online_code", "rating_code")
+    late = alive.filter(c("last_event_at") >= T).drop(history_columns)
     at_t = (
         history.filter(
             (c("occurred_at") < T)
             & (c("dossier_received_at") < T)
-            & ((c("dossier_last_event_at") >= START) | c("dossier_first_finished_at").is_null())
+            & (c("dossier_last_event_at") >= T)
         )
         .sort("occurred_at", "event_id")
         .group_by("dossier_id")
@@ -50,7 +61,8 @@ def month_by_ward():
             rating=c("rating").filter(c("event_type") == "rated").last(),
         )
     )
-    d = alive.join(at_t, on="dossier_id", how="left").with_columns(
+    late = late.join(at_t, on="dossier_id", how="left")
+    d = pl.concat([done, late], how="diagonal_relaxed").with_columns(
         supplement_requests=c("supplement_requests").fill_null(0),
         answered_pause_us=c("answered_pause_us").fill_null(0),
         finished_at=pl.coalesce(

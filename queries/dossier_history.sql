@@ -19,11 +19,12 @@
 -- last pause, which kpi.sql does.
 --
 -- The dossier's key, received_at, first_finished_at and last_event_at are
--- repeated on each row, in the order of dossier_facts, so that a period reads
+-- repeated on each row, in the order of dossier_facts (its key comes from
+-- dossier_milestones.sql), so that a period reads
 -- only the row groups of dossiers alive in it.
 --
--- Derived chunk by chunk like dossier_facts.sql: `events` and
--- `dossier_facts` here are the same chunk's.
+-- Derived chunk by chunk like dossier_milestones.sql: `events` and
+-- `dossier_milestones` here are the same chunk's.
 WITH supplement_events AS (
     SELECT
         dossier_id,
@@ -90,5 +91,5 @@ SELECT
     f.first_finished_at AS dossier_first_finished_at,
     f.last_event_at AS dossier_last_event_at
 FROM history h
-JOIN dossier_facts f USING (dossier_id)
+JOIN dossier_milestones f USING (dossier_id)
 ORDER BY f.dossier_key

@@ -6,6 +6,7 @@
 --                 event after it are left out (the `dossiers` view uses the
 --                 earliest instant, so it holds every dossier)
 --   t         the evaluation instant; events at or after T are ignored
+--   history_at  history_at.sql as of T, over `history_events` below
 --
 -- Implements events.md, "Deriving the dossier", and the pause rule of
 -- kpis.md, "Backlog": an open supplement request pauses the clock up to T.
@@ -18,37 +19,51 @@ WITH alive AS (
     WHERE received_at < {{t}}
       AND (last_event_at >= {{start_at}} OR first_finished_at IS NULL)
 ),
-history_at_t AS (
-    -- events.md, "Deriving the dossier": the latest payment and rating before
-    -- T, the supplement requests before T, and the pauses (dossier_history.sql).
-    SELECT
-        dossier_key,
-        count(*) FILTER (WHERE event_type = 'supplement_requested') AS supplement_requests,
-        sum(CAST(pause_ends_at AS BIGINT) - CAST(occurred_at AS BIGINT))
-            FILTER (WHERE opens_pause AND pause_ends_at < {{t}}) AS answered_pause_us,
-        min(occurred_at)
-            FILTER (WHERE opens_pause AND (pause_ends_at IS NULL OR pause_ends_at >= {{t}})) AS open_pause_since,
-        -- The latest payment and rating before T (latest_key: dossier_history.sql).
-        max(latest_key) FILTER (WHERE event_type = 'paid') % 4 AS paid_online_code,
-        max(occurred_at) FILTER (WHERE event_type = 'rated') AS rated_at,
-        max(latest_key) FILTER (WHERE event_type = 'rated') % 4 AS rating_code
+history_events AS (
+    -- The history rows that history_at.sql reads: only those of the alive
+    -- dossiers with an event at or after T. For every other dossier all
+    -- events precede T, so its history as of T is its whole history, which
+    -- dossier_facts keeps (dossier_facts.sql).
+    SELECT *
     FROM dossier_history
-    WHERE occurred_at < {{t}}
-      AND dossier_received_at < {{t}}
-      AND (dossier_last_event_at >= {{start_at}} OR dossier_first_finished_at IS NULL)
-    GROUP BY dossier_key
+    WHERE dossier_received_at < {{t}}
+      AND dossier_last_event_at >= {{t}}
+),
+history_at_t AS (
+{{history_at}}
+),
+at_t AS (
+    -- events.md, "Deriving the dossier": the latest payment and rating before
+    -- T, the supplement requests before T, and the pauses (history_at.sql).
+    SELECT
+        * EXCLUDE (supplement_requests, answered_pause_us, open_pause_since,
+                   paid_online_code, rated_at, rating_code),
+        supplement_requests, answered_pause_us, open_pause_since,
+        paid_online_code, rated_at, rating_code
+    FROM alive
+    WHERE last_event_at < {{t}}
+    UNION ALL
+    SELECT
+        a.* EXCLUDE (supplement_requests, answered_pause_us, open_pause_since,
+                     paid_online_code, rated_at, rating_code),
+        h.supplement_requests, h.answered_pause_us, h.open_pause_since,
+        h.paid_online_code, h.rated_at, h.rating_code
+    FROM alive a
+    LEFT JOIN history_at_t h USING (dossier_key)
+    WHERE a.last_event_at >= {{t}}
 ),
 finished AS (
     -- finished_at: the earliest `resolved`, else the earliest `returned`, else
     -- the earliest `stopped` or `withdrawn`, all before T; outcome likewise.
     SELECT
-        a.*,
-        coalesce(h.supplement_requests, 0) AS supplement_requests,
-        coalesce(h.answered_pause_us, 0) AS answered_pause_us,
-        h.open_pause_since,
-        h.paid_online_code = 1 AS paid_online,
-        h.rated_at,
-        CASE h.rating_code
+        a.* EXCLUDE (supplement_requests, answered_pause_us, open_pause_since,
+                     paid_online_code, rated_at, rating_code),
+        coalesce(a.supplement_requests, 0) AS supplement_requests,
+        coalesce(a.answered_pause_us, 0) AS answered_pause_us,
+        a.open_pause_since,
+        a.paid_online_code = 1 AS paid_online,
+        a.rated_at,
+        CASE a.rating_code
             WHEN 2 THEN 'very_satisfied'
             WHEN 1 THEN 'satisfied'
             WHEN 0 THEN 'dissatisfied'
@@ -68,8 +83,7 @@ finished AS (
         coalesce(a.resolved_at < {{t}} AND a.resolved_e_result, false) AS e_result,
         coalesce(a.digitized_at < {{t}}, false) AS digitized,
         coalesce(a.apologized_at < {{t}}, false) AS apologized
-    FROM alive a
-    LEFT JOIN history_at_t h USING (dossier_key)
+    FROM at_t a
 ),
 paused AS (
     -- paused: answered pauses, plus a pause still open at T, which runs until

@@ -3,18 +3,22 @@
 //!
 //! Deriving dossiers from events is the expensive part of every KPI: it
 //! groups the whole event log by dossier. Its T-independent part is computed
-//! by `queries/dossier_facts.sql` and `queries/dossier_history.sql` the first
-//! time a version of the events is queried and kept under
-//! `STORE/derived/events-vN/`, so every later query of that version (in this
-//! process or another) reads ~one row per dossier instead of ~seven events.
-//! The version in the folder name is what keeps the tables in agreement with
-//! the events: a new ingest makes a new version, which is derived afresh.
+//! the first time a version of the events is queried, in three steps
+//! (`queries/README.md`): `dossier_milestones.sql` (kept in memory),
+//! `dossier_history.sql` and `dossier_facts.sql` (the milestones with each
+//! dossier's history after its last event), and kept under
+//! `STORE/derived/events-vN-F/`, so every later query of that version (in
+//! this process or another) reads ~one row per dossier instead of ~seven
+//! events. The version N in the folder name is what keeps the tables in
+//! agreement with the events: a new ingest makes a new version, which is
+//! derived afresh. F, a fingerprint of the SQL, does the same for a new
+//! release whose definitions changed.
 //!
 //! A big city is derived in chunks of dossiers (`dossier_chunk`, a stable
 //! hash of the id): one pass over the log splits the events by chunk into
-//! temporary files, then each query of the two files runs once per chunk,
+//! temporary files, then each step runs once per chunk,
 //! with `events` bound to that chunk's events, and writes one Parquet file
-//! per chunk. Grouping 100 million events by dossier in one query needs
+//! per chunk and table. Grouping 100 million events by dossier in one query needs
 //! memory in proportion to the whole log (measured: killed at 24 GB at scale
 //! 10); a chunk needs memory in proportion to its share, at the price of
 //! writing the events once more. A dossier's events all fall in one chunk,
@@ -37,11 +41,44 @@ use chiso_store::{Store, Table};
 
 use crate::{EngineError, queries};
 
-/// The derived tables and the SQL that makes each, in dependency order.
-const TABLES: [(&str, &str); 2] = [
-    ("dossier_facts", queries::DOSSIER_FACTS),
-    ("dossier_history", queries::DOSSIER_HISTORY),
+/// The steps of the derivation, in dependency order: the table each makes,
+/// the SQL that makes it, and whether it is stored (or only kept in memory
+/// for the later steps of the same chunk).
+const STEPS: [(&str, &str, Kept); 3] = [
+    (
+        "dossier_milestones",
+        queries::DOSSIER_MILESTONES,
+        Kept::InMemory,
+    ),
+    ("dossier_history", queries::DOSSIER_HISTORY, Kept::Stored),
+    ("dossier_facts", queries::DOSSIER_FACTS, Kept::Stored),
 ];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    InMemory,
+    Stored,
+}
+
+/// The derived tables that queries read.
+fn stored_tables() -> impl Iterator<Item = &'static str> {
+    STEPS
+        .iter()
+        .filter(|(_, _, kept)| *kept == Kept::Stored)
+        .map(|(table, _, _)| *table)
+}
+
+/// A short fingerprint of the derivation's SQL, part of the folder's name:
+/// tables derived by other definitions are never read, but derived afresh.
+/// (FNV-1a: stable across builds, unlike std's hasher.)
+fn definitions_fingerprint() -> String {
+    let sql = STEPS.iter().map(|(_, sql, _)| *sql);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in sql.chain([queries::HISTORY_AT]).flat_map(str::bytes) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:08x}", hash >> 32)
+}
 
 /// Row groups small enough that a period's query skips most of a big city.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -59,7 +96,7 @@ fn folder(store: &Store) -> PathBuf {
     store
         .root()
         .join("derived")
-        .join(format!("events-v{version}"))
+        .join(format!("events-v{version}-{}", definitions_fingerprint()))
 }
 
 /// A table's folder: one Parquet file per chunk.
@@ -80,9 +117,7 @@ pub async fn register(
     events_per_chunk: Option<u64>,
 ) -> Result<bool, EngineError> {
     let target = folder(store);
-    let complete = TABLES
-        .iter()
-        .all(|(table, _)| table_folder(&target, table).is_dir());
+    let complete = stored_tables().all(|table| table_folder(&target, table).is_dir());
     if target.is_dir() && !complete {
         // Derived by an earlier release, one file per table: derive afresh.
         std::fs::remove_dir_all(&target).map_err(EngineError::io(&target))?;
@@ -95,7 +130,7 @@ pub async fn register(
         build(context, &target, events.div_ceil(per_chunk).max(1)).await?;
         true
     };
-    for (table, _) in TABLES {
+    for table in stored_tables() {
         register_path(context, table, &table_folder(&target, table)).await?;
     }
     if built {
@@ -160,7 +195,7 @@ async fn write_tables(
     staging: &Path,
     chunks: u64,
 ) -> Result<(), EngineError> {
-    for (table, _) in TABLES {
+    for table in stored_tables() {
         let path = table_folder(staging, table);
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
@@ -276,23 +311,46 @@ async fn write_chunk(
     options.global.data_page_row_count_limit = PAGE_ROWS;
     // A cache read by every query: fast decoding matters more than size.
     options.global.compression = Some("lz4_raw".into());
-    let parameters = [("chunks", chunks.to_string()), ("chunk", chunk.to_string())];
-    for (table, sql) in TABLES {
-        let path = chunk_file(staging, table, chunk);
+    let parameters = [
+        ("chunks", chunks.to_string()),
+        ("chunk", chunk.to_string()),
+        ("history_at", queries::history_at(&queries::end_of_time())?),
+    ];
+    for (table, sql, kept) in STEPS {
         let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));
-        context
+        let frame = context
             .sql(&queries::render(sql, &parameters)?)
             .await
-            .map_err(in_query)?
-            .write_parquet(
-                path.to_string_lossy().as_ref(),
-                DataFrameWriteOptions::new().with_single_file_output(true),
-                Some(options.clone()),
-            )
-            .await
             .map_err(in_query)?;
-        // Later derived tables build on the same chunk of earlier ones.
-        register_path(context, table, &path).await?;
+        // Later steps build on the same chunk of earlier ones.
+        match kept {
+            Kept::InMemory => {
+                let rows = frame.cache().await.map_err(in_query)?;
+                context
+                    .deregister_table(table)
+                    .and_then(|_| context.register_table(table, rows.into_view()))
+                    .map_err(EngineError::query)?;
+            }
+            Kept::Stored => {
+                let path = chunk_file(staging, table, chunk);
+                frame
+                    .write_parquet(
+                        path.to_string_lossy().as_ref(),
+                        DataFrameWriteOptions::new().with_single_file_output(true),
+                        Some(options.clone()),
+                    )
+                    .await
+                    .map_err(in_query)?;
+                register_path(context, table, &path).await?;
+            }
+        }
+    }
+    for (table, _, kept) in STEPS {
+        if kept == Kept::InMemory {
+            context
+                .deregister_table(table)
+                .map_err(EngineError::query)?;
+        }
     }
     Ok(())
 }
@@ -310,6 +368,8 @@ fn remove_old_versions(current: &Path) {
         path.file_name()?
             .to_str()?
             .strip_prefix("events-v")?
+            .split('-')
+            .next()?
             .parse()
             .ok()
     };

@@ -258,7 +258,9 @@ impl Planner {
 
     /// dossiers.sql for the dossiers alive in `period`, as of its T.
     fn dossiers_sql(&self, period: &Period) -> Result<String, EngineError> {
-        render(queries::DOSSIERS, &self.period_parameters(period))
+        let start_at = instant_literal(period.start_at());
+        let t = instant_literal(period.evaluation_instant(self.now()));
+        dossiers_as_of(start_at, t)
     }
 
     pub(crate) fn kpi_sql(
@@ -325,14 +327,18 @@ impl Planner {
             Some(now) => instant_literal(now),
             None => "arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned(),
         };
-        render(
-            queries::DOSSIERS,
-            &[
-                ("start_at", instant_literal(DateTime::<Utc>::UNIX_EPOCH)),
-                ("t", now),
-            ],
-        )
+        dossiers_as_of(instant_literal(DateTime::<Utc>::UNIX_EPOCH), now)
     }
+}
+
+/// dossiers.sql for the dossiers alive since `start_at`, as of `t` (both SQL
+/// literals).
+fn dossiers_as_of(start_at: String, t: String) -> Result<String, EngineError> {
+    let history_at = queries::history_at(&t)?;
+    render(
+        queries::DOSSIERS,
+        &[("start_at", start_at), ("t", t), ("history_at", history_at)],
+    )
 }
 
 impl std::fmt::Debug for Engine {

@@ -8,10 +8,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::EngineError;
 
-/// One row per received dossier: its T-independent facts.
+/// One row per received dossier: its key, attributes and milestones.
+pub const DOSSIER_MILESTONES: &str = include_str!("../../../queries/dossier_milestones.sql");
+/// The milestones, with each dossier's history after its last event.
 pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql");
 /// The payment, rating and supplement events, with the pause pairing.
 pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
+/// A dossier's payment, rating and supplement pauses as of an instant T.
+pub const HISTORY_AT: &str = include_str!("../../../queries/history_at.sql");
 /// The derived dossier of events.md at an instant T.
 pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
 /// Every KPI of kpis.md for one period and grouping.
@@ -57,6 +61,17 @@ pub fn instant_literal(instant: DateTime<Utc>) -> String {
         "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
         instant.format("%Y-%m-%dT%H:%M:%S%.6fZ")
     )
+}
+
+/// history_at.sql as of the instant `t` (a SQL literal).
+pub fn history_at(t: &str) -> Result<String, EngineError> {
+    render(HISTORY_AT, &[("t", t.to_owned())])
+}
+
+/// The instant after every event: history_at.sql as of it is the whole
+/// history. The last instant of year 9999, which every engine can represent.
+pub fn end_of_time() -> String {
+    "arrow_cast('9999-12-31T23:59:59.999999Z', 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned()
 }
 
 /// A local date as a SQL literal.
