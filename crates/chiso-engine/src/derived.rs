@@ -70,11 +70,16 @@ fn stored_tables() -> impl Iterator<Item = &'static str> {
 
 /// A short fingerprint of the derivation's SQL, part of the folder's name:
 /// tables derived by other definitions are never read, but derived afresh.
-/// (FNV-1a: stable across builds, unlike std's hasher.)
 fn definitions_fingerprint() -> String {
     let sql = STEPS.iter().map(|(_, sql, _)| *sql);
+    fingerprint(sql.chain([queries::HISTORY_AT]))
+}
+
+/// FNV-1a of the texts, its upper 32 bits in hex: stable across builds and
+/// releases, unlike std's hasher.
+fn fingerprint<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in sql.chain([queries::HISTORY_AT]).flat_map(str::bytes) {
+    for byte in texts.into_iter().flat_map(str::bytes) {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{:08x}", hash >> 32)
@@ -364,24 +369,43 @@ fn remove_old_versions(current: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
-    let version = |path: &Path| -> Option<i64> {
-        path.file_name()?
-            .to_str()?
-            .strip_prefix("events-v")?
-            .split('-')
-            .next()?
-            .parse()
-            .ok()
-    };
     let mut others: Vec<(i64, PathBuf)> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p != current)
-        .filter_map(|p| version(&p).map(|v| (v, p)))
+        .filter_map(|p| events_version(p.file_name()?.to_str()?).map(|v| (v, p)))
         .collect();
     others.sort();
     others.pop();
     for (_, path) in others {
         let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// The events version a derived folder was built from: `events-vN-F`, or
+/// `events-vN` from releases before the fingerprint.
+fn events_version(folder_name: &str) -> Option<i64> {
+    folder_name
+        .strip_prefix("events-v")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_folders_are_told_apart_by_version_and_definitions() {
+        // FNV-1a's published offset basis and the hash of "a".
+        assert_eq!(fingerprint([]), "cbf29ce4");
+        assert_eq!(fingerprint(["a"]), "af63dc4c");
+        assert_ne!(fingerprint(["SELECT 1"]), fingerprint(["SELECT 2"]));
+        let folder = format!("events-v12-{}", definitions_fingerprint());
+        assert_eq!(events_version(&folder), Some(12));
+        assert_eq!(events_version("events-v7"), Some(7));
+        assert_eq!(events_version(".building-1-2"), None);
     }
 }
