@@ -68,10 +68,15 @@ pub fn history_at(t: &str) -> Result<String, EngineError> {
     render(HISTORY_AT, &[("t", t.to_owned())])
 }
 
-/// The instant after every event: history_at.sql as of it is the whole
-/// history. The last instant of year 9999, which every engine can represent.
+/// The instant after every event, as a SQL literal: history_at.sql as of it
+/// is the whole history. The last microsecond of year 9999, the latest
+/// instant every engine can parse (chrono's own maximum prints a year of six
+/// digits).
 pub fn end_of_time() -> String {
-    "arrow_cast('9999-12-31T23:59:59.999999Z', 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned()
+    const LAST_MICROSECOND_OF_9999: i64 = 253_402_300_799_999_999;
+    let instant = DateTime::<Utc>::from_timestamp_micros(LAST_MICROSECOND_OF_9999)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    instant_literal(instant)
 }
 
 /// A local date as a SQL literal.
@@ -96,5 +101,9 @@ mod tests {
         assert!(render(sql, &[("a", "1".into())]).is_err());
         assert!(render("SELECT {{a", &[("a", "1".into())]).is_err());
         assert_eq!(string_literal("Tân Lộc's"), "'Tân Lộc''s'");
+        assert_eq!(
+            end_of_time(),
+            "arrow_cast('9999-12-31T23:59:59.999999Z', 'Timestamp(Microsecond, Some(\"UTC\"))')"
+        );
     }
 }
