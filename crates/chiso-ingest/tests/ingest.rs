@@ -155,6 +155,67 @@ async fn every_format_carries_the_same_events() {
     assert_eq!(parquet.accepted, first.accepted);
 }
 
+/// The scan reads `event_type` as a dictionary and the partition as string
+/// views (for speed, chiso-store's snapshot table); what a query sees of
+/// them must not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_read_with_their_dictionary_and_partition_types_agree_with_the_log() {
+    use arrow::datatypes::DataType;
+    let dir = TempDir::new("types");
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    ingest(&mut ingester, &city_file(&dir, Format::Csv)).await;
+    let store = reopen(&dir).await;
+
+    let batches = store
+        .query("SELECT event_type, occurred_month FROM events LIMIT 1")
+        .await
+        .unwrap();
+    let schema = batches[0].schema();
+    assert_eq!(
+        schema.field(0).data_type(),
+        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    );
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8View);
+
+    let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for event in &city().events {
+        let utc = chrono::DateTime::from_timestamp(event.at, 0).unwrap();
+        let key = (
+            chiso_store::local_month(utc),
+            chiso_core::event::ContractEnum::as_str(event.kind).to_owned(),
+        );
+        *expected.entry(key).or_default() += 1;
+    }
+    let batches = store
+        .query(
+            "SELECT occurred_month, CAST(event_type AS VARCHAR) AS event_type, count(*) AS n \
+             FROM events WHERE event_type IN ('received', 'resolved') OR occurred_month = '2025-07' \
+             GROUP BY 1, 2",
+        )
+        .await
+        .unwrap();
+    let mut counted: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for batch in &batches {
+        let text = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Utf8).unwrap();
+        let (months, types) = (text(0), text(1));
+        let (months, types) = (
+            arrow::array::AsArray::as_string::<i32>(&months),
+            arrow::array::AsArray::as_string::<i32>(&types),
+        );
+        let n = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batch.column(2));
+        for row in 0..batch.num_rows() {
+            counted.insert(
+                (months.value(row).to_owned(), types.value(row).to_owned()),
+                n.value(row),
+            );
+        }
+    }
+    expected
+        .retain(|(month, kind), _| kind == "received" || kind == "resolved" || month == "2025-07");
+    assert!(expected.len() > 10, "{expected:?}");
+    assert_eq!(counted, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dossier_list_imported_twice_is_stored_once() {
     let dir = TempDir::new("list");

@@ -513,9 +513,13 @@ impl Store {
             loaded
                 .update_datafusion_session(&context.state())
                 .map_err(delta(table))?;
-            let provider = crate::snapshot_table::provider(loaded, &table_url(&self.root, table)?)
-                .await
-                .map_err(query_error)?;
+            let provider = crate::snapshot_table::provider(
+                loaded,
+                &table_url(&self.root, table)?,
+                table.dictionary_columns(),
+            )
+            .await
+            .map_err(query_error)?;
             context
                 .register_table(table.name(), provider)
                 .map_err(query_error)?;
