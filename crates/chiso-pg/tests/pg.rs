@@ -226,6 +226,9 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
             "SELECT ward_code, ward_name, received, on_time_rate FROM kpi('2025-W40', 'ward') ORDER BY ward_code LIMIT 5",
             "SELECT ward_code, score_100, band FROM kpi_index('2025-09', 'portal') ORDER BY rank, ward_code LIMIT 5",
             "SELECT channel, received FROM kpi('2025-Q3', 'channel') ORDER BY channel",
+            // A dictionary (event_type) and a string view (occurred_month)
+            // as the stored events are read.
+            "SELECT occurred_month, event_type, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 12",
         ] {
             assert_same_rows(&server.psql(sql).await, &server.expected(sql).await, sql);
         }
