@@ -781,3 +781,68 @@ async fn a_large_month_is_written_in_several_row_groups() {
         "row groups: {groups:?}"
     );
 }
+
+/// Events are stored grouped by type within each row group, so that the
+/// page index lets a filter on `event_type` skip the other types' pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_events_are_grouped_by_type() {
+    use arrow::array::AsArray;
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let dir = TempDir::new("clustered");
+    let path = city_file(&dir, Format::Csv);
+    let store = dir.path("store");
+    let mut ingester = Ingester::open(&store).await.unwrap();
+    let report = ingest(&mut ingester, &path).await;
+    assert!(report.accepted > 1000, "{report}");
+
+    let mut files = Vec::new();
+    for month in std::fs::read_dir(store.join("events")).unwrap() {
+        let month = month.unwrap().path();
+        if month.is_dir() && !month.ends_with("_delta_log") {
+            for file in std::fs::read_dir(&month).unwrap() {
+                files.push(file.unwrap().path());
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    let mut rows = 0;
+    for file in files {
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+        let groups = builder.metadata().num_row_groups();
+        for group in 0..groups {
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+                    .unwrap();
+            let mask = ProjectionMask::columns(builder.parquet_schema(), ["event_type"]);
+            let reader = builder
+                .with_row_groups(vec![group])
+                .with_projection(mask)
+                .build()
+                .unwrap();
+            let mut types: Vec<String> = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let column =
+                    arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
+                types.extend(
+                    column
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|t| t.unwrap().to_owned()),
+                );
+            }
+            rows += types.len();
+            let mut runs: Vec<&str> = types.iter().map(String::as_str).collect();
+            runs.dedup();
+            let distinct: HashSet<&str> = runs.iter().copied().collect();
+            // The city is smaller than one written chunk: one run per type.
+            assert_eq!(runs.len(), distinct.len(), "{}: {runs:?}", file.display());
+            assert!(runs.is_sorted(), "{}: {runs:?}", file.display());
+        }
+    }
+    assert_eq!(rows as u64, report.accepted);
+}

@@ -49,6 +49,18 @@ impl Table {
         }
     }
 
+    /// The column whose equal values each written chunk of rows keeps
+    /// together (see `TableWriter`). Nearly every query over events keeps
+    /// one or a few event types; with the rows of a type side by side, the
+    /// Parquet page index lets a scan skip the pages of the other types
+    /// instead of decoding every page and throwing most rows away.
+    pub fn cluster_column(self) -> Option<&'static str> {
+        match self {
+            Self::Events => Some(chiso_core::event::columns::EVENT_TYPE),
+            Self::Quarantine | Self::Ingests => None,
+        }
+    }
+
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[EVENTS_PARTITION],
