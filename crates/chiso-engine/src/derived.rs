@@ -35,7 +35,6 @@ use chiso_store::datafusion::catalog::TableProvider;
 use chiso_store::datafusion::common::config::TableParquetOptions;
 use chiso_store::datafusion::dataframe::DataFrameWriteOptions;
 use chiso_store::datafusion::datasource::empty::EmptyTable;
-use chiso_store::datafusion::datasource::file_format::options::ReadOptions;
 use chiso_store::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use chiso_store::{Store, Table};
 
@@ -158,15 +157,8 @@ async fn register_path(
         // A trailing separator is how DataFusion tells a folder from a file.
         location.push(std::path::MAIN_SEPARATOR);
     }
-    // Filters evaluated while decoding Parquet: a period's query decodes the
-    // other columns only for the rows of dossiers alive in it (off for the
-    // stored tables: chiso-store's session).
-    let mut table_options = context.copied_table_options();
-    table_options.parquet.global.pushdown_filters = true;
-    let listing =
-        ParquetReadOptions::default().to_listing_options(&context.copied_config(), table_options);
     context
-        .register_listing_table(table, &location, listing, None, None)
+        .register_parquet(table, &location, ParquetReadOptions::default())
         .await
         .map_err(EngineError::query)
 }
