@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Each call renders the SQL of `queries/` for its arguments; the result's
-//! schema is known up front (planned once per grouping when the engine
-//! opens), and the query itself is planned when DataFusion scans the call.
+//! schema is learnt by planning the first call of each kind (kpi by ward,
+//! kpi_index with a layout, …) and kept, and the query itself is planned
+//! when DataFusion scans the call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,11 @@ struct Resolved {
 #[derive(Debug)]
 struct Functions {
     planner: Arc<Planner>,
-    schemas: HashMap<Call, SchemaRef>,
+    /// The result schema of each kind of call, planned when it is first
+    /// called rather than when the engine opens: planning all fifteen kinds
+    /// took most of a command's start-up, and most commands call one kind
+    /// or none.
+    schemas: Mutex<HashMap<Call, SchemaRef>>,
     /// Results of calls over periods that have ended: with the events of
     /// one version and a period whose T is its end, a call's rows can no
     /// longer change, so every panel, page and pack asking for them shares
@@ -77,6 +82,35 @@ const REMEMBERED_CALLS: usize = 512;
 const REMEMBERED_ROWS: usize = 300_000;
 
 impl Functions {
+    /// The schema of a kind of call's result, planned the first time.
+    fn schema(&self, call: Call, state: &SessionState) -> Result<SchemaRef> {
+        let known = self
+            .schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&call)
+            .cloned();
+        if let Some(schema) = known {
+            return Ok(schema);
+        }
+        let probe =
+            Period::parse("2025-W28", self.planner.now()).map_err(|e| engine_error(e.into()))?;
+        let sql = sql_for(&self.planner, call, &[probe], None)
+            .map_err(engine_error)?
+            .whole();
+        // DataFusion asks for a table function's provider synchronously.
+        // Planning awaits only the session's in-memory catalogue, never I/O
+        // or the runtime, so driving it to completion here blocks no one.
+        let plan = futures::executor::block_on(state.create_logical_plan(&sql))
+            .map_err(|e| DataFusionError::Internal(format!("planning the SQL of {call:?}: {e}")))?;
+        let schema = Arc::clone(plan.schema().inner());
+        self.schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call, Arc::clone(&schema));
+        Ok(schema)
+    }
+
     /// The cell of a call's result, shared by whoever asks for it.
     fn forget(&self, sql: &str) {
         self.results
@@ -94,36 +128,11 @@ impl Functions {
     }
 }
 
-/// Plans one query per result shape (to learn its schema) and registers the
-/// table functions.
-pub(crate) async fn register(
-    context: &SessionContext,
-    planner: &Arc<Planner>,
-) -> Result<(), EngineError> {
-    let probe = Period::parse("2025-W28", planner.now())?;
-    let mut calls: Vec<Call> = Vec::new();
-    for grouping in Grouping::ALL {
-        calls.push(Call::Kpi(grouping));
-        calls.push(Call::Change(grouping));
-    }
-    for layout in [Layout::Portal, Layout::Decision2022] {
-        calls.push(Call::Index(layout));
-        calls.push(Call::IndexDetail(layout));
-    }
-    calls.push(Call::Dossiers);
-    let mut schemas = HashMap::new();
-    for call in calls {
-        let sql = sql_for(planner, call, &[probe], None)?.whole();
-        let plan = context
-            .state()
-            .create_logical_plan(&sql)
-            .await
-            .map_err(|e| EngineError::Query(format!("planning {call:?}: {e}")))?;
-        schemas.insert(call, Arc::clone(plan.schema().inner()));
-    }
+/// Registers the table functions.
+pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) {
     let functions = Arc::new(Functions {
         planner: Arc::clone(planner),
-        schemas,
+        schemas: Mutex::new(HashMap::new()),
         results: Mutex::new(HashMap::new()),
     });
     for name in [
@@ -142,7 +151,6 @@ pub(crate) async fn register(
             }),
         );
     }
-    Ok(())
 }
 
 /// The SQL of a call: one query per period, and the row order of the result.
@@ -370,12 +378,8 @@ impl TableFunctionImpl for Function {
             periods,
             ward,
         } = self.resolve(args.exprs())?;
-        let schema = self
-            .functions
-            .schemas
-            .get(&call)
-            .cloned()
-            .ok_or_else(|| DataFusionError::Internal(format!("no schema for {call:?}")))?;
+        let state = session_state(args.session())?;
+        let schema = self.functions.schema(call, state)?;
         let sql = sql_for(&self.functions.planner, call, &periods, ward.as_deref())
             .map_err(engine_error)?;
         let now = self.functions.planner.now();
@@ -453,12 +457,7 @@ impl TableProvider for SqlTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = state
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("chiso table functions need a SessionState".into())
-            })?;
+        let state = session_state(state)?;
         if let Some(functions) = &self.remembered_by {
             let batches = self.remembered_rows(functions, state).await?;
             let schema = batches
@@ -478,4 +477,13 @@ impl TableProvider for SqlTable {
         }
         state.create_physical_plan(&plan.build()?).await
     }
+}
+
+fn session_state(session: &dyn Session) -> Result<&SessionState> {
+    session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| {
+            DataFusionError::Internal("chiso table functions need a SessionState".into())
+        })
 }

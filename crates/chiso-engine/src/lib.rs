@@ -413,7 +413,7 @@ impl Engine {
         context
             .register_table("dossiers", view)
             .map_err(EngineError::query)?;
-        functions::register(&context, &planner).await?;
+        functions::register(&context, &planner);
         Ok(Self {
             store,
             context,

@@ -744,7 +744,8 @@ async fn a_folder_with_other_files_is_not_made_a_store() {
 
 /// The Parquet writer holds a row group in memory until it closes, one per
 /// month a file touches: the store's row groups are small enough that an
-/// ingest does not hold everything it wrote until the commit.
+/// ingest does not hold everything it wrote until the commit. Columns with a
+/// value per row are written plainly, the few-valued ones with a dictionary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_month_is_written_in_several_row_groups() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -771,7 +772,20 @@ async fn a_large_month_is_written_in_several_row_groups() {
         let file = entry.unwrap().path();
         if file.extension().is_some_and(|e| e == "parquet") {
             let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
-            groups.extend(reader.metadata().row_groups().iter().map(|g| g.num_rows()));
+            for group in reader.metadata().row_groups() {
+                groups.push(group.num_rows());
+                let dictionary = |column: &str| {
+                    let chunk = group
+                        .columns()
+                        .iter()
+                        .find(|c| c.column_path().string() == column)
+                        .unwrap_or_else(|| panic!("no column {column}"));
+                    chunk.dictionary_page_offset().is_some()
+                };
+                assert!(!dictionary("event_id"), "{}", file.display());
+                assert!(!dictionary("content_hash"), "{}", file.display());
+                assert!(dictionary("event_type"), "{}", file.display());
+            }
         }
     }
     assert_eq!(groups.iter().sum::<i64>(), EVENTS as i64);

@@ -21,6 +21,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use serde::{Deserialize, Serialize};
@@ -496,7 +497,13 @@ impl Store {
             // Pages of 8 K rows, not 20 K: the page index skips pages, so
             // the finer they are, the fewer rows a filter on the clustering
             // column decodes in vain at the edges of its values.
-            .set_data_page_row_count_limit(8 * 1024)
+            .set_data_page_row_count_limit(8 * 1024);
+        let properties = table
+            .unique_columns()
+            .iter()
+            .fold(properties, |properties, column| {
+                properties.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            })
             .build();
         let inner = RecordBatchWriter::for_table(self.table(table))
             .map_err(delta(table))?
