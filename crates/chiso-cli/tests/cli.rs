@@ -714,3 +714,58 @@ fn report_writes_packs_and_refuses_what_is_not_one() {
     assert!(text(&weak.stderr).contains("at least 8"));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// The README's first command on a fresh machine: `chiso serve` creates the
+/// built-in sample city, serves its pages, and logs nothing alarming on the
+/// way (delta-rs once logged an error for every table it created).
+#[test]
+fn serve_starts_on_a_new_sample_city_without_errors() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let data_home = temp("serve-first-start");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chiso"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .env("XDG_DATA_HOME", &data_home)
+        .env_remove("CHISO_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let serving = line.contains("in a browser");
+        log.push(line);
+        if serving {
+            break;
+        }
+    }
+    let log = log.join("\n");
+    let page = std::net::TcpStream::connect(("127.0.0.1", port)).map(|mut stream| {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        let _ = stream.read_to_string(&mut page);
+        page
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data_home);
+
+    assert!(log.contains("created the built-in sample city"), "{log}");
+    assert!(log.contains("in a browser"), "{log}");
+    assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
+    let page = page.unwrap();
+    let head: String = page.chars().take(300).collect();
+    assert!(page.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        page.contains("103"),
+        "the overview names the city's 103 wards"
+    );
+}

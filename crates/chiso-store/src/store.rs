@@ -23,7 +23,7 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::Table;
@@ -423,10 +423,21 @@ impl Store {
         for table in Table::ALL {
             let url = table_url(root, table)?;
             std::fs::create_dir_all(root.join(table.name())).map_err(io(root))?;
-            let ops = DeltaTable::try_from_url(url).await.map_err(delta(table))?;
-            if ops.version().is_some() {
-                continue;
-            }
+            // A table an earlier, interrupted creation made is kept. Loading
+            // is tried only where a log exists: delta-rs logs a failed load
+            // of an empty folder as an error, which a new user would see.
+            let log = root.join(table.name()).join("_delta_log");
+            let ops = if std::fs::read_dir(&log).is_ok_and(|mut entries| entries.next().is_some()) {
+                let ops = DeltaTable::try_from_url(url).await.map_err(delta(table))?;
+                if ops.version().is_some() {
+                    continue;
+                }
+                ops
+            } else {
+                DeltaTableBuilder::from_url(url)
+                    .and_then(|builder| builder.build())
+                    .map_err(delta(table))?
+            };
             ops.create()
                 .with_table_name(table.name())
                 .with_columns(delta_fields(table))
