@@ -114,11 +114,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(addr), Some(users)) => Some(start_postgres(&state, addr, users).await?),
         _ => None,
     };
-    eprintln!(
-        "chiso: open http://{}/ in a browser (Ctrl-C stops)",
-        args.addr
-    );
-    let served = chiso_server::serve(state, &config, args.addr).await;
+    let listener = chiso_server::bind(args.addr).await?;
+    // Announced once the port is open: a click on the address connects.
+    let local = listener.local_addr().unwrap_or(args.addr);
+    eprintln!("chiso: open http://{local}/ in a browser (Ctrl-C stops)");
+    let served = chiso_server::serve(state, &config, listener).await;
     if let Some(postgres) = postgres {
         postgres.abort();
     }

@@ -232,18 +232,24 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Runs the server until Ctrl-C or SIGTERM, finishing requests in flight.
+/// Listens on `addr`; once this returns, connections are accepted (and
+/// wait for [`serve`]), so the address can be announced.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|cause| ServeError::Bind { addr, cause })
+}
+
+/// Runs the server on `listener` until Ctrl-C or SIGTERM, finishing
+/// requests in flight.
 pub async fn serve(
     state: Arc<AppState>,
     config: &ServerConfig,
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
 ) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|cause| ServeError::Bind { addr, cause })?;
     let local = listener
         .local_addr()
-        .map_err(|cause| ServeError::Bind { addr, cause })?;
+        .map_err(|cause| ServeError::Serve { cause })?;
     tracing::info!(
         url = %format!("http://{local}/"),
         store = %config.store.display(),
@@ -296,7 +302,7 @@ pub async fn serve(
         scheduler.abort();
     }
     tracing::info!("chiso stopped");
-    served.map_err(|cause| ServeError::Bind { addr, cause })
+    served.map_err(|cause| ServeError::Serve { cause })
 }
 
 async fn shutdown_signal() {
@@ -328,4 +334,6 @@ pub enum ServeError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("the server stopped: {cause}")]
+    Serve { cause: std::io::Error },
 }
