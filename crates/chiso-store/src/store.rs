@@ -422,22 +422,25 @@ impl Store {
         let _lock = lock_file(root)?;
         for table in Table::ALL {
             let url = table_url(root, table)?;
-            std::fs::create_dir_all(root.join(table.name())).map_err(io(root))?;
+            let folder = root.join(table.name());
+            std::fs::create_dir_all(&folder).map_err(io(root))?;
             // A table an earlier, interrupted creation made is kept. Loading
             // is tried only where a log exists: delta-rs logs a failed load
             // of an empty folder as an error, which a new user would see.
-            let log = root.join(table.name()).join("_delta_log");
-            let ops = if std::fs::read_dir(&log).is_ok_and(|mut entries| entries.next().is_some()) {
-                let ops = DeltaTable::try_from_url(url).await.map_err(delta(table))?;
-                if ops.version().is_some() {
-                    continue;
-                }
-                ops
-            } else {
-                DeltaTableBuilder::from_url(url)
-                    .and_then(|builder| builder.build())
+            let has_log = std::fs::read_dir(folder.join("_delta_log"))
+                .is_ok_and(|mut entries| entries.next().is_some());
+            if has_log
+                && DeltaTable::try_from_url(url.clone())
+                    .await
                     .map_err(delta(table))?
-            };
+                    .version()
+                    .is_some()
+            {
+                continue;
+            }
+            let ops = DeltaTableBuilder::from_url(url)
+                .and_then(|builder| builder.build())
+                .map_err(delta(table))?;
             ops.create()
                 .with_table_name(table.name())
                 .with_columns(delta_fields(table))
