@@ -3,7 +3,7 @@ dialect by a few mechanical rewrites, over the same Parquet files.
 
 Prints one line per query: `key cold_seconds warm_seconds`. Cold runs the
 query in a new Python process (import and connection included); warm is the
-best of two runs after a first one in the same connection. Before timing,
+best of five runs after a first one in the same connection. Before timing,
 query b's counts are checked against chiso's result, so both engines are
 known to compute the same figures."""
 import csv
@@ -117,5 +117,5 @@ for key in os.environ.get("BENCH_QUERIES", "a b c d").split():
     cold = time.perf_counter() - started
     con = connect()
     run(con, key)
-    warm = min(run(con, key) for _ in range(2))
-    print(key, f"{cold:.2f}", f"{warm:.2f}")
+    warm = min(run(con, key) for _ in range(5))
+    print(key, f"{cold:.2f}", f"{warm:.3f}")

@@ -3,7 +3,7 @@ written as a Polars lazy query over chiso's derived dossier tables, following
 queries/dossiers.sql and queries/kpi.sql step by step.
 
 Prints `b cold_seconds warm_seconds` (cold: a new process; warm: the best of
-three runs after a first). Checks its counts against chiso's result first."""
+five runs after a first). Checks its counts against chiso's result first."""
 import csv
 import os
 import subprocess
@@ -141,8 +141,8 @@ subprocess.run([sys.executable, __file__, "one"], check=True)
 cold = time.perf_counter() - started
 month_by_ward()
 warm = []
-for _ in range(2):
+for _ in range(5):
     started = time.perf_counter()
     month_by_ward()
     warm.append(time.perf_counter() - started)
-print("b", f"{cold:.2f}", f"{min(warm):.2f}")
+print("b", f"{cold:.2f}", f"{min(warm):.3f}")

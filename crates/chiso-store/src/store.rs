@@ -14,6 +14,7 @@ use arrow::datatypes::DataType as ArrowType;
 use chrono::{DateTime, Utc};
 use deltalake::datafusion::config::ConfigOptions;
 use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
 use deltalake::datafusion::prelude::SessionConfig;
@@ -26,6 +27,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use serde::{Deserialize, Serialize};
 
+use crate::local_reads::LocalReads;
 use crate::schema::Table;
 
 const MARKER: &str = "chiso-store.json";
@@ -599,12 +601,21 @@ impl Store {
                 "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
                 "0.5",
             )
+            // No file the store writes has a bloom filter (neither the
+            // events nor the derived tables): looking for them only costs
+            // each row group a reader of its own, 4 % of (d)'s time.
+            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false)
             .set_str(
                 "datafusion.execution.time_zone",
                 chiso_core::time::BUSINESS_TIME_ZONE,
             );
         override_from_environment(config.options_mut())?;
         let context = SessionContext::new_with_config(config);
+        // The URL the scans of `snapshot_table` and of the derived tables use.
+        context.register_object_store(
+            ObjectStoreUrl::local_filesystem().as_ref(),
+            Arc::new(LocalReads::default()),
+        );
         for table in Table::ALL {
             let loaded = self.table(table);
             loaded
