@@ -17,6 +17,7 @@ use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
+use deltalake::datafusion::execution::session_state::SessionStateBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
@@ -27,6 +28,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use serde::{Deserialize, Serialize};
 
+use crate::dictionary_aggregate::DictionaryAggregation;
 use crate::local_reads::LocalReads;
 use crate::schema::Table;
 
@@ -610,7 +612,12 @@ impl Store {
                 chiso_core::time::BUSINESS_TIME_ZONE,
             );
         override_from_environment(config.options_mut())?;
-        let context = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(DictionaryAggregation))
+            .build();
+        let context = SessionContext::new_with_state(state);
         // The URL the scans of `snapshot_table` and of the derived tables use.
         context.register_object_store(
             ObjectStoreUrl::local_filesystem().as_ref(),
