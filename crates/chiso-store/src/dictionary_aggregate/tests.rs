@@ -1,21 +1,25 @@
 //! Every query runs twice: in a session with the rule and in DataFusion's
 //! own, over the same tables; the results must be the same rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int8Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float64Array, Int8Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, StringViewArray,
 };
-use arrow::datatypes::{DataType, Field, Int8Type, Int32Type, Schema, SchemaRef};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int8Type, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::util::pretty::pretty_format_batches;
 use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::execution::TaskContext;
 use deltalake::datafusion::execution::context::SessionContext;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::session_state::SessionStateBuilder;
-use deltalake::datafusion::physical_plan::displayable;
+use deltalake::datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use deltalake::datafusion::prelude::SessionConfig;
 
-use super::DictionaryAggregation;
+use super::{DictionaryAggregateExec, DictionaryAggregation};
 
 /// A xorshift generator: the tables are random but the same on every run.
 struct Random(u64);
@@ -292,4 +296,78 @@ async fn empty_inputs_make_no_groups() {
     let (rows, plan) = run(&with_rule, "SELECT channel, count(*) FROM t GROUP BY 1").await;
     assert!(plan.contains("DictionaryAggregateExec"), "{plan}");
     assert!(rows.is_empty(), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_refused_reservation_sends_the_groups_on_early() {
+    let mut random = Random(99);
+    let partitions = vec![
+        batches(&mut random, 20, 500, 3000),
+        batches(&mut random, 20, 500, 3000),
+    ];
+    let (with_rule, without) = sessions(config(), partitions);
+    let sql = "SELECT channel, ward, count(*) AS rows FROM t GROUP BY 1, 2";
+    let plan = with_rule
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let partial = find_partial(&plan).expect("a DictionaryAggregateExec");
+    // A pool of 64 KB holds a few hundred groups of this table, of 6,000.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(64 * 1024, 1.0)
+        .build_arc()
+        .unwrap();
+    let context = Arc::new(
+        TaskContext::default()
+            .with_session_config(config())
+            .with_runtime(runtime),
+    );
+    let states = collect(Arc::clone(&partial), context).await.unwrap();
+    let counted = counts_by_key(&states);
+    let expected = counts_by_key(&without.sql(sql).await.unwrap().collect().await.unwrap());
+    assert_eq!(counted, expected);
+    // A group sent on early and met again is sent again (the final stage
+    // adds its states up): more states than with memory enough.
+    let state_rows =
+        |batches: &[RecordBatch]| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+    let unlimited = Arc::new(TaskContext::default().with_session_config(config()));
+    let whole = collect(partial, unlimited).await.unwrap();
+    assert_eq!(counts_by_key(&whole), expected);
+    assert!(
+        state_rows(&states) > state_rows(&whole),
+        "{} states under the limit, {} without",
+        state_rows(&states),
+        state_rows(&whole)
+    );
+}
+
+fn find_partial(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    if plan.is::<DictionaryAggregateExec>() {
+        return Some(Arc::clone(plan));
+    }
+    plan.children().into_iter().find_map(find_partial)
+}
+
+/// The sum of the third column by the first two, as text.
+fn counts_by_key(batches: &[RecordBatch]) -> HashMap<(Option<String>, Option<String>), i64> {
+    let mut counts = HashMap::new();
+    for batch in batches {
+        let text = |i: usize| cast(batch.column(i), &DataType::Utf8).unwrap();
+        let (channels, wards) = (text(0), text(1));
+        let (channels, wards) = (channels.as_string::<i32>(), wards.as_string::<i32>());
+        let rows = batch.column(2).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let key = (
+                channels
+                    .is_valid(row)
+                    .then(|| channels.value(row).to_owned()),
+                wards.is_valid(row).then(|| wards.value(row).to_owned()),
+            );
+            *counts.entry(key).or_default() += rows.value(row);
+        }
+    }
+    counts
 }
