@@ -82,8 +82,9 @@ impl KeyKind {
 #[derive(Debug)]
 pub struct GroupKeys {
     columns: Vec<KeyColumn>,
-    /// Packed codes (32 bits per column) to group; unused with one column,
-    /// where a value's code is its group.
+    /// Packed codes (32 bits per column) to group. A code is not a group of
+    /// its own even with one column: a dictionary's values all get codes,
+    /// and only those some row refers to make groups.
     groups: FastMap<u128>,
     /// Each group's codes, `columns.len()` per group.
     group_codes: Vec<u32>,
@@ -154,15 +155,6 @@ impl GroupKeys {
             column.code(array)?;
         }
         groups.reserve(rows);
-        if let [column] = self.columns.as_slice() {
-            match column.batch {
-                Batch::One(code) => groups.resize(rows, code as usize),
-                Batch::Rows { .. } => groups.extend(column.codes.iter().map(|&code| code as usize)),
-            }
-            self.len = column.len as usize;
-            return Ok(());
-        }
-
         // The codes of the columns with one value in the batch, in place;
         // and the others, whose combinations, if few, index a cache of their
         // groups: a batch of one file has one value of a partition column
@@ -272,13 +264,9 @@ impl GroupKeys {
             .iter()
             .enumerate()
             .map(|(j, column)| {
-                let codes: UInt32Array = if width == 1 {
-                    UInt32Array::from_iter_values(0..column.len)
-                } else {
-                    UInt32Array::from_iter_values(
-                        self.group_codes.iter().skip(j).step_by(width).copied(),
-                    )
-                };
+                let codes = UInt32Array::from_iter_values(
+                    self.group_codes.iter().skip(j).step_by(width).copied(),
+                );
                 column.values_of(&codes)
             })
             .collect::<Result<Vec<_>>>()?;

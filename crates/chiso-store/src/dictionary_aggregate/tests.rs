@@ -63,7 +63,8 @@ fn schema() -> SchemaRef {
 
 /// `batches` batches of `rows` rows. A batch's `month` is one value (as a
 /// partition column's) or, in every third batch, many; dictionaries change
-/// every other batch, with their values in a new order, repeated, or null.
+/// every other batch, with their values in a new order, repeated, or null,
+/// and one that no row refers to.
 fn batches(random: &mut Random, batches: usize, rows: usize, wards: u64) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     let mut values: ArrayRef = Arc::new(StringArray::from(WORDS.to_vec()));
@@ -81,6 +82,8 @@ fn batches(random: &mut Random, batches: usize, rows: usize, wards: u64) -> Vec<
             if b % 4 == 0 {
                 words.push(None);
             }
+            // A value no row refers to is no group.
+            words.push(Some("in no row"));
             values = Arc::new(StringArray::from(words));
             let mut kind_words = vec![Some("x"), Some("y"), Some("a kind longer than twelve")];
             kind_words.rotate_left(b % 3);
@@ -89,7 +92,7 @@ fn batches(random: &mut Random, batches: usize, rows: usize, wards: u64) -> Vec<
         let month = format!("2025-{:02}", 1 + random.below(12));
         let null_every = |random: &mut Random, n: u64| random.below(n) == 0;
         let channel_keys: Int32Array = (0..rows)
-            .map(|_| (!null_every(random, 9)).then(|| random.below(values.len() as u64) as i32))
+            .map(|_| (!null_every(random, 9)).then(|| random.below(values.len() as u64 - 1) as i32))
             .collect();
         // Some batches have one channel for every row.
         let channel_keys = if b % 5 == 3 {
