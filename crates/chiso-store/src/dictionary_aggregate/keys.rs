@@ -88,10 +88,10 @@ pub struct GroupKeys {
     groups: FastMap<u128>,
     /// Each group's codes, `columns.len()` per group.
     group_codes: Vec<u32>,
-    len: usize,
     /// The batch's group of each combination of codes within the batch's
     /// code ranges, filled as rows find them.
     cache: Vec<u32>,
+    /// Each row's slot in `cache`, when several columns vary in the batch.
     slots: Vec<u32>,
 }
 
@@ -120,7 +120,6 @@ impl GroupKeys {
             columns,
             groups: FastMap::default(),
             group_codes: Vec::new(),
-            len: 0,
             cache: Vec::new(),
             slots: Vec::new(),
         })
@@ -128,7 +127,7 @@ impl GroupKeys {
 
     /// The number of groups.
     pub fn len(&self) -> usize {
-        self.len
+        self.groups.len()
     }
 
     /// Sets `groups` to the group of each row of `keys` (one array per key
@@ -238,10 +237,9 @@ impl GroupKeys {
     }
 
     fn group_of_key(&mut self, key: u128) -> u32 {
-        let next = self.len as u32;
+        let next = self.groups.len() as u32;
         let group = *self.groups.entry(key).or_insert(next);
         if group == next {
-            self.len += 1;
             self.group_codes
                 .extend((0..self.columns.len()).map(|j| (key >> (32 * j)) as u32));
         }
@@ -275,7 +273,6 @@ impl GroupKeys {
         }
         self.groups = FastMap::default();
         self.group_codes = Vec::new();
-        self.len = 0;
         Ok(arrays)
     }
 }
@@ -301,6 +298,7 @@ struct KeyColumn {
     /// Longer text.
     long: FastMap<Box<[u8]>>,
     null: Option<u32>,
+    /// The number of codes given.
     len: u32,
     /// The distinct values in code order (a dictionary's value type for a
     /// dictionary column), in chunks taken from the batches.
@@ -308,8 +306,8 @@ struct KeyColumn {
     /// Where in the array being coded each value new in it is (`None` for
     /// the null), not yet copied into `values`.
     fresh: Vec<Option<u32>>,
-    /// The codes of the dictionary values seen last: the Parquet reader
-    /// hands every batch of a column chunk the same dictionary.
+    /// The codes of the dictionary values seen last, for the next batch
+    /// that shares them (as batches of one column chunk may).
     last_dictionary: Option<(ArrayRef, Vec<u32>)>,
     /// The batch's codes.
     batch: Batch,

@@ -12,8 +12,9 @@
 //! partial stage of such an aggregation to [`DictionaryAggregateExec`]. It
 //! codes each key column's distinct values densely in the order they appear
 //! ([`keys::GroupKeys`]): a dictionary's values once per dictionary and each
-//! row through its key, other columns row by row (text of up to 12 bytes
-//! and fixed-width values as one 128-bit word). A combination of codes is a
+//! row through its key; a string-view column with one value in a batch (a
+//! partition column) once; other columns row by row (text of up to 12
+//! bytes and fixed-width values as one 128-bit word). A combination of codes is a
 //! group; within a batch whose codes span few combinations (one file's
 //! partition value, a handful of channels) a row finds its group by index.
 //! The aggregates are DataFusion's own `GroupsAccumulator`s, fed as
