@@ -364,20 +364,10 @@ impl PartialAggregation {
         let keys = evaluate(&self.group_by, batch)?;
         self.keys.intern(&keys, &mut self.groups)?;
         let groups = self.keys.len();
-        for ((accumulator, arguments), filter) in self
-            .accumulators
-            .iter_mut()
-            .zip(&self.arguments)
-            .zip(&self.filters)
-        {
-            let values = evaluate(arguments, batch)?;
-            let filter = filter_of(filter.as_ref(), batch)?;
-            accumulator.update_batch(
-                &values,
-                &self.groups,
-                filter.as_ref().map(|array| array.as_boolean()),
-                groups,
-            )?;
+        let inputs = self.inputs(batch)?;
+        for (accumulator, (values, filter)) in self.accumulators.iter_mut().zip(&inputs) {
+            let filter = filter.as_ref().map(|array| array.as_boolean());
+            accumulator.update_batch(values, &self.groups, filter, groups)?;
         }
         Ok(())
     }
@@ -385,20 +375,25 @@ impl PartialAggregation {
     /// Each row of `batch` as a group of its own, in the partial state.
     fn states_of(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut columns = evaluate(&self.group_by, batch)?;
-        for ((accumulator, arguments), filter) in self
-            .accumulators
-            .iter()
-            .zip(&self.arguments)
-            .zip(&self.filters)
-        {
-            let values = evaluate(arguments, batch)?;
-            let filter = filter_of(filter.as_ref(), batch)?;
-            columns.extend(
-                accumulator
-                    .convert_to_state(&values, filter.as_ref().map(|array| array.as_boolean()))?,
-            );
+        for (accumulator, (values, filter)) in self.accumulators.iter().zip(self.inputs(batch)?) {
+            let filter = filter.as_ref().map(|array| array.as_boolean());
+            columns.extend(accumulator.convert_to_state(&values, filter)?);
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Each aggregate's arguments and `FILTER (WHERE …)`, on `batch`.
+    fn inputs(&self, batch: &RecordBatch) -> Result<Vec<(Vec<ArrayRef>, Option<ArrayRef>)>> {
+        self.arguments
+            .iter()
+            .zip(&self.filters)
+            .map(|(arguments, filter)| {
+                Ok((
+                    evaluate(arguments, batch)?,
+                    filter_of(filter.as_ref(), batch)?,
+                ))
+            })
+            .collect()
     }
 
     /// Makes the groups so far ready to go, in batches, and starts anew.

@@ -145,6 +145,15 @@ fn batches(random: &mut Random, batches: usize, rows: usize, wards: u64) -> Vec<
     out
 }
 
+/// Two partitions of `count` batches of `rows` rows each.
+fn two_partitions(seed: u64, count: usize, rows: usize, wards: u64) -> Vec<Vec<RecordBatch>> {
+    let mut random = Random(seed);
+    vec![
+        batches(&mut random, count, rows, wards),
+        batches(&mut random, count, rows, wards),
+    ]
+}
+
 fn config() -> SessionConfig {
     SessionConfig::new()
         .with_target_partitions(2)
@@ -260,11 +269,7 @@ async fn groups_by_dictionaries_as_datafusion_does() {
 #[tokio::test]
 async fn many_groups_are_looked_up_by_hash() {
     // Wards times channels span more codes than a batch's group cache.
-    let mut random = Random(42);
-    let partitions = vec![
-        batches(&mut random, 20, 500, 3000),
-        batches(&mut random, 20, 500, 3000),
-    ];
+    let partitions = two_partitions(42, 20, 500, 3000);
     let (with_rule, without) = sessions(config(), partitions);
     let sql = format!("SELECT channel, ward, month, {AGGREGATES} FROM t GROUP BY 1, 2, 3");
     same_as_datafusion(&with_rule, &without, &sql, Some(true)).await;
@@ -283,11 +288,7 @@ async fn mostly_distinct_groups_pass_each_row_on() {
             "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
             "0.1",
         );
-    let mut random = Random(7);
-    let partitions = vec![
-        batches(&mut random, 10, 300, 5000),
-        batches(&mut random, 10, 300, 5000),
-    ];
+    let partitions = two_partitions(7, 10, 300, 5000);
     let (with_rule, without) = sessions(config, partitions);
     let sql = format!("SELECT channel, ward, {AGGREGATES} FROM t GROUP BY 1, 2");
     same_as_datafusion(&with_rule, &without, &sql, Some(true)).await;
@@ -303,11 +304,7 @@ async fn empty_inputs_make_no_groups() {
 
 #[tokio::test]
 async fn a_refused_reservation_sends_the_groups_on_early() {
-    let mut random = Random(99);
-    let partitions = vec![
-        batches(&mut random, 20, 500, 3000),
-        batches(&mut random, 20, 500, 3000),
-    ];
+    let partitions = two_partitions(99, 20, 500, 3000);
     let (with_rule, without) = sessions(config(), partitions);
     let sql = "SELECT channel, ward, count(*) AS rows FROM t GROUP BY 1, 2";
     let plan = with_rule
