@@ -66,7 +66,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot open the store {}", args.store.store.display()))?;
     let options = IngestOptions {
         format: args.format,
-        now: None,
+        ..IngestOptions::default()
     };
     let mut reports = Vec::new();
     let mut failed = false;

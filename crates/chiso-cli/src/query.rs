@@ -410,9 +410,7 @@ async fn write(
             }
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut sink);
+            let mut writer = chiso_store::csv_out::CsvOut::new(&mut sink, true);
             while let Some(batch) = stream.next().await {
                 writer.write(&batch?)?;
             }

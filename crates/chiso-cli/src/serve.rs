@@ -48,6 +48,18 @@ pub struct ServeArgs {
     /// The users Postgres clients sign in as (`chiso pg-user add`).
     #[arg(long, requires = "pg_addr")]
     pg_users: Option<PathBuf>,
+    /// A host name (or address) the server answers to, besides localhost,
+    /// 127.0.0.1 and ::1: the name people type to reach it (repeat for
+    /// several). Requests for other names are refused (421), which stops
+    /// other web sites from reading it through DNS rebinding.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// Serve HTTPS and Postgres over TLS with this PEM certificate chain.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Write the city pack and every ward's pack (PDF and XLSX) of the week
     /// just ended every Monday at 07:00 local time, and any missing at start.
     #[arg(long, value_enum)]
@@ -86,6 +98,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("--ingest-token must be at least 8 characters");
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(chiso_server::transport::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let mut allowed_hosts = args.allowed_hosts.clone();
+    // The address it was asked to listen on is a name it answers to.
+    if !args.addr.ip().is_unspecified() {
+        allowed_hosts.push(args.addr.ip().to_string());
+    }
+    warn_if_exposed(&args, tls.is_some());
     let (store, sample) = store_or_sample(&args.store.store).await?;
     let config = ServerConfig {
         store: store.clone(),
@@ -102,6 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| store.join("reports")),
         ),
         schedule_weekly: args.schedule == Some(Schedule::Weekly),
+        allowed_hosts,
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"
                 .to_owned()
@@ -111,18 +134,43 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the store {}", store.display()))?;
     let postgres = match (args.pg_addr, &args.pg_users) {
-        (Some(addr), Some(users)) => Some(start_postgres(&state, addr, users).await?),
+        (Some(addr), Some(users)) => Some(start_postgres(&state, addr, users, tls.clone()).await?),
         _ => None,
     };
     let listener = chiso_server::bind(args.addr).await?;
     // Announced once the port is open: a click on the address connects.
     let local = listener.local_addr().unwrap_or(args.addr);
-    eprintln!("chiso: open http://{local}/ in a browser (Ctrl-C stops)");
-    let served = chiso_server::serve(state, &config, listener).await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("chiso: open {scheme}://{local}/ in a browser (Ctrl-C stops)");
+    let served = chiso_server::serve(state, &config, listener, tls).await;
     if let Some(postgres) = postgres {
         postgres.abort();
     }
     served.with_context(|| format!("serving the store {}", store.display()))
+}
+
+/// Says so when the server is reachable from other machines in the clear,
+/// or by names it will refuse.
+fn warn_if_exposed(args: &ServeArgs, tls: bool) {
+    let exposed = |addr: &SocketAddr| !addr.ip().is_loopback();
+    if !tls {
+        for addr in std::iter::once(&args.addr).chain(args.pg_addr.as_ref()) {
+            if exposed(addr) {
+                eprintln!(
+                    "chiso: warning: {addr} is reachable from other machines without TLS: \
+                     passwords, tokens and dossiers cross the network in the clear; \
+                     give --tls-cert and --tls-key"
+                );
+            }
+        }
+    }
+    if args.addr.ip().is_unspecified() && args.allowed_hosts.is_empty() {
+        eprintln!(
+            "chiso: warning: listening on {} but answering only to localhost; \
+             give --allowed-host NAME for the name other machines use",
+            args.addr
+        );
+    }
 }
 
 /// The Postgres side, on the same snapshots and the same query gate.
@@ -130,6 +178,7 @@ async fn start_postgres(
     state: &Arc<AppState>,
     addr: SocketAddr,
     users: &Path,
+    tls: Option<chiso_server::TlsAcceptor>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let users = chiso_pg::Users::load(users)?;
     let source = {
@@ -142,9 +191,18 @@ async fn start_postgres(
         .with_context(|| format!("cannot listen for Postgres clients on {addr}"))?;
     tracing::info!(%addr, "serving Postgres clients");
     eprintln!(
-        "chiso: Postgres clients connect with: psql -h {} -p {} -U USER chiso",
+        "chiso: Postgres clients connect with: psql -h {} -p {} -U USER chiso{}",
         addr.ip(),
-        addr.port()
+        addr.port(),
+        if tls.is_some() {
+            " (sslmode=require works)"
+        } else {
+            ""
+        }
     );
-    Ok(tokio::spawn(server.serve(listener, std::future::pending())))
+    Ok(tokio::spawn(server.serve(
+        listener,
+        tls,
+        std::future::pending(),
+    )))
 }

@@ -769,3 +769,4 @@ fn serve_starts_on_a_new_sample_city_without_errors() {
         "the overview names the city's 103 wards"
     );
 }
+mod hostile;

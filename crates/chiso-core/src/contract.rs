@@ -505,4 +505,30 @@ mod tests {
             assert_eq!(RejectReason::from_code(r.code()), Some(r));
         }
     }
+
+    proptest::proptest! {
+        /// Any text in any column: an event or a rejection naming why.
+        #[test]
+        fn any_row_is_an_event_or_a_rejection(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "\\PC{0,24}",
+                    "[0-9T:+\\-]{0,30}",
+                    "(received|processing_started|resolved|paid|rated|returned)",
+                    "-?[0-9]{1,12}(-[0-9]{1,4}){0,2}T[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(Z|[+-][0-9]{2}:[0-9]{2})?",
+                ],
+                columns::ALL.len(),
+            ),
+        ) {
+            let wards = WardRegistry::builtin();
+            let row: Vec<(&str, &str)> = columns::ALL
+                .iter()
+                .copied()
+                .zip(values.iter().map(String::as_str))
+                .collect();
+            if let Err(rejection) = parse_event(row.as_slice(), &contract(&wards)) {
+                proptest::prop_assert!(!rejection.message.is_empty());
+            }
+        }
+    }
 }

@@ -346,20 +346,14 @@ impl Function {
                 })?;
                 let date = |index: usize| -> Result<NaiveDate> {
                     let text = text_argument(name, args, index, None)?;
-                    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-                        DataFusionError::Plan(format!(
-                            "{name}: `{text}` is not a date (YYYY-MM-DD)"
-                        ))
-                    })
+                    crate::parse_date(&text)
+                        .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))
                 };
                 let (from, to) = (date(2)?, date(3)?);
-                let periods = Period::series(grain, from, to);
-                const MAX_PERIODS: usize = 400;
-                if periods.is_empty() || periods.len() > MAX_PERIODS {
-                    return plan_err!(
-                        "{name}: from {from} to {to} gives {} periods; between 1 and {MAX_PERIODS} are allowed",
-                        periods.len()
-                    );
+                let periods = Period::series(grain, from, to)
+                    .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
+                if periods.is_empty() {
+                    return plan_err!("{name}: from {from} to {to} holds no period");
                 }
                 Ok(Resolved {
                     call: Call::Kpi(grouping(1)?),

@@ -24,6 +24,7 @@
 //! Architecture invariant: this crate knows DataFusion and the store, not
 //! HTTP, terminals or file formats of reports; what it returns is Arrow.
 
+mod capped;
 pub mod catalogue;
 pub mod derived;
 mod functions;
@@ -48,9 +49,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use chiso_store::datafusion;
 pub use limits::{
-    Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, stop_early,
+    Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, holding, stop_early,
 };
-pub use period::{Grain, Period, PeriodError};
+pub use period::{Grain, MAX_SERIES_PERIODS, Period, PeriodError, parse_date};
 pub use sql_guard::{check_parsed, check_read_only};
 
 use queries::{date_literal, instant_literal, render};

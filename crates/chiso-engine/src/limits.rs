@@ -14,7 +14,7 @@
 
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -158,7 +158,19 @@ impl Engine {
         let context = self.bounded_context(limits.memory);
         let started = admission
             .within(async {
-                let frame = Self::read_only_frame(&context, query).await?;
+                // A function refusing to allocate past the pool while the
+                // plan is simplified is a memory error too.
+                let frame = Self::read_only_frame(&context, query)
+                    .await
+                    .map_err(|error| match error {
+                        EngineError::Query(text) if text.contains("Resources exhausted") => {
+                            EngineError::Memory {
+                                limit: limits.memory_text(),
+                                detail: text,
+                            }
+                        }
+                        other => other,
+                    })?;
                 frame
                     .execute_stream()
                     .await
@@ -167,9 +179,10 @@ impl Engine {
             .await
             .map_err(EngineError::Stopped)??;
         let schema = started.schema();
+        let deadline = admission.deadline;
         let rows = stop_early(
-            started,
-            admission.deadline,
+            Box::pin(holding(started, admission)),
+            deadline,
             limits.timeout,
             std::future::pending(),
         )
@@ -181,13 +194,14 @@ impl Engine {
         Ok(BoundedStream {
             schema,
             rows: Box::pin(rows),
-            _admission: admission,
         })
     }
 }
 
 /// `state` (its tables, functions and object stores) with a memory pool of
-/// its own of `memory` bytes: the session of one analyst's query.
+/// its own of `memory` bytes: the session of one analyst's query. The
+/// functions whose output an argument sizes (`range`, `repeat`, …) refuse
+/// to make more than the pool holds ([`crate::capped`]).
 pub fn bounded_session(state: SessionState, memory: usize) -> SessionContext {
     let mut runtime = state.runtime_env().as_ref().clone();
     let top_consumers = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
@@ -195,19 +209,24 @@ pub fn bounded_session(state: SessionState, memory: usize) -> SessionContext {
         GreedyMemoryPool::new(memory),
         top_consumers,
     ));
-    SessionContext::new_with_state(
+    let capped = crate::capped::capped_functions(&state, memory);
+    let context = SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(Arc::new(runtime))
             .build(),
-    )
+    );
+    for function in capped {
+        context.register_udf(function);
+    }
+    context
 }
 
 /// The rows of an analyst's query, ending with [`EngineError::Stopped`] at
-/// its deadline. Dropping it stops the query and frees its place.
+/// its deadline. Dropping it, or its deadline, stops the query and frees
+/// its place.
 pub struct BoundedStream {
     schema: SchemaRef,
     rows: Pin<Box<dyn Stream<Item = Result<RecordBatch, EngineError>> + Send>>,
-    _admission: Admission,
 }
 
 impl std::fmt::Debug for BoundedStream {
@@ -234,7 +253,13 @@ impl Stream for BoundedStream {
 
 /// `stream` until `stop` resolves or the deadline passes; then one last
 /// item saying why, and the end (for good: polling again gives nothing).
-/// The stream behind is dropped then, which is what stops the work.
+/// The stream behind is dropped then, which is what stops the work and
+/// frees what it holds (its memory, and the place in the gate of an
+/// [`Admission`] it holds, see [`holding`]).
+///
+/// The deadline holds even if nobody polls: a Postgres cursor left open or
+/// an HTTP client that stopped reading would otherwise keep the query and
+/// its place forever. A timer task drops the stream behind at the deadline.
 pub fn stop_early<S>(
     stream: S,
     deadline: tokio::time::Instant,
@@ -245,23 +270,111 @@ where
     S: Stream + Send + Unpin + 'static,
     S::Item: Send,
 {
-    let state = (
-        stream,
-        Box::pin(stop),
-        Box::pin(tokio::time::sleep_until(deadline)),
-    );
-    futures::stream::unfold(Some(state), move |state| async move {
-        let (mut stream, mut stop, mut sleep) = state?;
+    let slot = Arc::new(Mutex::new(Some(stream)));
+    let expiry = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+        let slot = Arc::clone(&slot);
+        let task = runtime.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            // Busy: the stream is being polled and sees the deadline itself.
+            let expired = match slot.try_lock() {
+                Ok(mut held) => held.take(),
+                Err(_) => None,
+            };
+            drop(expired);
+        });
+        AbortOnDrop(task)
+    });
+    StoppedEarly {
+        slot,
+        stop: Box::pin(stop),
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        timeout,
+        finished: false,
+        _expiry: expiry,
+    }
+}
+
+/// `stream`, holding `held` (an [`Admission`], say) for as long as it lives.
+pub fn holding<S: Stream, T: Send + 'static>(stream: S, held: T) -> impl Stream<Item = S::Item> {
+    stream.map(move |item| {
+        let _held = &held;
+        item
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct StoppedEarly<S, F> {
+    slot: Arc<Mutex<Option<S>>>,
+    stop: Pin<Box<F>>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    finished: bool,
+    _expiry: Option<AbortOnDrop>,
+}
+
+impl<S, F> StoppedEarly<S, F> {
+    fn finish(&mut self, why: Stop) -> Poll<Option<Result<S::Item, Stop>>>
+    where
+        S: Stream,
+    {
+        self.finished = true;
+        let stream = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(stream);
+        Poll::Ready(Some(Err(why)))
+    }
+}
+
+impl<S, F> Stream for StoppedEarly<S, F>
+where
+    S: Stream + Unpin,
+    F: Future<Output = ()>,
+{
+    type Item = Result<S::Item, Stop>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
         // The deadline and the stop first: a stream that is always ready
         // must not starve them.
-        tokio::select! {
-            biased;
-            () = &mut sleep => Some((Err(Stop::Timeout(timeout)), None)),
-            () = &mut stop => Some((Err(Stop::Cancelled), None)),
-            next = stream.next() => next.map(|item| (Ok(item), Some((stream, stop, sleep)))),
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            let timeout = self.timeout;
+            return self.finish(Stop::Timeout(timeout));
         }
-    })
-    .fuse()
+        if self.stop.as_mut().poll(cx).is_ready() {
+            return self.finish(Stop::Cancelled);
+        }
+        let this = &mut *self;
+        let mut slot = this.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let polled = match slot.as_mut() {
+            // Dropped by the timer at the deadline.
+            None => None,
+            Some(stream) => Some(stream.poll_next_unpin(cx)),
+        };
+        match polled {
+            None => {
+                drop(slot);
+                let timeout = this.timeout;
+                this.finish(Stop::Timeout(timeout))
+            }
+            Some(Poll::Ready(None)) => {
+                let ended = slot.take();
+                drop(slot);
+                drop(ended);
+                this.finished = true;
+                Poll::Ready(None)
+            }
+            Some(Poll::Ready(Some(item))) => Poll::Ready(Some(Ok(item))),
+            Some(Poll::Pending) => Poll::Pending,
+        }
+    }
 }
 
 impl EngineError {

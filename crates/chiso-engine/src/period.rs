@@ -55,19 +55,85 @@ pub struct Period {
     pub end: NaiveDate,
 }
 
-/// A period that could not be read, with the forms that are accepted.
+/// The first and last years a period or a date may fall in. Dossiers of
+/// the one-stop desks are of this century; bounding the years keeps every
+/// piece of date arithmetic (the previous period, local midnights, series)
+/// far from chrono's limits, where it would panic.
+pub const FIRST_YEAR: i32 = 1900;
+pub const LAST_YEAR: i32 = 2100;
+
+/// The most periods one series may have (`kpi_series`, `/api/trend`):
+/// a bit more than a year of days.
+pub const MAX_SERIES_PERIODS: usize = 400;
+
+/// A period or date that could not be read, with the forms that are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a period; use 2025-W28 (ISO week), 2025-07 (month), 2025-Q3, 2025, \
-     2025-07-14 (day), 2025-07-01..2025-07-15 (inclusive dates), this-week, last-week, \
-     this-month, last-month, this-quarter, last-quarter, this-year or last-year"
-)]
-pub struct PeriodError(pub String);
+pub enum PeriodError {
+    #[error(
+        "`{0}` is not a period; use 2025-W28 (ISO week), 2025-07 (month), 2025-Q3, 2025, \
+         2025-07-14 (day), 2025-07-01..2025-07-15 (inclusive dates), this-week, last-week, \
+         this-month, last-month, this-quarter, last-quarter, this-year or last-year"
+    )]
+    Form(String),
+    #[error("`{0}` is not a date; use YYYY-MM-DD, for example 2025-07-14")]
+    Date(String),
+    #[error("`{0}` is outside the years {FIRST_YEAR}-{LAST_YEAR} that chiso reports on")]
+    Years(String),
+    #[error(
+        "a {grain} series from {from} to {to} has more than {MAX_SERIES_PERIODS} periods; \
+         use a coarser grain or a shorter range"
+    )]
+    SeriesTooLong {
+        grain: &'static str,
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+}
+
+fn clamp_to_years(date: NaiveDate) -> NaiveDate {
+    let first = NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1).unwrap_or(NaiveDate::MIN);
+    let last = NaiveDate::from_ymd_opt(LAST_YEAR, 12, 31).unwrap_or(NaiveDate::MAX);
+    date.clamp(first, last)
+}
+
+fn within_years(date: NaiveDate) -> bool {
+    (FIRST_YEAR..=LAST_YEAR).contains(&date.year())
+}
+
+/// Reads a date as `YYYY-MM-DD`, within the years chiso reports on.
+pub fn parse_date(text: &str) -> Result<NaiveDate, PeriodError> {
+    let date = read_date(text).ok_or_else(|| PeriodError::Date(text.to_owned()))?;
+    if within_years(date) {
+        Ok(date)
+    } else {
+        Err(PeriodError::Years(text.to_owned()))
+    }
+}
 
 impl Period {
     /// Reads a period; `now` resolves the relative forms (`last-week`, …).
+    /// Years are checked before any date is computed from them.
     pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Self, PeriodError> {
-        let error = || PeriodError(text.to_owned());
+        let period = Self::parse_form(text, now)?;
+        if within_years(period.start) && within_years(period.last_day()) {
+            Ok(period)
+        } else {
+            Err(PeriodError::Years(text.trim().to_owned()))
+        }
+    }
+
+    fn parse_form(text: &str, now: DateTime<Utc>) -> Result<Self, PeriodError> {
+        let error = || PeriodError::Form(text.to_owned());
+        let years = || PeriodError::Years(text.trim().to_owned());
+        // A year outside the range is refused as such before chrono sees it.
+        let bounded_year = |digits: &str| -> Result<i32, PeriodError> {
+            let year: i32 = digits.parse().map_err(|_| error())?;
+            if (FIRST_YEAR..=LAST_YEAR).contains(&year) {
+                Ok(year)
+            } else {
+                Err(years())
+            }
+        };
         let trimmed = text.trim();
         let today = local_date(now);
         let relative = match trimmed.to_ascii_lowercase().as_str() {
@@ -87,8 +153,12 @@ impl Period {
             return Ok(period);
         }
         if let Some((from, to)) = trimmed.split_once("..") {
-            let from = parse_date(from).ok_or_else(error)?;
-            let to = parse_date(to).ok_or_else(error)?;
+            let bounded = |text: &str| match parse_date(text) {
+                Err(PeriodError::Years(_)) => Err(years()),
+                Err(_) => Err(error()),
+                Ok(date) => Ok(date),
+            };
+            let (from, to) = (bounded(from)?, bounded(to)?);
             if to < from {
                 return Err(error());
             }
@@ -98,18 +168,22 @@ impl Period {
                 end: to + Duration::days(1),
             });
         }
-        if let Some(date) = parse_date(trimmed) {
-            return Ok(Self::day(date));
+        if let Some(date) = read_date(trimmed) {
+            return if within_years(date) {
+                Ok(Self::day(date))
+            } else {
+                Err(years())
+            };
         }
         let upper = trimmed.to_ascii_uppercase();
         if let Some((year, week)) = upper.split_once("-W") {
-            let year = year.parse().map_err(|_| error())?;
+            let year = bounded_year(year)?;
             let week = week.parse().map_err(|_| error())?;
             let monday = NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).ok_or_else(error)?;
             return Ok(Self::week_of(monday));
         }
         if let Some((year, quarter)) = upper.split_once("-Q") {
-            let year: i32 = year.parse().map_err(|_| error())?;
+            let year = bounded_year(year)?;
             let quarter: u32 = quarter.parse().map_err(|_| error())?;
             if !(1..=4).contains(&quarter) {
                 return Err(error());
@@ -118,14 +192,14 @@ impl Period {
                 NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1).ok_or_else(error)?;
             return Ok(Self::quarter_of(first));
         }
-        if let Some((year, month)) = trimmed.split_once('-') {
-            let year = year.parse().map_err(|_| error())?;
+        if let Some((year_text, month)) = trimmed.split_once('-') {
+            let year = bounded_year(year_text)?;
             let month = month.parse().map_err(|_| error())?;
             let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or_else(error)?;
             return Ok(Self::month_of(first));
         }
         if trimmed.len() == 4 {
-            let year = trimmed.parse().map_err(|_| error())?;
+            let year = bounded_year(trimmed)?;
             let first = NaiveDate::from_ymd_opt(year, 1, 1).ok_or_else(error)?;
             return Ok(Self::year_of(first));
         }
@@ -205,15 +279,32 @@ impl Period {
         }
     }
 
-    /// The periods of `grain` that cover `[from, to]`, oldest first.
-    pub fn series(grain: Grain, from: NaiveDate, to: NaiveDate) -> Vec<Self> {
+    /// The periods of `grain` that cover `[from, to]`, oldest first; at
+    /// most [`MAX_SERIES_PERIODS`], refused before more are made.
+    pub fn series(grain: Grain, from: NaiveDate, to: NaiveDate) -> Result<Vec<Self>, PeriodError> {
+        let too_long = move || PeriodError::SeriesTooLong {
+            grain: grain.as_str(),
+            from,
+            to,
+        };
+        // A page's 13 weeks before 1900-W01 reach into 1899: clamped, so
+        // that the dates a series walks stay within the years.
+        let (from, to) = (clamp_to_years(from), clamp_to_years(to));
+        // A day is the finest grain: more days than periods allowed is
+        // refused without walking them.
+        if grain == Grain::Day && (to - from).num_days() >= MAX_SERIES_PERIODS as i64 {
+            return Err(too_long());
+        }
         let mut periods = Vec::new();
         let mut period = Self::of(grain, from);
         while period.start <= to {
+            if periods.len() == MAX_SERIES_PERIODS {
+                return Err(too_long());
+            }
             periods.push(period);
             period = Self::of(grain, period.end);
         }
-        periods
+        Ok(periods)
     }
 
     /// The instant the period starts (local midnight of `start`).
@@ -253,7 +344,7 @@ impl fmt::Display for Period {
     }
 }
 
-fn parse_date(text: &str) -> Option<NaiveDate> {
+fn read_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
     (text.len() == 10)
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
@@ -350,8 +441,86 @@ mod tests {
         let range = Period::parse("2025-07-01..2025-07-10", now()).unwrap();
         assert_eq!(range.previous().to_string(), "2025-06-21..2025-06-30");
         let months = Period::series(Grain::Month, date("2025-01-15"), date("2025-12-31"));
-        assert_eq!(months.len(), 12);
+        assert_eq!(months.map(|m| m.len()), Ok(12));
         let weeks = Period::series(Grain::Week, date("2025-01-01"), date("2025-12-31"));
-        assert_eq!(weeks.len(), 53);
+        assert_eq!(weeks.map(|w| w.len()), Ok(53));
+    }
+
+    #[test]
+    fn years_outside_the_range_are_refused_before_any_arithmetic() {
+        for text in [
+            "-262143-Q1",
+            "-262143-W01",
+            "+262142-12",
+            "1899",
+            "2101-01",
+            "1899-12-31",
+            "1899-12-31..2025-01-01",
+            "2025-01-01..2101-01-01",
+        ] {
+            let error = Period::parse(text, now()).expect_err(text);
+            assert!(matches!(error, PeriodError::Years(_)), "{text}: {error}");
+            assert!(error.to_string().contains("1900-2100"), "{text}: {error}");
+        }
+        assert!(Period::parse("2101-W01", now()).is_err());
+        assert_eq!(
+            Period::parse("1900", now()).map(|p| p.to_string()),
+            Ok("1900".into())
+        );
+        assert!(Period::parse("1900-01-01", now()).is_ok_and(|p| p.previous().end == p.start));
+        assert!(parse_date("-100000-01-01").is_err());
+        assert!(matches!(
+            parse_date("2101-01-01"),
+            Err(PeriodError::Years(_))
+        ));
+    }
+
+    #[test]
+    fn series_are_refused_before_they_grow() {
+        let too_long = Period::series(Grain::Day, date("1900-01-01"), date("2100-12-31"));
+        assert!(matches!(too_long, Err(PeriodError::SeriesTooLong { .. })));
+        let weeks = Period::series(Grain::Week, date("2000-01-01"), date("2025-01-01"));
+        assert!(matches!(weeks, Err(PeriodError::SeriesTooLong { .. })));
+        let days = Period::series(Grain::Day, date("2025-01-01"), date("2025-12-31"));
+        assert_eq!(days.map(|d| d.len()), Ok(365));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_period_or_an_error(text in "\\PC{0,40}") {
+            let _ = Period::parse(&text, now());
+            let _ = parse_date(&text);
+        }
+
+        #[test]
+        fn period_shaped_text_is_a_period_or_an_error(
+            sign in "[-+]?",
+            year in 0u32..10_000_000,
+            separator in "-|-W|-w|-Q|-q|",
+            number in 0u32..100_000,
+            tail in "(\\.\\.[-+]?[0-9]{1,7}-[0-9]{2}-[0-9]{2})?",
+        ) {
+            let text = format!("{sign}{year}{separator}{number}{tail}");
+            if let Ok(period) = Period::parse(&text, now()) {
+                // Whatever parses can be worked with.
+                let _ = (period.previous(), period.start_at(), period.end_at(), period.to_string());
+                let _ = Period::series(Grain::Day, period.start, period.last_day());
+            }
+        }
+
+        #[test]
+        fn series_of_any_dates_are_bounded(
+            from in -400_000i32..400_000,
+            days in 0i64..200_000,
+            grain in 0usize..5,
+        ) {
+            let grain = [Grain::Day, Grain::Week, Grain::Month, Grain::Quarter, Grain::Year][grain];
+            if let Some(from) = NaiveDate::from_num_days_from_ce_opt(from)
+                && let Some(to) = from.checked_add_signed(Duration::days(days))
+                && let Ok(periods) = Period::series(grain, from, to)
+            {
+                proptest::prop_assert!(periods.len() <= MAX_SERIES_PERIODS);
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! not resolve paths as table names.
 
 use chiso_store::datafusion::sql::parser::{DFParser, Statement};
-use chiso_store::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use chiso_store::datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SqlStatement};
 
 use crate::EngineError;
 
@@ -60,14 +60,40 @@ fn refusal(statement: &Statement) -> Option<String> {
 
 fn sql_refusal(statement: &SqlStatement) -> Option<String> {
     match statement {
-        SqlStatement::Query(_)
-        | SqlStatement::ShowTables { .. }
+        SqlStatement::Query(query) => query_refusal(query),
+        SqlStatement::ShowTables { .. }
         | SqlStatement::ShowColumns { .. }
         | SqlStatement::ShowFunctions { .. }
         | SqlStatement::ExplainTable { .. } => None,
         // EXPLAIN ANALYZE runs what it explains: judge that.
         SqlStatement::Explain { statement, .. } => sql_refusal(statement),
         other => Some(kind_of(other)),
+    }
+}
+
+/// What a query would write: `SELECT … INTO` creates a table, and a
+/// query's body or `WITH` may hold DML.
+fn query_refusal(query: &Query) -> Option<String> {
+    query
+        .with
+        .iter()
+        .flat_map(|with| &with.cte_tables)
+        .find_map(|cte| query_refusal(&cte.query))
+        .or_else(|| body_refusal(&query.body))
+}
+
+fn body_refusal(body: &SetExpr) -> Option<String> {
+    match body {
+        SetExpr::Select(select) => select.into.as_ref().map(|_| "SELECT INTO".to_owned()),
+        SetExpr::Query(query) => query_refusal(query),
+        SetExpr::SetOperation { left, right, .. } => {
+            body_refusal(left).or_else(|| body_refusal(right))
+        }
+        SetExpr::Insert(statement)
+        | SetExpr::Update(statement)
+        | SetExpr::Delete(statement)
+        | SetExpr::Merge(statement) => Some(kind_of(statement)),
+        SetExpr::Values(_) | SetExpr::Table(_) => None,
     }
 }
 
@@ -135,6 +161,12 @@ mod tests {
             ),
             ("EXPLAIN COPY events TO '/tmp/x.csv'", "COPY"),
             ("SELECT 1; DROP TABLE events", "one statement"),
+            ("SELECT * INTO t FROM wards", "SELECT INTO"),
+            ("SELECT 1 UNION (SELECT * INTO t FROM wards)", "SELECT INTO"),
+            (
+                "WITH w AS (SELECT * INTO t FROM wards) SELECT * FROM w",
+                "SELECT INTO",
+            ),
         ] {
             let error = check_read_only(sql).unwrap_err().to_string();
             assert!(error.contains(named), "{sql}: {error}");

@@ -387,3 +387,88 @@ pub fn read_sheet(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::{Cell as SheetCell, ExcelDateTime, ExcelDateTimeType, Range};
+    use proptest::prelude::*;
+
+    /// Runs every candidate event through the contract, as ingestion does.
+    struct Checked {
+        events: u64,
+        malformed: u64,
+    }
+
+    impl RowSink for Checked {
+        fn event(
+            &mut self,
+            _line: u64,
+            fields: &dyn FieldSource,
+            raw: &dyn Fn() -> String,
+        ) -> Result<(), IngestError> {
+            let wards = chiso_core::wards::WardRegistry::builtin();
+            let contract = chiso_core::contract::Contract {
+                wards: &wards,
+                now: chrono::Utc::now(),
+            };
+            let _ = chiso_core::contract::parse_event(fields, &contract);
+            let _ = raw();
+            self.events += 1;
+            Ok(())
+        }
+
+        fn malformed(&mut self, _line: u64, _raw: String, message: String) {
+            assert!(!message.is_empty());
+            self.malformed += 1;
+        }
+
+        fn row(&mut self) {}
+
+        fn upcoming(&mut self, event_ids: &mut dyn Iterator<Item = &str>) {
+            event_ids.for_each(drop);
+        }
+    }
+
+    fn cell_value() -> impl Strategy<Value = Data> {
+        prop_oneof![
+            Just(Data::Empty),
+            "\\PC{0,20}".prop_map(Data::String),
+            "[0-9]{1,2}/[0-9]{1,2}/-?[0-9]{1,6}( [0-9]{1,2}:[0-9]{2})?".prop_map(Data::String),
+            any::<f64>().prop_map(Data::Float),
+            any::<i64>().prop_map(Data::Int),
+            any::<bool>().prop_map(Data::Bool),
+            any::<f64>().prop_map(|v| Data::DateTime(ExcelDateTime::new(
+                v,
+                ExcelDateTimeType::DateTime,
+                false
+            ))),
+        ]
+    }
+
+    proptest! {
+        /// A sheet with the list's headers and any cells below them: events,
+        /// rejections or malformed rows, never a panic.
+        #[test]
+        fn any_cells_under_the_headers_are_read_without_panic(
+            rows in proptest::collection::vec(proptest::collection::vec(cell_value(), 17), 0..6),
+            first_row in 0u32..5,
+        ) {
+            let mut cells = Vec::new();
+            for (column, (_, header, _)) in HEADERS.iter().enumerate() {
+                cells.push(SheetCell::new((first_row, column as u32), Data::String((*header).to_owned())));
+            }
+            for (i, row) in rows.iter().enumerate() {
+                for (column, value) in row.iter().enumerate() {
+                    cells.push(SheetCell::new((first_row + 1 + i as u32, column as u32), value.clone()));
+                }
+            }
+            let range = Range::from_sparse(cells);
+            let mut sink = Checked { events: 0, malformed: 0 };
+            let read = read_sheet(Path::new("list.xlsx"), &range, &mut sink);
+            if let Err(error) = read {
+                prop_assert!(error.to_string().contains("list.xlsx"), "{error}");
+            }
+        }
+    }
+}

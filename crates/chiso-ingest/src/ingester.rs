@@ -27,6 +27,9 @@ pub struct IngestOptions {
     pub format: Option<SourceFormat>,
     /// The moment of ingestion, for the future-timestamp rule (default: now).
     pub now: Option<DateTime<Utc>>,
+    /// The most bytes a gzip body ([`Ingester::ingest_bytes`]) may
+    /// decompress to; unlimited when `None`.
+    pub max_decompressed_bytes: Option<u64>,
 }
 
 /// Ingests sources into one store, keeping the id index between ingests.
@@ -84,7 +87,8 @@ impl Ingester {
         data: bytes::Bytes,
         options: &IngestOptions,
     ) -> Result<IngestReport, IngestError> {
-        let source = Source::from_bytes(name, data, options.format)?;
+        let source =
+            Source::from_bytes(name, data, options.format, options.max_decompressed_bytes)?;
         self.ingest(source, options).await
     }
 

@@ -154,20 +154,29 @@ impl Source {
         }
         let bytes = metadata.len();
         let reader: Input = Box::new(BufReader::with_capacity(PEEK, file));
-        Self::from_reader(path, reader, bytes, forced, || {
+        Self::from_reader(path, reader, bytes, forced, None, || {
             File::open(path).map_err(|e| IngestError::unreadable(path, e.to_string()))
         })
     }
 
-    /// Reads a request body or any in-memory file, exactly as [`Source::open`].
+    /// Reads a request body or any in-memory file, exactly as [`Source::open`];
+    /// a gzip body may decompress to `max_decompressed` bytes at most.
     pub fn from_bytes(
         name: &Path,
         data: bytes::Bytes,
         forced: Option<SourceFormat>,
+        max_decompressed: Option<u64>,
     ) -> Result<Self, IngestError> {
         use bytes::Buf;
         let reader: Input = Box::new(BufReader::with_capacity(PEEK, data.clone().reader()));
-        Self::from_reader(name, reader, data.len() as u64, forced, move || Ok(data))
+        Self::from_reader(
+            name,
+            reader,
+            data.len() as u64,
+            forced,
+            max_decompressed,
+            move || Ok(data),
+        )
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + 'static>(
@@ -175,6 +184,7 @@ impl Source {
         mut reader: Input,
         bytes: u64,
         forced: Option<SourceFormat>,
+        max_decompressed: Option<u64>,
         reopen: impl FnOnce() -> Result<R, IngestError>,
     ) -> Result<Self, IngestError> {
         let head = reader.fill_buf().map_err(|e| read_error(name, e))?.to_vec();
@@ -183,8 +193,18 @@ impl Source {
         }
         let gzip = head.starts_with(&[0x1f, 0x8b]);
         let (mut reader, head) = if gzip {
-            let mut inner: Input =
-                Box::new(BufReader::with_capacity(PEEK, MultiGzDecoder::new(reader)));
+            let decoder = MultiGzDecoder::new(reader);
+            let mut inner: Input = match max_decompressed {
+                Some(limit) => Box::new(BufReader::with_capacity(
+                    PEEK,
+                    AtMost {
+                        inner: decoder,
+                        left: limit,
+                        limit,
+                    },
+                )),
+                None => Box::new(BufReader::with_capacity(PEEK, decoder)),
+            };
             let head = inner.fill_buf().map_err(|e| read_error(name, e))?.to_vec();
             if head.is_empty() {
                 return Err(IngestError::unreadable(
@@ -255,13 +275,7 @@ impl Source {
                     .map_err(|e| {
                         IngestError::unreadable(name, format!("not a readable spreadsheet: {e}"))
                     })?;
-                let range = workbook
-                    .worksheet_range_at(0)
-                    .ok_or_else(|| IngestError::unreadable(name, "the spreadsheet has no sheet"))?
-                    .map_err(|e| {
-                        IngestError::unreadable(name, format!("cannot read the first sheet: {e}"))
-                    })?;
-                Body::Sheet(range)
+                Body::Sheet(first_sheet(name, &mut workbook)?)
             }
             SourceFormat::Ndjson => Body::Ndjson(reader),
             SourceFormat::Csv => {
@@ -372,6 +386,107 @@ fn check_text(name: &Path, head: &[u8]) -> Result<(), IngestError> {
 }
 
 /// The delimiter the header line uses most: `,` `;` tab or `|`.
+/// A reader that fails once more than `limit` bytes came out of it: a
+/// gzip body of a megabyte may hold gigabytes.
+struct AtMost<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for AtMost<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(read as u64).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the gzip body decompresses to more than the {} MB accepted (--max-body-mb)",
+                    self.limit / (1024 * 1024)
+                ),
+            )
+        })?;
+        Ok(read)
+    }
+}
+
+/// The most cells a sheet's used range may span: a dossier list of a
+/// hundred thousand rows of forty columns is a tenth of it. A sheet is laid
+/// out densely in memory, so one stray cell at XFD1048576 would otherwise
+/// ask for seventeen billion.
+pub const MAX_SHEET_CELLS: u64 = 40_000_000;
+
+/// The first sheet's cells. XLSX sheets are read cell by cell and their
+/// extent checked before anything is laid out; other spreadsheets (XLS,
+/// ODS) are read by calamine as they are.
+fn first_sheet<RS: Read + std::io::Seek>(
+    name: &Path,
+    workbook: &mut calamine::Sheets<RS>,
+) -> Result<calamine::Range<calamine::Data>, IngestError> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        IngestError::unreadable(name, format!("cannot read the first sheet: {e}"))
+    };
+    let calamine::Sheets::Xlsx(xlsx) = workbook else {
+        return workbook
+            .worksheet_range_at(0)
+            .ok_or_else(|| IngestError::unreadable(name, "the spreadsheet has no sheet"))?
+            .map_err(|e| unreadable(&e));
+    };
+    let sheet = xlsx
+        .sheet_names()
+        .into_iter()
+        .next()
+        .ok_or_else(|| IngestError::unreadable(name, "the spreadsheet has no sheet"))?;
+    let mut reader = xlsx
+        .worksheet_cells_reader(&sheet)
+        .map_err(|e| unreadable(&e))?;
+    let mut cells = Vec::new();
+    let (mut first, mut last) = ((u32::MAX, u32::MAX), (0u32, 0u32));
+    while let Some(cell) = reader.next_cell().map_err(|e| unreadable(&e))? {
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        let (row, column) = cell.get_position();
+        first = (first.0.min(row), first.1.min(column));
+        last = (last.0.max(row), last.1.max(column));
+        let spans = (u64::from(last.0 - first.0) + 1) * (u64::from(last.1 - first.1) + 1);
+        if spans > MAX_SHEET_CELLS {
+            return Err(IngestError::unreadable(
+                name,
+                format!(
+                    "the sheet `{sheet}` has cells from {} to {}, a range of {spans} cells; \
+                     chiso reads sheets of at most {MAX_SHEET_CELLS} cells: delete the stray \
+                     cells far from the list",
+                    cell_name(first),
+                    cell_name(last)
+                ),
+            ));
+        }
+        cells.push(calamine::Cell::new(
+            (row, column),
+            calamine::Data::from(cell.get_value().clone()),
+        ));
+    }
+    Ok(calamine::Range::from_sparse(cells))
+}
+
+/// `(0, 0)` → `A1`; `(1048575, 16383)` → `XFD1048576`.
+fn cell_name((row, column): (u32, u32)) -> String {
+    let mut letters = Vec::new();
+    let mut n = u64::from(column) + 1;
+    while n > 0 {
+        let rest = (n - 1) % 26;
+        letters.push(char::from(b'A' + rest as u8));
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    format!(
+        "{}{}",
+        letters.into_iter().collect::<String>(),
+        u64::from(row) + 1
+    )
+}
+
 fn sniff_delimiter(head: &[u8]) -> u8 {
     let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
     [b',', b';', b'\t', b'|']

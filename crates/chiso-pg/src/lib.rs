@@ -30,8 +30,10 @@
 //! decided by `chiso_engine`.
 
 mod cancel;
+mod cursors;
 mod guard;
 mod queries;
+mod sign_in;
 mod text_rows;
 pub mod users;
 
@@ -46,6 +48,8 @@ use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::{ConnectionManager, NoopHandler};
 
+pub use datafusion_postgres::pgwire::tokio::TlsAcceptor;
+pub use sign_in::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
 pub use users::{Hash, Users};
 
 /// Why the Postgres side could not start, or a users file is wrong.
@@ -98,6 +102,7 @@ pub struct PgServer {
     users: Arc<users::UserSource>,
     connections: Arc<ConnectionManager>,
     cancels: Arc<cancel::Cancels>,
+    failures: Arc<sign_in::Failures>,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -123,13 +128,16 @@ impl PgServer {
             users: Arc::new(users::UserSource::new(users)?),
             connections: Arc::new(ConnectionManager::new()),
             cancels,
+            failures: Arc::default(),
         }))
     }
 
-    /// Serves clients on `listener` until `shutdown` resolves.
+    /// Serves clients on `listener` until `shutdown` resolves; with `tls`,
+    /// clients may (`sslmode=prefer`) or must (`sslmode=require`) use TLS.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
+        tls: Option<TlsAcceptor>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -141,9 +149,10 @@ impl PgServer {
             match accepted {
                 Ok((socket, peer)) => {
                     let server = Arc::clone(&self);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         if let Err(error) =
-                            datafusion_postgres::pgwire::tokio::process_socket(socket, None, server)
+                            datafusion_postgres::pgwire::tokio::process_socket(socket, tls, server)
                                 .await
                         {
                             tracing::warn!(%peer, %error, "Postgres connection ended with an error");
@@ -185,11 +194,12 @@ impl PgWireServerHandlers for PgServer {
             Arc::clone(&self.users) as _;
         let mut scram = ScramAuth::new(users);
         scram.set_iterations(users::ITERATIONS);
-        Arc::new(
-            SASLAuthStartupHandler::new(Arc::new(server_parameters()))
+        Arc::new(sign_in::Throttled {
+            inner: SASLAuthStartupHandler::new(Arc::new(server_parameters()))
                 .with_scram(scram)
                 .with_connection_manager(Arc::clone(&self.connections)),
-        )
+            failures: Arc::clone(&self.failures),
+        })
     }
 
     fn copy_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::copy::CopyHandler> {

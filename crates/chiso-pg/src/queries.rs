@@ -15,25 +15,32 @@ use chiso_engine::datafusion::execution::session_state::SessionStateBuilder;
 use chiso_engine::datafusion::logical_expr::LogicalPlan;
 use chiso_engine::datafusion::prelude::SessionContext;
 use chiso_engine::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use chiso_engine::{Admission, Engine, EngineError, QueryGate, QueryLimits, Stop};
+use chiso_engine::{Engine, EngineError, QueryGate, QueryLimits, Stop};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
-use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::pgwire::api::portal::{Format, Portal};
-use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use datafusion_postgres::pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_partial_query_response,
+};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
-use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::extendedquery::Execute;
+use datafusion_postgres::pgwire::messages::response::EmptyQueryResponse;
 use datafusion_postgres::{DfSessionService, QueryHook};
-use futures::future::{BoxFuture, FutureExt, Shared};
-use futures::{Sink, StreamExt};
+use futures::future::FutureExt;
+use futures::{Sink, SinkExt};
 
 use crate::cancel::Cancels;
+use crate::cursors::{self, Running};
 use crate::{EngineSource, PgError, guard, text_rows};
 
 /// A statement as the extended protocol keeps it: its text, and its parsed
@@ -126,7 +133,7 @@ impl Queries {
         // of whatever query is left last.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(guard::ReadOnly),
-            Arc::new(CursorStatementHook),
+            Arc::new(cursors::Cursors),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
             Arc::new(text_rows::TextRows),
@@ -146,9 +153,10 @@ impl Queries {
         }
     }
 
-    /// A place for a statement of `client`, with its deadline; the client's
-    /// `statement_timeout` may shorten it.
-    fn admit<C: ClientInfo>(&self, client: &C) -> PgWireResult<Admission> {
+    /// A place for a statement of `client`, with its deadline (the
+    /// client's `statement_timeout` may shorten it) and the connection's
+    /// cancel signal.
+    fn start<C: ClientInfo>(&self, client: &C) -> PgWireResult<Running> {
         let mut admission = self.gate.admit().map_err(|e| engine_error(&e))?;
         if let Some(asked) = client
             .metadata()
@@ -158,7 +166,10 @@ impl Queries {
         {
             admission.shorten(Duration::from_millis(asked));
         }
-        Ok(admission)
+        Ok(Running {
+            admission: Arc::new(admission),
+            cancel: self.cancels.watch(client).boxed().shared(),
+        })
     }
 
     fn hooks(&self) -> &[Arc<dyn QueryHook>] {
@@ -176,15 +187,20 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let catalogue = self.catalogues.current()?;
-        let admission = self.admit(client)?;
-        let service = catalogue.bounded(admission.limits().memory, self.hooks());
-        let cancel = self.cancels.watch(client).boxed().shared();
-        let responses = admission
-            .within(SimpleQueryHandler::do_query(&service, client, query))
-            .await
-            .map_err(|stop| stopped(&stop))?
-            .map_err(|e| explained(e, &admission.limits()))?;
-        Ok(bound(responses, admission, cancel))
+        let parsed = PostgresCompatibilityParser::new().parse(query);
+        if parsed.is_ok_and(|statements| !statements.iter().any(takes_a_place)) {
+            let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
+            return SimpleQueryHandler::do_query(&service, client, query).await;
+        }
+        let running = self.start(client)?;
+        let service = catalogue.bounded(running.admission.limits().memory, self.hooks());
+        let responses = running
+            .run(SimpleQueryHandler::do_query(&service, client, query))
+            .await?;
+        Ok(responses
+            .into_iter()
+            .map(|response| running.bound_response(response))
+            .collect())
     }
 }
 
@@ -210,20 +226,141 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let catalogue = self.catalogues.current()?;
-        let admission = self.admit(client)?;
-        let service = catalogue.bounded(admission.limits().memory, self.hooks());
-        let cancel = self.cancels.watch(client).boxed().shared();
-        let response = admission
-            .within(ExtendedQueryHandler::do_query(
+        let parsed = portal.statement.statement.1.as_ref();
+        if parsed.is_some_and(|(statement, _)| !takes_a_place(statement)) {
+            let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
+            return ExtendedQueryHandler::do_query(&service, client, portal, max_rows).await;
+        }
+        let running = self.start(client)?;
+        let service = catalogue.bounded(running.admission.limits().memory, self.hooks());
+        let response = running
+            .run(ExtendedQueryHandler::do_query(
                 &service, client, portal, max_rows,
             ))
-            .await
-            .map_err(|stop| stopped(&stop))?
-            .map_err(|e| explained(e, &admission.limits()))?;
-        Ok(bound(vec![response], admission, cancel)
-            .pop()
-            .unwrap_or(Response::EmptyQuery))
+            .await?;
+        Ok(running.bound_response(response))
     }
+
+    /// pgwire's `Execute`, except that a portal's rows are sent as they
+    /// come: pgwire collects the rows asked for into a vector sized by the
+    /// client's row limit first (four billion rows asked for aborted the
+    /// process), and all of them for a limit of 0.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut transaction = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = message.max_rows as usize;
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+        };
+        let started = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let rows_to_send = if started {
+            match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows).await? {
+                Response::Query(results) => {
+                    portal.start(results).await;
+                    true
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                    false
+                }
+                Response::Execution(tag) => {
+                    send_execution_response(client, tag).await?;
+                    false
+                }
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction = transaction.to_in_transaction_state();
+                    false
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction = transaction.to_idle_state();
+                    client.portal_store().rm_portal(DEFAULT_NAME);
+                    false
+                }
+                Response::Error(error) => {
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse((*error).into()))
+                        .await?;
+                    transaction = transaction.to_error_state();
+                    false
+                }
+                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                    return Err(user_error(
+                        "0A000",
+                        "COPY is not supported by chiso".to_owned(),
+                    ));
+                }
+            }
+        } else {
+            true
+        };
+        if rows_to_send {
+            let state = portal.state();
+            let mut state = state.lock().await;
+            match &mut *state {
+                PortalExecutionState::Suspended(results) => {
+                    let suspended = send_partial_query_response(client, results, max_rows).await?;
+                    if !suspended {
+                        *state = PortalExecutionState::Finished;
+                    }
+                }
+                PortalExecutionState::Finished => {
+                    client
+                        .send(PgWireBackendMessage::CommandComplete(
+                            Tag::new("SELECT").with_rows(0).into(),
+                        ))
+                        .await?;
+                }
+                PortalExecutionState::Initial => return Err(PgWireError::PortalNotStarted),
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(transaction);
+        Ok(())
+    }
+}
+
+/// Whether a statement needs a place in the gate of its own. Fetching from
+/// or closing a cursor continues a statement that holds one already;
+/// transactions and client settings touch no data. With one place, a
+/// cursor could otherwise never be fetched.
+fn takes_a_place(statement: &SqlStatement) -> bool {
+    !matches!(
+        statement,
+        SqlStatement::Fetch { .. }
+            | SqlStatement::Close { .. }
+            | SqlStatement::StartTransaction { .. }
+            | SqlStatement::Commit { .. }
+            | SqlStatement::Rollback { .. }
+            | SqlStatement::Set(_)
+            | SqlStatement::ShowVariable { .. }
+            | SqlStatement::Discard { .. }
+    )
 }
 
 /// Parses and describes with the catalogue of the version being served.
@@ -273,41 +410,7 @@ impl QueryParser for CurrentParser {
     }
 }
 
-/// The rows of each answer, stopped at the deadline or on a cancel; the
-/// place in the gate is held until the last of them ends.
-fn bound(
-    responses: Vec<Response>,
-    admission: Admission,
-    cancel: Shared<BoxFuture<'static, ()>>,
-) -> Vec<Response> {
-    let admission = Arc::new(admission);
-    responses
-        .into_iter()
-        .map(|response| match response {
-            Response::Query(mut answer) => {
-                let rows =
-                    std::mem::replace(&mut answer.data_rows, Box::pin(futures::stream::empty()));
-                let held = Arc::clone(&admission);
-                let limits = held.limits();
-                let stopped_rows =
-                    chiso_engine::stop_early(rows, held.deadline(), limits.timeout, cancel.clone())
-                        .map(move |item| {
-                            let _place = &held;
-                            match item {
-                                Ok(Ok(row)) => Ok(row),
-                                Ok(Err(error)) => Err(explained(error, &limits)),
-                                Err(stop) => Err(stopped(&stop)),
-                            }
-                        });
-                answer.data_rows = Box::pin(stopped_rows);
-                Response::Query(answer)
-            }
-            other => other,
-        })
-        .collect()
-}
-
-fn user_error(code: &str, message: String) -> PgWireError {
+pub(crate) fn user_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
         code.to_owned(),
@@ -316,7 +419,7 @@ fn user_error(code: &str, message: String) -> PgWireError {
 }
 
 /// SQLSTATE 57014, query_canceled, as PostgreSQL says it for both reasons.
-fn stopped(stop: &Stop) -> PgWireError {
+pub(crate) fn stopped(stop: &Stop) -> PgWireError {
     let message = match stop {
         Stop::Timeout(limit) => format!(
             "canceling statement due to statement timeout ({} s)",
@@ -338,7 +441,7 @@ fn engine_error(error: &EngineError) -> PgWireError {
 }
 
 /// An execution error, with a memory limit reached named as such.
-fn explained(error: PgWireError, limits: &QueryLimits) -> PgWireError {
+pub(crate) fn explained(error: PgWireError, limits: &QueryLimits) -> PgWireError {
     let text = error.to_string();
     if text.contains("Resources exhausted") {
         engine_error(&EngineError::Memory {

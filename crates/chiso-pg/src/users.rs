@@ -212,30 +212,50 @@ pub(crate) struct UserSource {
     /// Offered for names nobody has, so that the exchange fails the same
     /// way as a wrong password and does not tell which names exist.
     decoy: Hash,
+    salt_key: Vec<u8>,
 }
 
 impl UserSource {
     pub(crate) fn new(users: Users) -> Result<Self, PgError> {
         let mut decoy_password = [0u8; 24];
         getrandom::fill(&mut decoy_password).map_err(|e| PgError::Random(e.to_string()))?;
+        // The key of unknown users' salts: from the stored hashes, which no
+        // client knows, so it stays the same across restarts.
+        let stored: Vec<u8> = users
+            .users
+            .values()
+            .flat_map(|hash| hash.salted_password.iter().copied())
+            .collect();
+        let salt_key = gen_salted_password(&STANDARD.encode(stored), b"chiso unknown-user salt", 1);
         Ok(Self {
             users,
             decoy: Hash::new(&STANDARD.encode(decoy_password))?,
+            salt_key,
         })
+    }
+
+    /// The salt an unknown `name` is answered with: the same for the same
+    /// name every time, different between names, as PostgreSQL does, so
+    /// that a client cannot tell an unknown user from a known one by its
+    /// salt.
+    fn unknown_salt(&self, name: &str) -> Vec<u8> {
+        let mut salt = gen_salted_password(name, &self.salt_key, 1);
+        salt.truncate(16);
+        salt
     }
 }
 
 #[async_trait::async_trait]
 impl AuthSource for UserSource {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let hash = login
-            .user()
-            .and_then(|name| self.users.hash_of(name))
-            .unwrap_or(&self.decoy);
-        Ok(Password::new(
-            Some(hash.salt.clone()),
-            hash.salted_password.clone(),
-        ))
+        let name = login.user().unwrap_or_default();
+        Ok(match self.users.hash_of(name) {
+            Some(hash) => Password::new(Some(hash.salt.clone()), hash.salted_password.clone()),
+            None => Password::new(
+                Some(self.unknown_salt(name)),
+                self.decoy.salted_password.clone(),
+            ),
+        })
     }
 }
 
@@ -279,5 +299,22 @@ mod tests {
             assert!(error.contains("users"), "{error}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_users_get_a_salt_of_their_own_that_does_not_change() {
+        let mut users = Users::default();
+        users
+            .set(
+                "analyst",
+                Hash::with_salt("pw", b"0123456789abcdef".to_vec()),
+            )
+            .expect("name");
+        let source = UserSource::new(users.clone()).expect("source");
+        let again = UserSource::new(users).expect("source");
+        let (ghost, other) = (source.unknown_salt("ghost"), source.unknown_salt("other"));
+        assert_eq!(ghost.len(), 16);
+        assert_ne!(ghost, other);
+        assert_eq!(ghost, again.unknown_salt("ghost"), "stable across restarts");
     }
 }

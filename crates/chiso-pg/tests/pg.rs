@@ -54,7 +54,7 @@ async fn start(limits: QueryLimits) -> Server {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(server.serve(listener, std::future::pending()));
+    tokio::spawn(server.serve(listener, None, std::future::pending()));
     Server { port, engine, dir }
 }
 
@@ -86,6 +86,35 @@ impl Server {
                 .env("PGCONNECT_TIMEOUT", "10")
                 .output()
                 .expect("psql runs")
+        })
+        .await
+        .expect("psql task")
+    }
+
+    /// A psql script from standard input: one statement at a time, going
+    /// on after errors.
+    async fn psql_script(&self, script: &str) -> Output {
+        let port = self.port.to_string();
+        let script = script.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", USER, "-d", "chiso"])
+                .args(["-X", "-A", "-t", "-f", "-"])
+                .env("PGPASSWORD", PASSWORD)
+                .env("PGCONNECT_TIMEOUT", "10")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("psql runs");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())
+                .expect("script");
+            child.wait_with_output().expect("psql ends")
         })
         .await
         .expect("psql task")
@@ -292,6 +321,40 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
             server.psql("SELECT count(*) FROM wards").await.trim(),
             "103"
         );
+
+        // A cursor holds its statement's place in the gate while it lives,
+        // and gives it back at its deadline even if nobody fetches.
+        let script = "DECLARE a CURSOR FOR SELECT * FROM wards;\n\
+                      DECLARE b CURSOR FOR SELECT * FROM wards;\n\
+                      DECLARE c CURSOR FOR SELECT * FROM wards;\n\
+                      DECLARE d CURSOR FOR SELECT * FROM wards;\n\
+                      SELECT 'fifth';\n\
+                      FETCH 2 FROM a;\n\
+                      \\! sleep 5\n\
+                      SELECT 'after the deadline';\n\
+                      FETCH 1 FROM b;\n";
+        let run = server.psql_script(script).await;
+        let (out, err) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        assert!(err.contains("4 queries are already running"), "{err}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.len() > 5 && l.contains('|'))
+                .count(),
+            2,
+            "{out}"
+        );
+        assert!(out.contains("after the deadline"), "{out}\n{err}");
+        assert!(err.contains("statement timeout"), "{err}");
+        // Ten quadrillion rows asked for: the ones there are.
+        let all = server
+            .psql(
+                "DECLARE w CURSOR FOR SELECT ward_code FROM wards; FETCH 10000000000000000 FROM w",
+            )
+            .await;
+        assert_eq!(all.lines().count(), 103, "{all}");
     }
 
     psycopg(&server).await;

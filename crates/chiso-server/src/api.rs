@@ -72,20 +72,22 @@ async fn cached_json(
 ) -> Result<Response, AppError> {
     let rendered = state
         .rendered
-        .get_or_try(format!("{}api:{key}", snapshot.key()), || async {
-            let batches = snapshot
-                .engine
-                .sql(&sql)
-                .await?
-                .collect()
-                .await
-                .map_err(|e| AppError::from(chiso_engine::EngineError::Query(e.to_string())))?;
-            let table = Table::from_batches(&batches, usize::MAX)?;
-            let body =
-                serde_json::to_vec(&make(&table)).map_err(|e| AppError::internal(e.to_string()))?;
-            Ok::<_, AppError>(Rendered {
-                content_type: "application/json",
-                body: Bytes::from(body),
+        .get_or_try(format!("{}api:{key}", snapshot.key()), || {
+            state.page_query(async {
+                let batches = snapshot
+                    .engine
+                    .sql(&sql)
+                    .await?
+                    .collect()
+                    .await
+                    .map_err(|e| AppError::from(chiso_engine::EngineError::Query(e.to_string())))?;
+                let table = Table::from_batches(&batches, usize::MAX)?;
+                let body = serde_json::to_vec(&make(&table))
+                    .map_err(|e| AppError::internal(e.to_string()))?;
+                Ok::<_, AppError>(Rendered {
+                    content_type: "application/json",
+                    body: Bytes::from(body),
+                })
             })
         })
         .await?;
@@ -160,9 +162,8 @@ pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
         None => default_grain,
     };
     let date = |text: &Option<String>, default: chrono::NaiveDate, name: &str| match text {
-        Some(text) => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-            AppError::bad_request(format!("{name}=`{text}` is not a date (YYYY-MM-DD)"))
-        }),
+        Some(text) => chiso_engine::parse_date(text)
+            .map_err(|e| AppError::bad_request(format!("{name}: {e}"))),
         None => Ok(default),
     };
     let (from, to) = (
@@ -174,6 +175,8 @@ pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
             "from ({from}) is after to ({to})"
         )));
     }
+    // Refused here, with the reason, before the engine plans anything.
+    Period::series(grain, from, to).map_err(|e| AppError::bad_request(e.to_string()))?;
     let grouping = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
     let scope = params
         .ward
@@ -318,7 +321,6 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
     let [events, quarantine, ingests] = snapshot.versions;
     Json(json!({
         "status": "ok",
-        "store": state.live.root().display().to_string(),
         "events_version": events,
         "quarantine_version": quarantine,
         "ingests_version": ingests,

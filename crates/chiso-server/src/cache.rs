@@ -7,27 +7,38 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
 /// The most entries kept before the cache starts over.
 const MAX_ENTRIES: usize = 4096;
+/// The most bytes (as [`Weight`] counts them) kept before it starts over:
+/// distinct chart sizes and periods are cheap to ask for and cost memory.
+const MAX_BYTES: usize = 512 << 20;
+
+/// About how many bytes a cached value holds.
+pub trait Weight {
+    fn weight(&self) -> usize;
+}
 
 #[derive(Debug)]
 pub struct Cache<V> {
     entries: Mutex<HashMap<String, Arc<OnceCell<V>>>>,
+    bytes: AtomicUsize,
 }
 
 impl<V> Default for Cache<V> {
     fn default() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
         }
     }
 }
 
-impl<V: Clone> Cache<V> {
+impl<V: Clone + Weight> Cache<V> {
     /// The value for `key`, computing it with `compute` if no one has.
     pub async fn get_or_try<E, F, Fut>(&self, key: String, compute: F) -> Result<V, E>
     where
@@ -36,18 +47,30 @@ impl<V: Clone> Cache<V> {
     {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
+            let full =
+                entries.len() >= MAX_ENTRIES || self.bytes.load(Ordering::Relaxed) >= MAX_BYTES;
+            if full && !entries.contains_key(&key) {
                 entries.clear();
+                self.bytes.store(0, Ordering::Relaxed);
             }
             Arc::clone(entries.entry(key).or_default())
         };
-        cell.get_or_try_init(compute).await.cloned()
+        cell.get_or_try_init(|| async {
+            let value = compute().await?;
+            self.bytes.fetch_add(value.weight(), Ordering::Relaxed);
+            Ok(value)
+        })
+        .await
+        .cloned()
     }
 
     /// Drops every entry not computed from `version_prefix`.
     pub fn retain_version(&self, version_prefix: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|key, _| key.starts_with(version_prefix));
+        // What is left is the new version's first few entries: counted
+        // from nothing again (an estimate, never an excuse to keep more).
+        self.bytes.store(0, Ordering::Relaxed);
     }
 
     pub fn len(&self) -> usize {
@@ -62,7 +85,25 @@ impl<V: Clone> Cache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    impl Weight for usize {
+        fn weight(&self) -> usize {
+            *self
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_starts_over_past_its_bytes() {
+        let cache: Cache<usize> = Cache::default();
+        for i in 0..3 {
+            let key = format!("v1/{i}");
+            let value = cache
+                .get_or_try(key, || async { Ok::<_, ()>(MAX_BYTES / 2) })
+                .await;
+            assert_eq!(value, Ok(MAX_BYTES / 2));
+        }
+        assert_eq!(cache.len(), 1, "the third entry found the cache full");
+    }
 
     #[tokio::test]
     async fn concurrent_misses_compute_once_and_failures_are_not_kept() {

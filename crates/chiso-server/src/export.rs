@@ -240,7 +240,14 @@ pub async fn archive_page(
                 body,
                 "<p class=\"note\">{} {}</p>",
                 escape(lang.pick("Thư mục:", "Folder:")),
-                escape(&archive.root().display().to_string())
+                // The folder's name, not where it is on the server's disk.
+                escape(
+                    &archive
+                        .root()
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                )
             );
             if periods.is_empty() {
                 let _ = write!(

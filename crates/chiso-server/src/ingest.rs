@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use bytes::Bytes;
 use chiso_ingest::{IngestError, IngestOptions, IngestReport, SourceFormat};
 
 use crate::AppState;
@@ -47,10 +46,14 @@ fn format_of(headers: &HeaderMap) -> Result<SourceFormat, AppError> {
 }
 
 /// Ingests the body, then serves the new figures; answers the ingest report.
+///
+/// The token and the content type are checked before a byte of the body
+/// is read: a caller without the token cannot make the server buffer
+/// `--max-body-mb` of anything.
 pub async fn post_events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<IngestReport>), AppError> {
     let (Some(ingester), Some(token)) = (&state.ingester, &state.ingest_token) else {
         return Err(AppError::new(
@@ -70,8 +73,16 @@ pub async fn post_events(
         ));
     }
     let format = format_of(&headers)?;
-    let body =
-        body.map_err(|rejection| AppError::new(rejection.status(), rejection.body_text()))?;
+    let limit = state.body_limit;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than the {} MB accepted (--max-body-mb), or was cut off",
+                limit / (1024 * 1024)
+            ),
+        )
+    })?;
     if body.is_empty() {
         return Err(AppError::bad_request("the request body is empty"));
     }
@@ -83,6 +94,7 @@ pub async fn post_events(
     let options = IngestOptions {
         format: Some(format),
         now: None,
+        max_decompressed_bytes: Some(limit as u64),
     };
     let report = {
         let mut ingester = ingester.lock().await;

@@ -25,7 +25,9 @@ mod ingest;
 pub mod live;
 mod pages;
 mod request;
+mod shield;
 pub(crate) mod sql;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -44,6 +46,8 @@ use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits};
 use chiso_ingest::Ingester;
 
 pub use error::AppError;
+pub use shield::AllowedHosts;
+pub use tokio_rustls::TlsAcceptor;
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     /// Compute the default pages of a new store version before serving it
     /// (see [`AppState::refresh`]); tests turn it off for speed.
     pub prepare_pages: bool,
+    /// Host names the server answers to besides the loopback ones
+    /// (`--allowed-host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A rendered response body, as cached.
@@ -76,6 +83,26 @@ pub struct ServerConfig {
 pub(crate) struct Rendered {
     pub content_type: &'static str,
     pub body: Bytes,
+}
+
+impl cache::Weight for Rendered {
+    fn weight(&self) -> usize {
+        self.body.len()
+    }
+}
+
+impl cache::Weight for Arc<Table> {
+    fn weight(&self) -> usize {
+        self.rows
+            .iter()
+            .flatten()
+            .map(|value| match value {
+                chiso_dashboard::Value::Text(text) => 32 + text.len(),
+                chiso_dashboard::Value::List(values) => 32 + 8 * values.len(),
+                _ => 32,
+            })
+            .sum()
+    }
 }
 
 /// What every handler shares.
@@ -88,6 +115,8 @@ pub struct AppState {
     pub(crate) rendered: cache::Cache<Rendered>,
     pub(crate) ingester: Option<tokio::sync::Mutex<Ingester>>,
     pub(crate) ingest_token: Option<String>,
+    /// The largest request body, compressed or not, in bytes.
+    pub(crate) body_limit: usize,
     pub(crate) data_label: Option<String>,
     pub(crate) prepare_pages: bool,
     /// Admission of analysts' queries, shared with the Postgres wire.
@@ -95,6 +124,10 @@ pub struct AppState {
     pub(crate) archive: Option<chiso_report::archive::Archive>,
     schedule_weekly: bool,
     pub(crate) started: Instant,
+    allowed_hosts: AllowedHosts,
+    /// The pages' own queries running at once (see [`AppState::page_query`]).
+    page_slots: tokio::sync::Semaphore,
+    page_timeout: Duration,
 }
 
 impl AppState {
@@ -117,6 +150,7 @@ impl AppState {
             rendered: cache::Cache::default(),
             ingester,
             ingest_token: config.ingest_token.clone(),
+            body_limit: config.body_limit,
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
             gate: QueryGate::new(config.query_limits),
@@ -126,6 +160,9 @@ impl AppState {
                 .map(chiso_report::archive::Archive::new),
             schedule_weekly: config.schedule_weekly,
             started: Instant::now(),
+            allowed_hosts: AllowedHosts::new(&config.allowed_hosts),
+            page_slots: tokio::sync::Semaphore::new(config.query_limits.concurrent.max(4)),
+            page_timeout: config.query_limits.timeout,
         }))
     }
 
@@ -133,6 +170,36 @@ impl AppState {
     pub fn current_engine(&self) -> (String, Engine) {
         let snapshot = self.live.current();
         (snapshot.key(), snapshot.engine.clone())
+    }
+
+    /// Runs one of the pages' own queries (a panel's table, an API answer):
+    /// a few at once, the others waiting their turn, each within the query
+    /// time limit. Asking for many periods or wards at once queues work
+    /// instead of running it all together.
+    pub(crate) async fn page_query<T>(
+        &self,
+        work: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        let limit = self.page_timeout;
+        let busy = || {
+            AppError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy computing other figures; try again in a moment",
+            )
+        };
+        let _slot = tokio::time::timeout(limit, self.page_slots.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        tokio::time::timeout(limit, work).await.map_err(|_| {
+            AppError::new(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the figures took longer than {} s and were stopped",
+                    limit.as_secs()
+                ),
+            )
+        })?
     }
 
     /// The admission of analysts' queries, to share with other entry points.
@@ -189,7 +256,8 @@ impl AppState {
 }
 
 /// Every route of the server.
-pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
+pub fn app(state: Arc<AppState>) -> Router {
+    let allowed_hosts = state.allowed_hosts.clone();
     Router::new()
         .route("/health", get(api::health))
         .route("/static/{file}", get(pages::asset))
@@ -205,13 +273,17 @@ pub fn app(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/api/wards/{code}", get(api::ward))
         .route("/api/pages", get(api::pages))
         .route("/api/panels/{page}/{panel}", get(api::panel))
-        .route(
-            "/api/events",
-            post(ingest::post_events).layer(DefaultBodyLimit::max(body_limit)),
-        )
+        // The handler reads the body itself, within the limit, after
+        // checking the token.
+        .route("/api/events", post(ingest::post_events))
         .route("/api/sql", post(sql::post_sql).get(sql::get_sql))
         .route("/api/{*rest}", get(api::unknown))
         .fallback(get(pages::page))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            shield::check_host,
+        ))
+        .layer(middleware::from_fn(shield::headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -240,18 +312,20 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
         .map_err(|cause| ServeError::Bind { addr, cause })
 }
 
-/// Runs the server on `listener` until Ctrl-C or SIGTERM, finishing
-/// requests in flight.
+/// Runs the server on `listener` (over TLS with `tls`) until Ctrl-C or
+/// SIGTERM, finishing requests in flight.
 pub async fn serve(
     state: Arc<AppState>,
     config: &ServerConfig,
     listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
 ) -> Result<(), ServeError> {
     let local = listener
         .local_addr()
         .map_err(|cause| ServeError::Serve { cause })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        url = %format!("http://{local}/"),
+        url = %format!("{scheme}://{local}/"),
         store = %config.store.display(),
         dashboards = %config.dashboards.origin,
         ingestion = config.ingest_token.is_some(),
@@ -293,16 +367,14 @@ pub async fn serve(
             }
         })
     });
-    let served = axum::serve(listener, app(state, config.body_limit))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    transport::serve(listener, app(state), tls, shutdown_signal()).await;
     poller.abort();
     warmer.abort();
     if let Some(scheduler) = scheduler {
         scheduler.abort();
     }
     tracing::info!("chiso stopped");
-    served.map_err(|cause| ServeError::Serve { cause })
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -336,4 +408,6 @@ pub enum ServeError {
     },
     #[error("the server stopped: {cause}")]
     Serve { cause: std::io::Error },
+    #[error("{}: {reason}", .path.display())]
+    Tls { path: PathBuf, reason: String },
 }

@@ -116,9 +116,11 @@ pub(crate) async fn panel_table(
     let key = format!("{}table:{}|{sql}", snapshot.key(), panel.limit.unwrap_or(0));
     state
         .tables
-        .get_or_try(key, || async {
-            let table = chiso_dashboard::evaluate(&snapshot.engine, panel, params).await?;
-            Ok::<_, AppError>(Arc::new(table))
+        .get_or_try(key, || {
+            state.page_query(async {
+                let table = chiso_dashboard::evaluate(&snapshot.engine, panel, params).await?;
+                Ok::<_, AppError>(Arc::new(table))
+            })
         })
         .await
 }

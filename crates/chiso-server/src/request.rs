@@ -186,4 +186,30 @@ mod tests {
         assert!(bad.lang().is_err());
         assert!(Query::parse(Some("w=wide")).is_err());
     }
+
+    proptest::proptest! {
+        /// Any query string: understood, or a 400 that says why.
+        #[test]
+        fn any_query_string_is_read_or_refused(
+            raw in proptest::prop_oneof![
+                "\\PC{0,60}",
+                "((period|lang|kind|ward|w|h|by|grain|from|to|limit|q)=[-+%0-9A-Za-z.]{0,12}&?){0,6}",
+            ],
+        ) {
+            match Query::parse(Some(&raw)) {
+                Ok(query) => {
+                    let _ = query.lang();
+                    if let Some(period) = &query.period {
+                        let _ = Period::parse(period, chrono::Utc::now());
+                    }
+                    for date in [&query.from, &query.to].into_iter().flatten() {
+                        let _ = chiso_engine::parse_date(date);
+                    }
+                }
+                Err(error) => {
+                    proptest::prop_assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+    }
 }

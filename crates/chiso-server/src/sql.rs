@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chiso_engine::{BoundedStream, EngineError};
 use chiso_report::xlsx::{SheetColumn, SheetId, Workbook};
+use chiso_store::csv_out::CsvOut;
 use futures::StreamExt;
 use serde_json::json;
 
@@ -379,17 +380,10 @@ impl Encoder {
                 Ok(Bytes::from(out))
             }
             Encoder::Csv { header } => {
-                let mut out = Vec::new();
-                {
-                    let mut writer = arrow::csv::WriterBuilder::new()
-                        .with_header(*header)
-                        .build(&mut out);
-                    writer
-                        .write(&flat_for_csv(batch)?)
-                        .map_err(|e| e.to_string())?;
-                }
+                let mut out = CsvOut::new(Vec::new(), *header);
+                out.write(batch).map_err(|e| e.to_string())?;
                 *header = false;
-                Ok(Bytes::from(out))
+                Ok(Bytes::from(out.into_inner()))
             }
             Encoder::Arrow(writer) => {
                 writer.write(batch).map_err(|e| e.to_string())?;
@@ -437,38 +431,6 @@ impl Encoder {
             },
         }
     }
-}
-
-/// CSV has no nested values: lists and structs become their text (`[1.0, 2.0]`).
-fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch, String> {
-    use arrow::array::{Array, ArrayRef, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
-    if !batch
-        .schema()
-        .fields()
-        .iter()
-        .any(|f| f.data_type().is_nested())
-    {
-        return Ok(batch.clone());
-    }
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if field.data_type().is_nested() {
-            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
-                .map_err(|e| e.to_string())?;
-            let text: StringArray = (0..column.len())
-                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
-                .collect();
-            fields.push(Field::new(field.name(), DataType::Utf8, true));
-            columns.push(Arc::new(text));
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(Arc::clone(column));
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

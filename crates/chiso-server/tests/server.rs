@@ -134,6 +134,7 @@ async fn server_with_timeout(
         prepare_pages: false,
         archive: Some(dir.join("reports")),
         schedule_weekly: false,
+        allowed_hosts: Vec::new(),
         query_limits: chiso_engine::QueryLimits {
             timeout,
             memory: 64 << 20,
@@ -141,7 +142,7 @@ async fn server_with_timeout(
         },
     };
     let state = AppState::open(&config).await.expect("state");
-    (app(Arc::clone(&state), config.body_limit), state, dir)
+    (app(Arc::clone(&state)), state, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

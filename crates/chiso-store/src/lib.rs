@@ -25,6 +25,7 @@
 //! layout; the ingester hands it Arrow batches, the engine asks it for
 //! DataFusion tables.
 
+pub mod csv_out;
 mod dictionary_aggregate;
 mod local_reads;
 mod schema;

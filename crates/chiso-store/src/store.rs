@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::DataType as ArrowType;
 use chrono::{DateTime, Utc};
 use deltalake::datafusion::config::ConfigOptions;
-use deltalake::datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use deltalake::datafusion::dataframe::DataFrame;
 use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
 use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::context::SessionContext;
@@ -26,6 +26,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::dictionary_aggregate::DictionaryAggregation;
@@ -661,15 +662,22 @@ impl Store {
             .map_err(query_error)
     }
 
-    /// Writes the full result of a query to one CSV file, streaming.
+    /// Writes the full result of a query to one CSV file, streaming, safe
+    /// to open in a spreadsheet ([`crate::csv_out`]).
     pub async fn export_csv(&self, sql: &str, path: &Path) -> Result<(), StoreError> {
-        let target = std::path::absolute(path).map_err(io(path))?;
-        let options = DataFrameWriteOptions::new().with_single_file_output(true);
-        self.frame(sql)
-            .await?
-            .write_csv(&target.to_string_lossy(), options, None)
-            .await
-            .map_err(query_error)?;
+        let mut stream = self.stream(sql).await?;
+        let file = File::create(path).map_err(io(path))?;
+        let mut out = crate::csv_out::CsvOut::new(std::io::BufWriter::new(file), true);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(query_error)?;
+            out.write(&batch)
+                .map_err(|e| io(path)(std::io::Error::other(e)))?;
+        }
+        out.into_inner()
+            .into_inner()
+            .map_err(|e| io(path)(e.into_error()))?
+            .sync_all()
+            .map_err(io(path))?;
         Ok(())
     }
 
