@@ -166,6 +166,11 @@ impl Cell {
             Data::Float(f) => Self::Number(*f),
             Data::Int(i) => Self::Number(*i as f64),
             Data::Bool(b) => Self::Text(if *b { "true" } else { "false" }.into()),
+            // calamine's conversion panics on serials far outside Excel's
+            // calendar (1900-01-01 to 9999-12-31): those stay numbers as text.
+            Data::DateTime(serial) if !(0.0..2_958_466.0).contains(&serial.as_f64()) => {
+                Self::text(&serial.as_f64().to_string())
+            }
             Data::DateTime(_) | Data::DateTimeIso(_) => data
                 .as_datetime()
                 .map_or_else(|| Self::text(&data.to_string()), Self::DateTime),
