@@ -354,7 +354,10 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
                 "DECLARE w CURSOR FOR SELECT ward_code FROM wards; FETCH 10000000000000000 FROM w",
             )
             .await;
-        assert_eq!(all.lines().count(), 103, "{all}");
+        let codes = all
+            .lines()
+            .filter(|l| l.len() == 5 && l.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(codes.count(), 103, "{all}");
     }
 
     psycopg(&server).await;

@@ -105,6 +105,9 @@ impl cache::Weight for Arc<Table> {
     }
 }
 
+/// The least time the pages' own queries get (see [`AppState::page_query`]).
+const PAGE_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
@@ -162,7 +165,9 @@ impl AppState {
             started: Instant::now(),
             allowed_hosts: AllowedHosts::new(&config.allowed_hosts),
             page_slots: tokio::sync::Semaphore::new(config.query_limits.concurrent.max(4)),
-            page_timeout: config.query_limits.timeout,
+            // Our own queries, not analysts': the analysts' limit may be
+            // seconds, a cold page of a big city takes longer.
+            page_timeout: config.query_limits.timeout.max(PAGE_QUERY_TIMEOUT),
         }))
     }
 

@@ -277,8 +277,19 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
         (
             "/api/trend?grain=day&from=2020-01-01&to=2025-12-31",
             StatusCode::BAD_REQUEST,
-            "between 1 and 400",
+            "more than 400 periods",
         ),
+        (
+            "/api/trend?grain=day&from=-262143-01-01&to=%2B262142-12-31",
+            StatusCode::BAD_REQUEST,
+            "not a date",
+        ),
+        (
+            "/api/kpi?period=-262143-Q1&by=ward",
+            StatusCode::BAD_REQUEST,
+            "1900-2100",
+        ),
+        ("/?period=2101-W01", StatusCode::BAD_REQUEST, "1900-2100"),
         ("/api/wards/abc", StatusCode::NOT_FOUND, "abc"),
         ("/api/nowhere", StatusCode::NOT_FOUND, "no API"),
         ("/api/panels/overview/nope", StatusCode::NOT_FOUND, "nope"),
