@@ -141,11 +141,14 @@ async fn respond(
     params: &Params,
     format: DocumentFormat,
 ) -> Result<Response, AppError> {
+    // Keyed by what was understood, not the raw query string: reordered
+    // or repeated parameters must not make the same document again.
     let key = format!(
-        "{}export:{}?{}",
+        "{}export:{}?{}|{}",
         snapshot.key(),
         uri.path(),
-        uri.query().unwrap_or("")
+        query_string(params, &[]),
+        params.ward.as_deref().unwrap_or("")
     );
     let filename = format!("{}.{}", outline.file_stem, format.extension());
     let rendered = state
@@ -157,9 +160,7 @@ async fn respond(
                     panel_table(state, snapshot, panel, params)
                 })
                 .await?;
-            let bytes = tokio::task::spawn_blocking(move || format.write(&document))
-                .await
-                .map_err(|e| AppError::internal(e.to_string()))??;
+            let bytes = state.render(move || format.write(&document)).await??;
             Ok::<_, AppError>(Rendered {
                 content_type: format.content_type(),
                 body: Bytes::from(bytes),

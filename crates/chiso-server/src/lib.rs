@@ -105,6 +105,10 @@ impl cache::Weight for Arc<Table> {
     }
 }
 
+/// Documents (PDF, XLSX) and chart images drawn at once: each is a core's
+/// worth of work for a while, on the blocking pool.
+const RENDERS_AT_ONCE: usize = 2;
+
 /// The least time the pages' own queries get (see [`AppState::page_query`]).
 const PAGE_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -131,6 +135,8 @@ pub struct AppState {
     /// The pages' own queries running at once (see [`AppState::page_query`]).
     page_slots: tokio::sync::Semaphore,
     page_timeout: Duration,
+    /// Documents and chart images being drawn at once (see [`AppState::render`]).
+    render_slots: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -168,6 +174,7 @@ impl AppState {
             // Our own queries, not analysts': the analysts' limit may be
             // seconds, a cold page of a big city takes longer.
             page_timeout: config.query_limits.timeout.max(PAGE_QUERY_TIMEOUT),
+            render_slots: tokio::sync::Semaphore::new(RENDERS_AT_ONCE),
         }))
     }
 
@@ -205,6 +212,27 @@ impl AppState {
                 ),
             )
         })?
+    }
+
+    /// Draws a document or an image on the blocking pool, a few at once;
+    /// the others wait their turn (and give up past the pages' time limit).
+    pub(crate) async fn render<T: Send + 'static>(
+        &self,
+        draw: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let busy = || {
+            AppError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy drawing other documents; try again in a moment",
+            )
+        };
+        let _slot = tokio::time::timeout(self.page_timeout, self.render_slots.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        tokio::task::spawn_blocking(draw)
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))
     }
 
     /// The admission of analysts' queries, to share with other entry points.

@@ -427,14 +427,20 @@ pub async fn chart(
         query_string(&params, &[]),
         params.ward.as_deref().unwrap_or("")
     );
+    let drawer: &AppState = &state;
     let rendered = state
         .rendered
         .get_or_try(key, || async move {
-            let body = if png {
-                Bytes::from(chart.png(width, height).map_err(chart_error)?)
-            } else {
-                Bytes::from(chart.svg(width, height).map_err(chart_error)?)
-            };
+            let drawn = drawer
+                .render(move || {
+                    if png {
+                        chart.png(width, height).map(Bytes::from)
+                    } else {
+                        chart.svg(width, height).map(Bytes::from)
+                    }
+                })
+                .await?;
+            let body = drawn.map_err(chart_error)?;
             Ok::<_, AppError>(Rendered { content_type, body })
         })
         .await?;
