@@ -275,12 +275,18 @@ where
         let slot = Arc::clone(&slot);
         let task = runtime.spawn(async move {
             tokio::time::sleep_until(deadline).await;
-            // Busy: the stream is being polled and sees the deadline itself.
-            let expired = match slot.try_lock() {
-                Ok(mut held) => held.take(),
-                Err(_) => None,
-            };
-            drop(expired);
+            // Busy means a poll is under way, which sees the deadline
+            // itself; but the reader may stop right after it, so look again.
+            loop {
+                let taken = slot.try_lock().ok().map(|mut held| held.take());
+                match taken {
+                    Some(stream) => {
+                        drop(stream);
+                        break;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
         });
         AbortOnDrop(task)
     });
@@ -353,12 +359,9 @@ where
         }
         let this = &mut *self;
         let mut slot = this.slot.lock().unwrap_or_else(|e| e.into_inner());
-        let polled = match slot.as_mut() {
-            // Dropped by the timer at the deadline.
-            None => None,
-            Some(stream) => Some(stream.poll_next_unpin(cx)),
-        };
+        let polled = slot.as_mut().map(|stream| stream.poll_next_unpin(cx));
         match polled {
+            // Dropped by the timer at the deadline.
             None => {
                 drop(slot);
                 let timeout = this.timeout;

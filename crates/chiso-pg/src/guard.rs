@@ -11,6 +11,7 @@
 
 use async_trait::async_trait;
 use chiso_engine::datafusion::common::ParamValues;
+use chiso_engine::datafusion::execution::context::SQLOptions;
 use chiso_engine::datafusion::logical_expr::LogicalPlan;
 use chiso_engine::datafusion::prelude::SessionContext;
 use chiso_engine::datafusion::sql::sqlparser::ast::{Set, Statement};
@@ -130,12 +131,28 @@ impl QueryHook for ReadOnly {
     async fn handle_extended_query(
         &self,
         statement: &Statement,
-        _logical_plan: &LogicalPlan,
+        logical_plan: &LogicalPlan,
         _params: &ParamValues,
         _session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        Self::check(statement).map(Err)
+        // The plan too, as the CLI and HTTP check it: whatever the parser
+        // let through, a plan that would write or change a setting is not run.
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        Self::check(statement)
+            .or_else(|| {
+                // Client chatter (transactions, settings, cursors) is
+                // answered by the hooks after this one, with plans of its own.
+                let query = matches!(statement, Statement::Query(_));
+                query
+                    .then(|| read_only.verify_plan(logical_plan))?
+                    .err()
+                    .map(|e| read_only_error(format!("chiso's SQL is read-only: {e}")))
+            })
+            .map(Err)
     }
 }
 
