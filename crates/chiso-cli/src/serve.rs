@@ -18,7 +18,7 @@ use crate::query::{LimitArgs, StoreArg, store_or_sample};
 #[derive(Debug, Args)]
 #[command(
     about = "Serve the dashboards, charts and JSON API in the browser",
-    after_help = "Examples:\n  chiso serve                      # the built-in sample city at http://127.0.0.1:8080/\n  chiso serve --store city --addr 0.0.0.0:8080 --ingest-token \"$TOKEN\"\n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/x-ndjson' \\\n       --data-binary @events.ndjson http://127.0.0.1:8080/api/events"
+    after_help = "Examples:\n  chiso serve                      # the built-in sample city at http://127.0.0.1:8080/\n  chiso serve --store city --addr 0.0.0.0:8443 --allowed-host review.example.vn \\\n      --tls-cert cert.pem --tls-key key.pem --ingest-token \"$TOKEN\"\n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/x-ndjson' \\\n       --data-binary @events.ndjson http://127.0.0.1:8080/api/events"
 )]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -33,7 +33,8 @@ pub struct ServeArgs {
     /// built-in ones.
     #[arg(long)]
     dashboards: Option<PathBuf>,
-    /// The largest request body `POST /api/events` accepts, in megabytes.
+    /// The largest request body `POST /api/events` accepts, in megabytes;
+    /// also what a gzip body may decompress to.
     #[arg(long, default_value_t = 64)]
     max_body_mb: usize,
     #[command(flatten)]
