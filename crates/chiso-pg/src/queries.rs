@@ -15,10 +15,11 @@ use chiso_engine::datafusion::execution::session_state::SessionStateBuilder;
 use chiso_engine::datafusion::logical_expr::LogicalPlan;
 use chiso_engine::datafusion::prelude::SessionContext;
 use chiso_engine::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use chiso_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use chiso_engine::datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use chiso_engine::{Engine, EngineError, QueryGate, QueryLimits, Stop};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
-use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -187,8 +188,7 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let catalogue = self.catalogues.current()?;
-        let parsed = PostgresCompatibilityParser::new().parse(query);
-        if parsed.is_ok_and(|statements| !statements.iter().any(takes_a_place)) {
+        if !any_takes_a_place(query) {
             let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
             return SimpleQueryHandler::do_query(&service, client, query).await;
         }
@@ -363,6 +363,30 @@ fn takes_a_place(statement: &SqlStatement) -> bool {
     )
 }
 
+/// Whether any statement of a simple query needs a place. Most queries
+/// are answered by their first word, without parsing (the compatibility
+/// parser costs half a millisecond to make); the few that might not need
+/// one are parsed to be sure, and what does not parse takes a place.
+fn any_takes_a_place(query: &str) -> bool {
+    const FREE_FIRST_WORDS: [&str; 12] = [
+        "fetch", "close", "begin", "start", "commit", "end", "rollback", "abort", "set", "show",
+        "discard", "reset",
+    ];
+    let first = query
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !FREE_FIRST_WORDS.contains(&first.as_str()) {
+        return true;
+    }
+    match SqlParser::parse_sql(&PostgreSqlDialect {}, query) {
+        Ok(statements) => statements.is_empty() || statements.iter().any(takes_a_place),
+        Err(_) => true,
+    }
+}
+
 /// Parses and describes with the catalogue of the version being served.
 pub(crate) struct CurrentParser {
     catalogues: Arc<Catalogues>,
@@ -450,5 +474,36 @@ pub(crate) fn explained(error: PgWireError, limits: &QueryLimits) -> PgWireError
         })
     } else {
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::any_takes_a_place;
+
+    #[test]
+    fn only_cursor_transaction_and_setting_statements_go_without_a_place() {
+        for free in [
+            "FETCH 10 FROM c",
+            "  fetch all from c;",
+            "CLOSE c",
+            "BEGIN",
+            "COMMIT; FETCH 1 FROM c",
+            "SET application_name = 'x'",
+            "SHOW search_path",
+        ] {
+            assert!(!any_takes_a_place(free), "{free}");
+        }
+        for placed in [
+            "SELECT 1",
+            "FETCH 1 FROM c; SELECT count(*) FROM events",
+            "BEGIN; SELECT 1",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "SHOW TABLES",
+            "fetch nonsense ((",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            assert!(any_takes_a_place(placed), "{placed}");
+        }
     }
 }
