@@ -1,7 +1,7 @@
 -- dossier_history: the events whose meaning depends on the evaluation instant
 -- T, one row per event, for dossiers that have a `received` event.
 --
--- Implements events.md, "Deriving the dossier", for the fields that need more
+-- Implements docs/events.md, "Deriving the dossier", for the fields that need more
 -- than the earliest event of a kind:
 --   * `paid_online` and `rating` come from the latest `paid` / `rated` event
 --     before T. `latest_key` makes "the latest" a plain max(): it is the

@@ -2,7 +2,7 @@
 -- attributes, its key and the earliest event of each kind, none of which
 -- depends on the evaluation instant T.
 --
--- Implements events.md, "Deriving the dossier": the attributes come from the
+-- Implements docs/events.md, "Deriving the dossier": the attributes come from the
 -- earliest `received` event; the milestones are the earliest event of each
 -- kind, so "the earliest X before T" is "earliest X, if it is before T".
 -- The fields that do depend on T (the latest payment and rating before T, the

@@ -1,4 +1,4 @@
--- dossiers: the derived dossier of events.md, as of an evaluation instant T,
+-- dossiers: the derived dossier of docs/events.md, as of an evaluation instant T,
 -- for every dossier with a `received` event that is alive in a period.
 --
 -- Parameters, filled in by chiso (queries/README.md):
@@ -8,10 +8,10 @@
 --   t         the evaluation instant; events at or after T are ignored
 --   history_at  history_at.sql as of T, over `history_events` below
 --
--- Implements events.md, "Deriving the dossier", and the pause rule of
--- kpis.md, "Backlog": an open supplement request pauses the clock up to T.
+-- Implements docs/events.md, "Deriving the dossier", and the pause rule of
+-- docs/kpis.md, "Backlog": an open supplement request pauses the clock up to T.
 WITH alive AS (
-    -- kpis.md, "Periods": events at or after T are ignored, so a dossier
+    -- docs/kpis.md, "Periods": events at or after T are ignored, so a dossier
     -- received at or after T does not exist yet; one whose events all precede
     -- the period and that has finished counts in none of its figures.
     SELECT *
@@ -33,7 +33,7 @@ history_at_t AS (
 {{history_at}}
 ),
 at_t AS (
-    -- events.md, "Deriving the dossier": the latest payment and rating before
+    -- docs/events.md, "Deriving the dossier": the latest payment and rating before
     -- T, the supplement requests before T, and the pauses (history_at.sql).
     SELECT
         * EXCLUDE (supplement_requests, answered_pause_us, open_pause_since,

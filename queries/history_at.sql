@@ -2,9 +2,9 @@
 -- instant T, one row per dossier that has any, from the rows of
 -- `history_events` (dossier_history.sql's rows, as the including file chose).
 --
--- Implements events.md, "Deriving the dossier": the latest payment and rating
+-- Implements docs/events.md, "Deriving the dossier": the latest payment and rating
 -- before T, the supplement requests before T, and the pauses, answered or
--- still open at T (kpis.md, "Backlog").
+-- still open at T (docs/kpis.md, "Backlog").
 --
 -- Parameters, filled in by chiso (queries/README.md):
 --   t  the instant

@@ -1,7 +1,7 @@
 -- index: the composite index of Decision 766 (Bộ chỉ số 766) per ward, one
 -- row per ward and indicator of the catalogue.
 --
--- Implements kpis.md, "The composite index":
+-- Implements docs/kpis.md, "The composite index":
 --   points = max × min(1, ratio / threshold); an indicator without a ratio is
 --   not assessed (never 0), so a partial index states how much it assessed.
 --

@@ -1,7 +1,7 @@
 -- index_summary: the composite index of Decision 766 per ward, with its band
 -- and the ward's rank in the city.
 --
--- Implements kpis.md, "The composite index": assessed_points (the maxima of
+-- Implements docs/kpis.md, "The composite index": assessed_points (the maxima of
 -- the indicators that were assessed), score (points earned) and
 -- score_100 = score / assessed_points × 100, so that a partial index is never
 -- mistaken for a full one; bands on score_100.

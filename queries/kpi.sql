@@ -1,4 +1,4 @@
--- kpi: every count and rate of kpis.md, and the Decision 766 progress
+-- kpi: every count and rate of docs/kpis.md, and the Decision 766 progress
 -- indicator, for one period, one row per group.
 --
 -- Parameters, filled in by chiso (queries/README.md):
@@ -20,13 +20,13 @@ counted AS (
         outcome = 'resolved' AND finished_at >= {{start_at}} AS resolved,
         finished_at >= {{start_at}} AS finished_in_period,
         finished_at IS NULL AS in_progress,
-        -- kpis.md, "Completion": on time when finished by the effective due
+        -- docs/kpis.md, "Completion": on time when finished by the effective due
         -- date, or when the procedure has no due date; early (trước hạn) when
         -- it also finished on an earlier local day. A dossier with no due date
         -- is early as well: there is no day it could have been due.
         effective_due_at IS NULL OR finished_at <= effective_due_at AS on_time,
         effective_due_at IS NULL OR local_date(finished_at) < local_date(effective_due_at) AS early,
-        -- kpis.md, "Backlog": overdue when the effective due date, with an
+        -- docs/kpis.md, "Backlog": overdue when the effective due date, with an
         -- open supplement request paused up to T, has passed.
         effective_due_at < {{t}} AS overdue,
         supplement_requests <= 1 AS at_most_one_supplement,
@@ -64,7 +64,7 @@ per_group AS (
         count(*) FILTER (WHERE in_progress AND awaiting_supplement) AS awaiting_supplement,
         count(*) FILTER (WHERE rated) AS rated,
         count(*) FILTER (WHERE rated AND satisfied) AS satisfied,
-        -- kpis.md, "The Decision 766 progress indicator": finished dossiers of
+        -- docs/kpis.md, "The Decision 766 progress indicator": finished dossiers of
         -- any outcome and the backlog at T; good when on time (or within the
         -- deadline at T) with at most one supplement request.
         count(*) FILTER (WHERE finished_in_period OR in_progress) AS progress_total,
@@ -107,7 +107,7 @@ zero_filled AS (
     FULL JOIN per_group c ON g.group_key = c.group_key
 )
 -- Rates are percentages rounded to 2 decimals, null when the denominator is 0
--- (kpis.md, "Counts and rates"); `percent` is chiso's UDF for exactly that.
+-- (docs/kpis.md, "Counts and rates"); `percent` is chiso's UDF for exactly that.
 SELECT
     {{period_start}} AS period_start,
     {{period_end}} AS period_end,

@@ -48,14 +48,76 @@ pub enum Tone {
     Neutral,
 }
 
-impl Tone {
-    fn colour(self) -> RGBColor {
-        match self {
-            Tone::Good => RGBColor(0x2e, 0x7d, 0x32),
-            Tone::Warn => RGBColor(0xef, 0x9b, 0x0f),
-            Tone::Bad => RGBColor(0xc6, 0x28, 0x28),
-            Tone::Neutral => RGBColor(0x1f, 0x5f, 0x99),
+/// The product's colours, in one place: the charts draw with them, the PDF
+/// and HTML documents write them, and the pages' stylesheet states them
+/// (`chiso-server/assets/chiso.css`, checked by a test of the server).
+pub mod palette {
+    /// A colour as `#rrggbb`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Colour(pub u8, pub u8, pub u8);
+
+    impl Colour {
+        pub fn hex(self) -> String {
+            format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
         }
+    }
+
+    /// Text.
+    pub const INK: Colour = Colour(0x22, 0x2b, 0x36);
+    /// Secondary text.
+    pub const MUTED: Colour = Colour(0x5f, 0x6b, 0x7a);
+    /// Rules and grid lines.
+    pub const LINE: Colour = Colour(0xe3, 0xe7, 0xec);
+    /// Links, the neutral bar and stripe.
+    pub const ACCENT: Colour = Colour(0x1f, 0x5f, 0x99);
+    pub const GOOD: Colour = Colour(0x2e, 0x7d, 0x32);
+    /// A warning as a fill (bars, stripes).
+    pub const WARN: Colour = Colour(0xef, 0x9b, 0x0f);
+    /// A warning as text: darker, to read on white.
+    pub const WARN_TEXT: Colour = Colour(0xa1, 0x5c, 0x00);
+    pub const BAD: Colour = Colour(0xc6, 0x28, 0x28);
+    /// A target line.
+    pub const TARGET: Colour = Colour(0x8a, 0x94, 0xa3);
+    /// Successive series and parts.
+    pub const SERIES: [Colour; 6] = [
+        ACCENT,
+        Colour(0xd9, 0x6c, 0x06),
+        GOOD,
+        Colour(0x8e, 0x24, 0xaa),
+        BAD,
+        Colour(0x00, 0x83, 0x8f),
+    ];
+}
+
+use palette::Colour;
+
+const fn rgb(colour: Colour) -> RGBColor {
+    RGBColor(colour.0, colour.1, colour.2)
+}
+
+impl Tone {
+    /// The tone as a fill (bars, stripes, tiles).
+    pub fn fill(self) -> Colour {
+        match self {
+            Tone::Good => palette::GOOD,
+            Tone::Warn => palette::WARN,
+            Tone::Bad => palette::BAD,
+            Tone::Neutral => palette::ACCENT,
+        }
+    }
+
+    /// The tone as text on white; `None` for plain text.
+    pub fn text(self) -> Option<Colour> {
+        match self {
+            Tone::Good => Some(palette::GOOD),
+            Tone::Warn => Some(palette::WARN_TEXT),
+            Tone::Bad => Some(palette::BAD),
+            Tone::Neutral => None,
+        }
+    }
+
+    fn colour(self) -> RGBColor {
+        rgb(self.fill())
     }
 
     /// The CSS class the pages colour with.
@@ -253,18 +315,18 @@ fn font(size: f64) -> TextStyle<'static> {
         .color(&TEXT)
 }
 
-const TEXT: RGBColor = RGBColor(0x22, 0x2b, 0x36);
-const GRID: RGBColor = RGBColor(0xe3, 0xe7, 0xec);
-const TARGET: RGBColor = RGBColor(0x8a, 0x94, 0xa3);
+const TEXT: RGBColor = rgb(palette::INK);
+const GRID: RGBColor = rgb(palette::LINE);
+const TARGET: RGBColor = rgb(palette::TARGET);
 
 /// The colours of successive series and parts.
 const PALETTE: [RGBColor; 6] = [
-    RGBColor(0x1f, 0x5f, 0x99),
-    RGBColor(0xd9, 0x6c, 0x06),
-    RGBColor(0x2e, 0x7d, 0x32),
-    RGBColor(0x8e, 0x24, 0xaa),
-    RGBColor(0xc6, 0x28, 0x28),
-    RGBColor(0x00, 0x83, 0x8f),
+    rgb(palette::SERIES[0]),
+    rgb(palette::SERIES[1]),
+    rgb(palette::SERIES[2]),
+    rgb(palette::SERIES[3]),
+    rgb(palette::SERIES[4]),
+    rgb(palette::SERIES[5]),
 ];
 
 /// The y range of values, padded, starting at zero for non-negative data.

@@ -16,9 +16,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // DataFusion allocates and frees a buffer per batch and column, and a string
-// per expression it names while planning. With glibc's allocator, warm (b)
-// of benches/kpi.sh took 0.080 s at scale 1, with mimalloc 0.072 s (planning
-// that query is a third of it). datafusion-cli ships mimalloc too.
+// per expression it names while planning, which glibc's allocator makes
+// slower (benches/README.md, "Why these settings"). datafusion-cli ships
+// mimalloc too.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -14,7 +14,8 @@ use futures::StreamExt;
 
 use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_engine::datafusion::prelude::DataFrame;
-use chiso_engine::{Engine, EngineOptions, Grouping, Layout, Period, QueryGate};
+use chiso_engine::{Call, Engine, EngineOptions, Grouping, Layout, Period, QueryGate};
+use chiso_report::encode::{Encoder, JsonLayout, ResultFormat};
 
 /// The store a query command reads; without one, the built-in sample city.
 #[derive(Debug, Args)]
@@ -54,12 +55,30 @@ impl LimitArgs {
 pub enum OutputFormat {
     /// Aligned columns for a terminal, Vietnamese number format.
     Table,
-    /// CSV with a header row, the spec's column names.
+    /// CSV with a header row, the column names of docs/kpis.md.
     Csv,
-    /// A JSON array of objects, the spec's column names.
+    /// A JSON array of objects, the column names of docs/kpis.md.
     Json,
     /// Apache Parquet (needs --out).
     Parquet,
+    /// An Arrow IPC stream (needs --out).
+    Arrow,
+    /// An Excel workbook with typed cells (needs --out).
+    Xlsx,
+}
+
+impl OutputFormat {
+    /// The file format, for every choice but the terminal's table.
+    fn file_format(self) -> Option<ResultFormat> {
+        match self {
+            Self::Table => None,
+            Self::Csv => Some(ResultFormat::Csv),
+            Self::Json => Some(ResultFormat::Json),
+            Self::Parquet => Some(ResultFormat::Parquet),
+            Self::Arrow => Some(ResultFormat::Arrow),
+            Self::Xlsx => Some(ResultFormat::Xlsx),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +96,7 @@ const PERIOD_HELP: &str = "2025-W28 (ISO week), 2025-07, 2025-Q3, 2025, 2025-07-
 
 #[derive(Debug, Args)]
 #[command(
-    about = "The KPIs of kpis.md for a period, per ward, department, procedure, channel or the city",
+    about = "The KPIs of docs/kpis.md for a period, per ward, department, procedure, channel or the city",
     after_help = "Examples:\n  chiso kpi --period 2025-W28 --by ward\n  chiso kpi --period last-month --format csv --out month.csv\n  chiso kpi --period 2025-07-01..2025-07-15 --by channel --format json"
 )]
 pub struct KpiArgs {
@@ -194,19 +213,24 @@ pub async fn kpi(args: KpiArgs) -> anyhow::Result<()> {
     let engine = open(&args.store.store, None).await?;
     let period = engine.period(&args.period)?;
     let grouping = Grouping::parse(&args.by)?;
+    let call = if args.change {
+        Call::Change {
+            period,
+            by: grouping,
+            ward: None,
+        }
+    } else {
+        Call::Kpi {
+            period,
+            by: grouping,
+            ward: None,
+        }
+    };
     if args.show_sql {
-        println!("{}", engine.kpi_sql(&period, grouping)?);
+        println!("{}", engine.figures_sql(&call)?);
         return Ok(());
     }
-    let frame = if args.change {
-        let sql = format!(
-            "SELECT * FROM kpi_change('{period}', '{}')",
-            grouping.as_str()
-        );
-        engine.sql(&sql).await?
-    } else {
-        engine.kpi(&period, grouping).await?
-    };
+    let frame = engine.figures(&call).await?;
     let mut headline: Vec<(&str, &str)> = match grouping.key_columns() {
         Some((_, name)) => vec![(name, group_header(grouping))],
         None => vec![],
@@ -260,13 +284,18 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
     let engine = open(&args.store.store, args.external.clone()).await?;
     let period = engine.period(&args.period)?;
     let layout = Layout::parse(&args.layout)?;
+    let call = if args.detail {
+        Call::IndexDetail { period, layout }
+    } else {
+        Call::Index { period, layout }
+    };
     if args.show_sql {
-        println!("{}", engine.index_sql(&period, layout, args.detail)?);
+        println!("{}", engine.figures_sql(&call)?);
         return Ok(());
     }
     let title = title("Bộ chỉ số 766,", &period);
+    let frame = engine.figures(&call).await?;
     if args.detail {
-        let frame = engine.index_detail(&period, layout).await?;
         let columns = [
             ("ward_name", "Phường/xã"),
             ("indicator_id", "Chỉ tiêu"),
@@ -277,7 +306,6 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
         let (schema, stream) = rows(frame).await?;
         return write(schema, stream, &args.output, Some(&title), Some(&columns)).await;
     }
-    let frame = engine.index(&period, layout).await?;
     let columns = [
         ("rank", "Hạng"),
         ("ward_name", "Phường/xã"),
@@ -361,19 +389,6 @@ async fn write(
     title: Option<&str>,
     columns: Option<&[(&str, &str)]>,
 ) -> anyhow::Result<()> {
-    if output.format == OutputFormat::Parquet {
-        let Some(path) = &output.out else {
-            bail!("--format parquet needs --out FILE");
-        };
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)?;
-        while let Some(batch) = stream.next().await {
-            writer.write(&batch?)?;
-        }
-        writer.close()?;
-        return Ok(());
-    }
     let mut sink: Box<dyn Write> = match &output.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -381,51 +396,43 @@ async fn write(
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    match output.format {
-        OutputFormat::Table => {
-            let mut batches = Vec::new();
-            let mut rows = 0;
-            let mut total = 0;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                total += batch.num_rows();
-                if rows < DISPLAY_ROWS {
-                    let keep = batch.num_rows().min(DISPLAY_ROWS - rows);
-                    rows += keep;
-                    batches.push(batch.slice(0, keep));
-                }
-            }
-            if let Some(title) = title {
-                writeln!(sink, "{title}")?;
-            }
-            writeln!(sink, "{}", table(&schema, &batches, columns)?)?;
-            if total > rows {
-                writeln!(
-                    sink,
-                    "… {} more rows (use --format csv --out FILE for all)",
-                    total - rows
-                )?;
-            } else if title.is_none() {
-                writeln!(sink, "({total} row{})", if total == 1 { "" } else { "s" })?;
-            }
+    if let Some(format) = output.format.file_format() {
+        if format.is_binary() && output.out.is_none() {
+            bail!("--format {} needs --out FILE", format.extension());
         }
-        OutputFormat::Csv => {
-            let mut writer = chiso_store::csv_out::CsvOut::new(&mut sink, true);
-            while let Some(batch) = stream.next().await {
-                writer.write(&batch?)?;
-            }
+        let started = Instant::now();
+        let mut encoder = Encoder::new(format, &schema, JsonLayout::Rows)?;
+        while let Some(batch) = stream.next().await {
+            sink.write_all(&encoder.batch(&batch?)?)?;
         }
-        OutputFormat::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(&mut sink);
-            while let Some(batch) = stream.next().await {
-                writer.write(&batch?)?;
-            }
-            writer.finish()?;
-            drop(writer);
-            writeln!(sink)?;
+        sink.write_all(&encoder.finish(&schema, started.elapsed(), false)?)?;
+        sink.flush()?;
+        return Ok(());
+    }
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    let mut total = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        total += batch.num_rows();
+        if rows < DISPLAY_ROWS {
+            let keep = batch.num_rows().min(DISPLAY_ROWS - rows);
+            rows += keep;
+            batches.push(batch.slice(0, keep));
         }
-        // Written above: Parquet needs a file, not a stream.
-        OutputFormat::Parquet => {}
+    }
+    if let Some(title) = title {
+        writeln!(sink, "{title}")?;
+    }
+    writeln!(sink, "{}", table(&schema, &batches, columns)?)?;
+    if total > rows {
+        writeln!(
+            sink,
+            "… {} more rows (use --format csv --out FILE for all)",
+            total - rows
+        )?;
+    } else if title.is_none() {
+        writeln!(sink, "({total} row{})", if total == 1 { "" } else { "s" })?;
     }
     sink.flush()?;
     Ok(())

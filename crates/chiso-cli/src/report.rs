@@ -160,13 +160,7 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<()> {
 
     let mut params = Params::new(period, lang, engine.now());
     if let Some(code) = &args.ward {
-        let wards = chiso_core::wards::WardRegistry::builtin();
-        if !wards.contains(code) {
-            bail!(
-                "no ward has the code `{code}`; `chiso sql \"SELECT ward_code, ward_name FROM wards\"` lists the 103"
-            );
-        }
-        params.ward = Some(code.clone());
+        params.ward = Some(chiso_core::wards::WardRegistry::builtin().code(code)?);
     }
     let pack_id = if params.ward.is_some() {
         "ward"

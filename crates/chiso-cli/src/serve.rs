@@ -87,6 +87,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_target(false)
+                // Colour codes only for a terminal, not in a log file or pipe.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr),
         )
         .with(filter)

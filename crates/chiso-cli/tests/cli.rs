@@ -371,7 +371,7 @@ fn chiso_sample(data_home: &std::path::Path, args: &[&str], stdin: &str) -> Outp
     child.wait_with_output().unwrap()
 }
 
-/// Every count and rate of kpis.md, in the order of the spec.
+/// Every count and rate of docs/kpis.md, in the order of the spec.
 const KPI_COLUMNS: [&str; 36] = [
     "received",
     "online",
@@ -769,4 +769,5 @@ fn serve_starts_on_a_new_sample_city_without_errors() {
         "the overview names the city's 103 wards"
     );
 }
+mod architecture;
 mod hostile;

@@ -2,7 +2,7 @@
 //!
 //! Every entry point (CSV, NDJSON, Parquet, spreadsheet, HTTP) hands its row
 //! to [`parse_event`] through the [`FieldSource`] trait, so the rules of
-//! `events.md` live in one place. A row either becomes an [`Event`] or a
+//! `docs/events.md` live in one place. A row either becomes an [`Event`] or a
 //! [`Rejection`] naming the column and the reason; what to do with a
 //! rejection (quarantine, report) is the caller's business.
 
@@ -396,7 +396,7 @@ mod tests {
     fn reason(over: &[(&str, &str)]) -> (RejectReason, Option<&'static str>) {
         let wards = WardRegistry::builtin();
         let row = received(over);
-        let r = parse_event(row.as_slice(), &contract(&wards)).unwrap_err();
+        let r = parse_event(row.as_slice(), &contract(wards)).unwrap_err();
         (r.reason, r.column)
     }
 
@@ -404,7 +404,7 @@ mod tests {
     fn a_good_received_row_gets_defaults() {
         let wards = WardRegistry::builtin();
         let row = received(&[]);
-        let e = parse_event(row.as_slice(), &contract(&wards)).unwrap();
+        let e = parse_event(row.as_slice(), &contract(wards)).unwrap();
         assert_eq!(e.channel, Some(Channel::Online));
         assert_eq!(e.full_online, Some(false));
         assert_eq!(e.fee_required, Some(true));
@@ -422,7 +422,7 @@ mod tests {
             ("ward_code", "not a ward"),
             ("rating", "whatever"),
         ];
-        let e = parse_event(&row, &contract(&wards)).unwrap();
+        let e = parse_event(&row, &contract(wards)).unwrap();
         assert_eq!(e.ward_code, None);
         assert_eq!(e.rating, None);
     }
@@ -476,7 +476,7 @@ mod tests {
             ("fee_required", " Không\r"),
             ("dossier_id", vietnamese_id.as_str()),
         ]);
-        let e = parse_event(row.as_slice(), &contract(&wards)).unwrap();
+        let e = parse_event(row.as_slice(), &contract(wards)).unwrap();
         assert_eq!(e.ward_code.as_deref(), Some("31120"));
         assert_eq!(e.procedure_code.as_deref(), Some("1.001193"));
         assert_eq!(e.fee_required, Some(false));
@@ -526,7 +526,7 @@ mod tests {
                 .copied()
                 .zip(values.iter().map(String::as_str))
                 .collect();
-            if let Err(rejection) = parse_event(row.as_slice(), &contract(&wards)) {
+            if let Err(rejection) = parse_event(row.as_slice(), &contract(wards)) {
                 proptest::prop_assert!(!rejection.message.is_empty());
             }
         }

@@ -1,4 +1,4 @@
-//! The event contract of `events.md`, version 1.
+//! The event contract of `docs/events.md`, version 1.
 //!
 //! One row per event. The column order below is the CSV column order; NDJSON
 //! keys and Parquet columns use the same names. Timestamps are stored in UTC

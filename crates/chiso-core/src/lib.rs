@@ -4,7 +4,7 @@
 //! figures of Decision 766. This crate holds what all stages must agree on and
 //! nothing else:
 //!
-//! * [`event`]: the event contract of `events.md` (version 1): the enums, the
+//! * [`event`]: the event contract of `docs/events.md` (version 1): the enums, the
 //!   column names and the Arrow schema of the event log;
 //! * [`contract`]: turning one input row (whatever its file format) into a
 //!   typed [`event::Event`] or a [`contract::Rejection`] naming the column and

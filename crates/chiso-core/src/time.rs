@@ -61,7 +61,7 @@ const LOCAL_FORMATS: [&str; 4] = [
     "%Y-%m-%d %H:%M",
 ];
 
-/// Reads an event timestamp as `events.md` allows: ISO-8601 with an offset or
+/// Reads an event timestamp as `docs/events.md` allows: ISO-8601 with an offset or
 /// `Z`, or without an offset, which means local time in Asia/Ho_Chi_Minh.
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, TimestampError> {
     let text = text.trim();

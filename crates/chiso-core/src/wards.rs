@@ -4,7 +4,9 @@
 //! compiled in from `data/wards.csv` (columns `ward_code,name,kind,former_province`).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io::Read;
+use std::sync::OnceLock;
 
 use crate::CoreError;
 
@@ -54,6 +56,45 @@ impl Ward {
     }
 }
 
+/// The code of a ward of the registry: made only by [`WardRegistry::code`],
+/// so that whatever holds one was checked once, where the text came in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WardCode(String);
+
+impl WardCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WardCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for WardCode {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for WardCode {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A code that is not a ward of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no ward has the code `{code}`; the city has {known}, listed in the table wards")]
+pub struct UnknownWard {
+    pub code: String,
+    pub known: usize,
+}
+
 /// The set of known units, in registry order.
 #[derive(Debug, Clone)]
 pub struct WardRegistry {
@@ -64,10 +105,26 @@ pub struct WardRegistry {
 const BUILTIN_WARDS: &str = include_str!("../data/wards.csv");
 
 impl WardRegistry {
-    /// The 103 communes and wards of Cần Thơ City.
-    pub fn builtin() -> Self {
-        Self::from_csv("built-in wards.csv", BUILTIN_WARDS.as_bytes())
-            .expect("the built-in ward registry is valid (checked by tests)")
+    /// The 103 communes and wards of Cần Thơ City, read once per process.
+    pub fn builtin() -> &'static Self {
+        static CITY: OnceLock<WardRegistry> = OnceLock::new();
+        CITY.get_or_init(|| {
+            Self::from_csv("built-in wards.csv", BUILTIN_WARDS.as_bytes())
+                .expect("the built-in ward registry is valid (checked by tests)")
+        })
+    }
+
+    /// The registry's code for `text` (surrounding spaces ignored), or why not.
+    pub fn code(&self, text: &str) -> Result<WardCode, UnknownWard> {
+        let text = text.trim();
+        match self.index.get_key_value(text) {
+            Some((code, _)) => Ok(WardCode(code.clone())),
+            None => Err(UnknownWard {
+                // Bounded: the message repeats at most a code's worth of input.
+                code: text.chars().take(32).collect(),
+                known: self.len(),
+            }),
+        }
     }
 
     /// Reads a registry with the columns `ward_code,name,kind,former_province`.
@@ -133,6 +190,11 @@ impl WardRegistry {
         self.index.contains_key(code)
     }
 
+    /// Every ward's code, in registry order.
+    pub fn codes(&self) -> impl ExactSizeIterator<Item = WardCode> + '_ {
+        self.wards.iter().map(|w| WardCode(w.code.clone()))
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &Ward> {
         self.wards.iter()
     }
@@ -166,6 +228,9 @@ mod tests {
         let cai_khe = registry.get("31120").unwrap();
         assert_eq!(cai_khe.full_name(), "Phường Cái Khế");
         assert!(!registry.contains("99999"));
+        assert_eq!(registry.code(" 31135 ").unwrap().as_str(), "31135");
+        let unknown = registry.code("99999").unwrap_err();
+        assert!(unknown.to_string().contains("`99999`"), "{unknown}");
     }
 
     #[test]

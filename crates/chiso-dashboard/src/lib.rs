@@ -83,7 +83,7 @@ pub async fn evaluate(
     let batches = frame
         .collect()
         .await
-        .map_err(|e| failed(EngineError::Query(e.to_string())))?;
+        .map_err(|e| failed(EngineError::from(e)))?;
     let mut table = Table::from_batches(&batches, panel.limit.unwrap_or(PANEL_ROWS))?;
     // No batches, no schema: the plan still knows the columns.
     if table.columns.is_empty() {

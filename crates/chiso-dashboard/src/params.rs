@@ -1,9 +1,9 @@
 //! What a request asks for (period, ward, filters, language), as the SQL
 //! literals a panel's `{{parameters}}` are filled with.
 
-use chiso_engine::EngineError;
 use chiso_engine::period::{Grain, Period};
 use chiso_engine::queries::{date_literal, instant_literal, render, string_literal};
+use chiso_engine::{EngineError, WardCode};
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use serde::Deserialize;
 
@@ -42,7 +42,7 @@ pub const PARAMETERS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Params {
     pub period: Period,
-    pub ward: Option<String>,
+    pub ward: Option<WardCode>,
     pub kind: Option<String>,
     pub province: Option<String>,
     pub lang: Lang,
@@ -88,9 +88,8 @@ impl Params {
     /// The SQL literal of every parameter.
     pub fn literals(&self) -> Vec<(&'static str, String)> {
         let (series_grain, from, to) = self.series();
-        let text = |value: &Option<String>| {
+        let text = |value: Option<&str>| {
             value
-                .as_deref()
                 .map(string_literal)
                 .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".to_owned())
         };
@@ -106,9 +105,9 @@ impl Params {
             ("series_grain", string_literal(series_grain.as_str())),
             ("series_from", string_literal(&from.to_string())),
             ("series_to", string_literal(&to.to_string())),
-            ("ward", text(&self.ward)),
-            ("kind", text(&self.kind)),
-            ("province", text(&self.province)),
+            ("ward", text(self.ward.as_ref().map(WardCode::as_str))),
+            ("kind", text(self.kind.as_deref())),
+            ("province", text(self.province.as_deref())),
             ("lang", string_literal(self.lang.code())),
             ("now", instant_literal(self.now)),
         ]

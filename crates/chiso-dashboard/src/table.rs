@@ -59,6 +59,21 @@ pub struct Table {
     pub total_rows: usize,
 }
 
+impl chiso_engine::memo::Weight for Table {
+    /// About the bytes its values hold, for the memos that keep tables.
+    fn weight(&self) -> usize {
+        self.rows
+            .iter()
+            .flatten()
+            .map(|value| match value {
+                Value::Text(text) => 32 + text.len(),
+                Value::List(values) => 32 + 8 * values.len(),
+                _ => 32,
+            })
+            .sum()
+    }
+}
+
 impl Table {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)

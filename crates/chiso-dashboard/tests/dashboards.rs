@@ -2,44 +2,11 @@
 //! shows what it declares.
 
 use chiso_dashboard::{Dashboards, Lang, PanelKind, Params, present};
-use chiso_engine::{Engine, EngineOptions};
-
-/// The built-in sample city in a directory of its own, removed when the test
-/// ends, so that the tests neither share a store nor leave one behind.
-struct SampleCity {
-    engine: Engine,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for SampleCity {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn sample_city(test: &str) -> SampleCity {
-    let dir = std::env::temp_dir().join(format!("chiso-dashboard-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = dir.join("sample-city");
-    chiso_ingest::sample::ensure_store(&store)
-        .await
-        .expect("sample city");
-    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
-    let engine = Engine::open(
-        &store,
-        EngineOptions {
-            now: Some(now),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("engine");
-    SampleCity { engine, dir }
-}
+use chiso_test_support::SampleCity;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_panel_runs_and_has_its_columns() {
-    let city = sample_city("panels").await;
+    let city = SampleCity::open("dashboard-panels").await;
     let engine = &city.engine;
     let dashboards = Dashboards::builtin().expect("dashboards");
     for period in ["2025-W40"] {
@@ -48,7 +15,11 @@ async fn every_shipped_panel_runs_and_has_its_columns() {
             Lang::Vi,
             engine.now(),
         );
-        params.ward = Some("31135".into());
+        params.ward = Some(
+            chiso_core::wards::WardRegistry::builtin()
+                .code("31135")
+                .unwrap(),
+        );
         for page in &dashboards.pages {
             for panel in &page.panels {
                 let table = chiso_dashboard::evaluate(engine, panel, &params)
@@ -83,7 +54,7 @@ async fn every_shipped_panel_runs_and_has_its_columns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ranking_lists_every_ward_and_the_filters_narrow_it() {
-    let city = sample_city("ranking").await;
+    let city = SampleCity::open("dashboard-ranking").await;
     let engine = &city.engine;
     let dashboards = Dashboards::builtin().expect("dashboards");
     let panel = dashboards

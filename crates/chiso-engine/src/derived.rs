@@ -19,8 +19,7 @@
 //! temporary files, then each step runs once per chunk,
 //! with `events` bound to that chunk's events, and writes one Parquet file
 //! per chunk and table. Grouping 100 million events by dossier in one query needs
-//! memory in proportion to the whole log (measured: killed at 24 GB at scale
-//! 10); a chunk needs memory in proportion to its share, at the price of
+//! memory in proportion to the whole log; a chunk needs memory in proportion to its share, at the price of
 //! writing the events once more. A dossier's events all fall in one chunk,
 //! so every derived row is the same as in one query.
 //!
@@ -88,19 +87,14 @@ fn fingerprint<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 const PAGE_ROWS: usize = 8 * 1024;
 
-/// Events per chunk of the derivation. Measured peaks: 1.9 GB for the 10.7
-/// million events of scale 1 (one chunk), 4.8 GB for the 107 million of
-/// scale 10 (nine chunks), where one query over the whole log was killed at
-/// 24 GB.
+/// Events per chunk of the derivation: a chunk's memory, not the log's,
+/// bounds the derivation's (peaks in benches/README.md, "Why these
+/// settings").
 pub const EVENTS_PER_CHUNK: u64 = 12_000_000;
 
 /// The folder for the derived tables of the store's loaded events version.
 fn folder(store: &Store) -> PathBuf {
-    let version = store.version(Table::Events);
-    store
-        .root()
-        .join("derived")
-        .join(format!("events-v{version}-{}", definitions_fingerprint()))
+    store.derived_folder(&definitions_fingerprint())
 }
 
 /// A table's folder: one Parquet file per chunk.

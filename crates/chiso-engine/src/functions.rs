@@ -9,10 +9,12 @@
 //! SELECT * FROM kpi_index_detail('2025-07', '2022');
 //! ```
 //!
-//! Each call renders the SQL of `queries/` for its arguments; the result's
-//! schema is learnt by planning the first call of each kind (kpi by ward,
-//! kpi_index with a layout, …) and kept, and the query itself is planned
-//! when DataFusion scans the call.
+//! Each function only reads its text arguments into a typed [`Call`], the
+//! same value the server, the CLI and the reports hand to
+//! [`crate::Engine::figures`]; from there one path renders the SQL of
+//! `queries/`. The result's schema is learnt by planning the first call of
+//! each kind (kpi by ward, kpi_index with a layout, …) and kept, and the
+//! query itself is planned when DataFusion scans the call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,29 +22,31 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use chiso_store::datafusion::catalog::MemTable;
 use chiso_store::datafusion::physical_plan::collect;
-use tokio::sync::OnceCell;
+
+use crate::memo::Memo;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use chiso_store::datafusion::catalog::{
     Session, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
-use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue, plan_err};
+use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue};
 use chiso_store::datafusion::execution::context::SessionState;
 use chiso_store::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
 use chiso_store::datafusion::physical_plan::ExecutionPlan;
 use chiso_store::datafusion::prelude::SessionContext;
 use chrono::NaiveDate;
 
-use chiso_core::wards::WardRegistry;
+use chiso_core::wards::{WardCode, WardRegistry};
 
-use crate::period::{Grain, Period};
+use crate::call::{Call, TABLE_FUNCTIONS};
+use crate::period::Period;
 use crate::queries::{self, render};
-use crate::{EngineError, Grouping, Layout, Planner};
+use crate::{EngineError, Grouping, Layout, Planner, RequestError};
 
-/// What a table function computes, with its arguments resolved.
+/// The kind of a call, which decides its result's schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Call {
+enum Kind {
     Kpi(Grouping),
     Change(Grouping),
     Index(Layout),
@@ -51,98 +55,103 @@ enum Call {
     Dossiers,
 }
 
-/// A call with its arguments read.
-struct Resolved {
-    call: Call,
-    periods: Vec<Period>,
-    ward: Option<String>,
+impl Kind {
+    fn of(call: &Call) -> Self {
+        match call {
+            Call::Kpi { by, .. } | Call::Series { by, .. } => Self::Kpi(*by),
+            Call::Change { by, .. } => Self::Change(*by),
+            Call::Index { layout, .. } => Self::Index(*layout),
+            Call::IndexDetail { layout, .. } => Self::IndexDetail(*layout),
+            Call::DossiersAt { .. } => Self::Dossiers,
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Functions {
+pub(crate) struct Functions {
     planner: Arc<Planner>,
     /// The result schema of each kind of call, planned when it is first
     /// called rather than when the engine opens: planning all fifteen kinds
     /// took most of a command's start-up, and most commands call one kind
     /// or none.
-    schemas: Mutex<HashMap<Call, SchemaRef>>,
+    schemas: Mutex<HashMap<Kind, SchemaRef>>,
     /// Results of calls over periods that have ended: with the events of
     /// one version and a period whose T is its end, a call's rows can no
     /// longer change, so every panel, page and pack asking for them shares
     /// one computation.
-    results: Mutex<HashMap<String, RememberedRows>>,
+    results: Memo<Arc<Vec<RecordBatch>>>,
 }
-
-/// The rows of one call, computed by the first who asks.
-type RememberedRows = Arc<OnceCell<Arc<Vec<RecordBatch>>>>;
 
 /// Calls remembered at most; past it the memory starts again empty.
 const REMEMBERED_CALLS: usize = 512;
+/// Bytes of remembered rows at most; past it the same.
+const REMEMBERED_BYTES: usize = 256 << 20;
 /// A result longer than this is used once and not kept (a year's dossiers).
 const REMEMBERED_ROWS: usize = 300_000;
 
 impl Functions {
     /// The schema of a kind of call's result, planned the first time.
-    fn schema(&self, call: Call, state: &SessionState) -> Result<SchemaRef> {
+    fn schema(&self, kind: Kind, state: &SessionState) -> Result<SchemaRef> {
         let known = self
             .schemas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&call)
+            .get(&kind)
             .cloned();
         if let Some(schema) = known {
             return Ok(schema);
         }
-        let probe =
-            Period::parse("2025-W28", self.planner.now()).map_err(|e| engine_error(e.into()))?;
-        let sql = sql_for(&self.planner, call, &[probe], None)
+        let probe = Period::week_of(NaiveDate::from_ymd_opt(2025, 7, 14).unwrap_or_default());
+        let sql = sql_for(&self.planner, kind, &[probe], None)
             .map_err(engine_error)?
             .whole();
         // DataFusion asks for a table function's provider synchronously.
         // Planning awaits only the session's in-memory catalogue, never I/O
         // or the runtime, so driving it to completion here blocks no one.
         let plan = futures::executor::block_on(state.create_logical_plan(&sql))
-            .map_err(|e| DataFusionError::Internal(format!("planning the SQL of {call:?}: {e}")))?;
+            .map_err(|e| DataFusionError::Internal(format!("planning the SQL of {kind:?}: {e}")))?;
         let schema = Arc::clone(plan.schema().inner());
         self.schemas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(call, Arc::clone(&schema));
+            .insert(kind, Arc::clone(&schema));
         Ok(schema)
     }
 
-    /// The cell of a call's result, shared by whoever asks for it.
-    fn forget(&self, sql: &str) {
-        self.results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sql);
+    /// The table of a call's rows, planned when it is scanned.
+    pub(crate) fn table(
+        self: &Arc<Self>,
+        call: &Call,
+        state: &SessionState,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let kind = Kind::of(call);
+        let periods = call.periods().map_err(request_error)?;
+        let schema = self.schema(kind, state)?;
+        let sql = sql_for(&self.planner, kind, &periods, call.ward()).map_err(engine_error)?;
+        let now = self.planner.now();
+        let ended = periods.iter().all(|p| p.end_at() <= now);
+        Ok(Arc::new(SqlTable {
+            sql,
+            schema,
+            remembered_by: ended.then(|| Arc::clone(self)),
+        }))
     }
 
-    fn result_cell(&self, sql: &str) -> RememberedRows {
-        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
-        if results.len() >= REMEMBERED_CALLS && !results.contains_key(sql) {
-            results.clear();
-        }
-        Arc::clone(results.entry(sql.to_owned()).or_default())
+    /// The SQL of a call, as one query.
+    pub(crate) fn sql(&self, call: &Call) -> std::result::Result<String, EngineError> {
+        let periods = call.periods()?;
+        Ok(sql_for(&self.planner, Kind::of(call), &periods, call.ward())?.whole())
     }
 }
 
-/// Registers the table functions.
-pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) {
+/// Registers the table functions; the returned memory serves typed calls too.
+pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) -> Arc<Functions> {
     let functions = Arc::new(Functions {
         planner: Arc::clone(planner),
         schemas: Mutex::new(HashMap::new()),
-        results: Mutex::new(HashMap::new()),
+        results: Memo::with_limits(REMEMBERED_CALLS, REMEMBERED_BYTES),
     });
-    for name in [
-        "kpi",
-        "kpi_series",
-        "kpi_change",
-        "kpi_index",
-        "kpi_index_detail",
-        "dossiers_at",
-    ] {
+    for name in TABLE_FUNCTIONS {
         context.register_udtf(
             name,
             Arc::new(Function {
@@ -151,6 +160,7 @@ pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) {
             }),
         );
     }
+    functions
 }
 
 /// The SQL of a call: one query per period, and the row order of the result.
@@ -186,30 +196,31 @@ impl CallSql {
 
 fn sql_for(
     planner: &Planner,
-    call: Call,
+    kind: Kind,
     periods: &[Period],
-    ward: Option<&str>,
-) -> Result<CallSql, EngineError> {
-    let one = |period: &Period| -> Result<String, EngineError> {
-        match call {
-            Call::Kpi(grouping) => planner.scoped_kpi_sql(period, grouping, ward),
-            Call::Change(grouping) => change_sql(planner, period, grouping, ward),
-            Call::Index(layout) => planner.index_sql(period, layout),
-            Call::IndexDetail(layout) => planner.index_detail_sql(period, layout),
-            Call::Dossiers => planner.dossiers_at_sql(period),
+    ward: Option<&WardCode>,
+) -> std::result::Result<CallSql, EngineError> {
+    let ward = ward.map(WardCode::as_str);
+    let one = |period: &Period| -> std::result::Result<String, EngineError> {
+        match kind {
+            Kind::Kpi(grouping) => planner.scoped_kpi_sql(period, grouping, ward),
+            Kind::Change(grouping) => change_sql(planner, period, grouping, ward),
+            Kind::Index(layout) => planner.index_sql(period, layout),
+            Kind::IndexDetail(layout) => planner.index_detail_sql(period, layout),
+            Kind::Dossiers => planner.dossiers_at_sql(period),
         }
     };
     // Every order of a series starts with period_start, so the periods' rows
     // one after another, in series order, are the whole result in order
     // (`dossiers_at` takes one period).
-    let order = match call {
-        Call::Kpi(grouping) | Call::Change(grouping) => match grouping.key_columns() {
+    let order = match kind {
+        Kind::Kpi(grouping) | Kind::Change(grouping) => match grouping.key_columns() {
             Some((key, _)) => format!("period_start, {key}"),
             None => "period_start".to_owned(),
         },
-        Call::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
-        Call::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
-        Call::Dossiers => "received_at, dossier_id".to_owned(),
+        Kind::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
+        Kind::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
+        Kind::Dossiers => "received_at, dossier_id".to_owned(),
     };
     Ok(CallSql {
         periods: periods.iter().map(one).collect::<Result<_, _>>()?,
@@ -223,7 +234,7 @@ fn change_sql(
     period: &Period,
     grouping: Grouping,
     ward: Option<&str>,
-) -> Result<String, EngineError> {
+) -> std::result::Result<String, EngineError> {
     let key = match grouping.key_columns() {
         Some((code, _)) => format!("c.{code} IS NOT DISTINCT FROM p.{code}"),
         None => "true".to_owned(),
@@ -247,142 +258,44 @@ struct Function {
     functions: Arc<Functions>,
 }
 
-fn text_argument(name: &str, args: &[Expr], index: usize, default: Option<&str>) -> Result<String> {
-    match args.get(index) {
-        Some(Expr::Literal(
-            ScalarValue::Utf8(Some(text))
-            | ScalarValue::LargeUtf8(Some(text))
-            | ScalarValue::Utf8View(Some(text)),
-            _,
-        )) => Ok(text.clone()),
-        Some(other) => plan_err!(
-            "{name}: argument {} must be a text literal, not {other}",
-            index + 1
-        ),
-        None => match default {
-            Some(value) => Ok(value.to_owned()),
-            None => plan_err!("{name}: argument {} is missing", index + 1),
-        },
-    }
+/// A table function's arguments: each a text literal, or `None`.
+fn text_arguments(args: &[Expr]) -> Vec<Option<String>> {
+    args.iter()
+        .map(|arg| match arg {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(text))
+                | ScalarValue::LargeUtf8(Some(text))
+                | ScalarValue::Utf8View(Some(text)),
+                _,
+            ) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
+/// An engine error raised while DataFusion plans: a request error travels
+/// as itself, so that the edge answers by its kind.
 fn engine_error(error: EngineError) -> DataFusionError {
-    DataFusionError::Plan(error.to_string())
+    match error {
+        EngineError::Request(request) => request_error(request),
+        other => DataFusionError::Plan(other.to_string()),
+    }
 }
 
-impl Function {
-    fn usage(&self) -> &'static str {
-        match self.name {
-            "kpi" => "kpi('2025-W28', 'ward') or kpi('2025-W28', 'procedure', '31135')",
-            "kpi_change" => {
-                "kpi_change('2025-W28', 'ward') or kpi_change('2025-W28', 'procedure', '31135')"
-            }
-            "kpi_series" => {
-                "kpi_series('week', 'ward', '2025-01-01', '2025-12-31') or with a ward code last"
-            }
-            "kpi_index" => "kpi_index('2025-07', 'portal')",
-            "dossiers_at" => "dossiers_at('2025-W28')",
-            _ => "kpi_index_detail('2025-07', 'portal')",
-        }
-    }
-
-    fn resolve(&self, args: &[Expr]) -> Result<Resolved> {
-        let now = self.functions.planner.now();
-        let name = self.name;
-        let max_args = match name {
-            "kpi_series" => 5,
-            "kpi" | "kpi_change" => 3,
-            "dossiers_at" => 1,
-            _ => 2,
-        };
-        if args.len() > max_args || args.is_empty() {
-            return plan_err!(
-                "{name} takes {max_args} arguments at most, for example {}",
-                self.usage()
-            );
-        }
-        let period = |index: usize| -> Result<Period> {
-            Period::parse(&text_argument(name, args, index, None)?, now)
-                .map_err(|e| engine_error(e.into()))
-        };
-        let grouping = |index: usize| -> Result<Grouping> {
-            Grouping::parse(&text_argument(name, args, index, Some("city"))?).map_err(engine_error)
-        };
-        let layout = |index: usize| -> Result<Layout> {
-            Layout::parse(&text_argument(name, args, index, Some("portal"))?).map_err(engine_error)
-        };
-        // The optional last argument of kpi, kpi_change and kpi_series: count
-        // only one ward's dossiers (for a ward's procedures, say).
-        let ward = |index: usize| -> Result<Option<String>> {
-            if args.len() <= index {
-                return Ok(None);
-            }
-            let code = text_argument(name, args, index, None)?;
-            let code = code.trim().to_owned();
-            if !WardRegistry::builtin().contains(&code) {
-                return plan_err!("{name}: `{code}` is not the code of a ward of the city");
-            }
-            Ok(Some(code))
-        };
-        let one = |call: Call, ward: Option<String>| -> Result<Resolved> {
-            Ok(Resolved {
-                call,
-                periods: vec![period(0)?],
-                ward,
-            })
-        };
-        match name {
-            "kpi" => one(Call::Kpi(grouping(1)?), ward(2)?),
-            "kpi_change" => one(Call::Change(grouping(1)?), ward(2)?),
-            "kpi_index" => one(Call::Index(layout(1)?), None),
-            "kpi_index_detail" => one(Call::IndexDetail(layout(1)?), None),
-            "dossiers_at" => one(Call::Dossiers, None),
-            _ => {
-                let grain_text = text_argument(name, args, 0, None)?;
-                let grain = Grain::parse(&grain_text).ok_or_else(|| {
-                    DataFusionError::Plan(format!(
-                        "{name}: `{grain_text}` is not day, week, month, quarter or year"
-                    ))
-                })?;
-                let date = |index: usize| -> Result<NaiveDate> {
-                    let text = text_argument(name, args, index, None)?;
-                    crate::parse_date(&text)
-                        .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))
-                };
-                let (from, to) = (date(2)?, date(3)?);
-                let periods = Period::series(grain, from, to)
-                    .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
-                if periods.is_empty() {
-                    return plan_err!("{name}: from {from} to {to} holds no period");
-                }
-                Ok(Resolved {
-                    call: Call::Kpi(grouping(1)?),
-                    periods,
-                    ward: ward(4)?,
-                })
-            }
-        }
-    }
+fn request_error(error: RequestError) -> DataFusionError {
+    DataFusionError::External(Box::new(error))
 }
 
 impl TableFunctionImpl for Function {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let Resolved {
-            call,
-            periods,
-            ward,
-        } = self.resolve(args.exprs())?;
-        let state = session_state(args.session())?;
-        let schema = self.functions.schema(call, state)?;
-        let sql = sql_for(&self.functions.planner, call, &periods, ward.as_deref())
-            .map_err(engine_error)?;
-        let now = self.functions.planner.now();
-        let ended = periods.iter().all(|p| p.end_at() <= now);
-        Ok(Arc::new(SqlTable {
-            sql,
-            schema,
-            remembered_by: ended.then(|| Arc::clone(&self.functions)),
-        }))
+        let call = Call::from_arguments(
+            self.name,
+            &text_arguments(args.exprs()),
+            self.functions.planner.now(),
+            WardRegistry::builtin(),
+        )
+        .map_err(request_error)?;
+        self.functions.table(&call, session_state(args.session())?)
     }
 }
 
@@ -416,9 +329,9 @@ impl SqlTable {
         let mut rows = Vec::new();
         for index in 0..self.sql.periods.len() {
             let sql = self.sql.period(index);
-            let cell = functions.result_cell(&sql);
-            let batches = cell
-                .get_or_try_init(|| async {
+            let batches = functions
+                .results
+                .get_or_try(sql.clone(), || async {
                     let plan = state.create_logical_plan(&sql).await?;
                     let physical = state.create_physical_plan(&plan).await?;
                     let batches = collect(physical, state.task_ctx()).await?;
@@ -426,7 +339,7 @@ impl SqlTable {
                 })
                 .await?;
             if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
-                functions.forget(&sql);
+                functions.results.forget(&sql);
             }
             rows.extend(batches.iter().cloned());
         }

@@ -1,4 +1,4 @@
-//! # chiso-engine: the figures of kpis.md, from the store, by SQL
+//! # chiso-engine: the figures of docs/kpis.md, from the store, by SQL
 //!
 //! The engine opens a store as a DataFusion session in the business time zone
 //! and registers everything an analyst (or a dashboard) queries:
@@ -8,7 +8,7 @@
 //!   `procedures`, the indicator catalogues `indicators_portal` and
 //!   `indicators_2022`, and `external_indicators`;
 //! * the derived tables `dossier_facts` and `dossier_history` (see
-//!   [`derived`]) and the view `dossiers`: the derived dossier of events.md as
+//!   [`derived`]) and the view `dossiers`: the derived dossier of docs/events.md as
 //!   of now;
 //! * table functions: `kpi('2025-W28', 'ward')`, `kpi_index('2025-07',
 //!   'portal')`, `kpi_index_detail(…)`, `kpi_series('week', 'ward', '2025-01-01',
@@ -24,11 +24,13 @@
 //! Architecture invariant: this crate knows DataFusion and the store, not
 //! HTTP, terminals or file formats of reports; what it returns is Arrow.
 
+pub mod call;
 mod capped;
 pub mod catalogue;
 pub mod derived;
 mod functions;
 pub mod limits;
+pub mod memo;
 pub mod period;
 pub mod queries;
 pub mod reference;
@@ -47,6 +49,8 @@ use chiso_store::datafusion::prelude::{DataFrame, SessionContext};
 use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
+pub use call::Call;
+pub use chiso_core::wards::{UnknownWard, WardCode};
 pub use chiso_store::datafusion;
 pub use limits::{
     Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, holding, stop_early,
@@ -61,8 +65,14 @@ use queries::{date_literal, instant_literal, render};
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request names something that is not a thing: the caller's to fix.
     #[error(transparent)]
-    Period(#[from] PeriodError),
+    Request(#[from] RequestError),
+    /// The SQL could not be planned (a syntax error, an unknown column or
+    /// table, a type mismatch): the caller's to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query failed while it ran.
     #[error("{0}")]
     Query(String),
     /// A statement that would change something or reach outside the store.
@@ -75,10 +85,6 @@ pub enum EngineError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("unknown grouping `{0}`; use ward, department, procedure, channel or city")]
-    Grouping(String),
-    #[error("unknown index layout `{0}`; use portal or 2022")]
-    Layout(String),
     /// Every place for analysts' queries is taken.
     #[error("{0} queries are already running; try again shortly")]
     Busy(usize),
@@ -88,13 +94,73 @@ pub enum EngineError {
          narrow it (a shorter period, fewer columns, a LIMIT) ({detail})"
     )]
     Memory { limit: String, detail: String },
+    /// A query ran out of a resource outside an analyst's bounds.
+    #[error("{0}")]
+    Exhausted(String),
     #[error(transparent)]
     Stopped(#[from] Stop),
 }
 
+/// What a request asked for that is not a thing; typed from the edge (a URL,
+/// a flag, a table function's arguments) to the answer (a 400, SQLSTATE 22023).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Period(#[from] PeriodError),
+    #[error(transparent)]
+    Ward(#[from] UnknownWard),
+    #[error("unknown grouping `{0}`; use ward, department, procedure, channel or city")]
+    Grouping(String),
+    #[error("unknown index layout `{0}`; use portal or 2022")]
+    Layout(String),
+    /// A table function called with arguments it cannot take.
+    #[error("{function}: {reason}; for example {usage}")]
+    Arguments {
+        function: &'static str,
+        reason: String,
+        usage: &'static str,
+    },
+}
+
+impl From<PeriodError> for EngineError {
+    fn from(error: PeriodError) -> Self {
+        Self::Request(error.into())
+    }
+}
+
+impl From<UnknownWard> for EngineError {
+    fn from(error: UnknownWard) -> Self {
+        Self::Request(error.into())
+    }
+}
+
+impl From<DataFusionError> for EngineError {
+    /// Told apart by kind, never by message: a request error a table
+    /// function raised comes back as itself, whatever DataFusion wrapped
+    /// it in.
+    fn from(error: DataFusionError) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(inner) = cause {
+            if let Some(request) = inner.downcast_ref::<RequestError>() {
+                return Self::Request(request.clone());
+            }
+            cause = inner.source();
+        }
+        let text = error.to_string();
+        match error.find_root() {
+            DataFusionError::Plan(_)
+            | DataFusionError::SQL(..)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => Self::Invalid(text),
+            DataFusionError::ResourcesExhausted(_) => Self::Exhausted(text),
+            _ => Self::Query(text),
+        }
+    }
+}
+
 impl EngineError {
     fn query(error: DataFusionError) -> Self {
-        Self::Query(error.to_string())
+        error.into()
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
@@ -103,9 +169,17 @@ impl EngineError {
             cause,
         }
     }
+
+    /// Whether the caller can fix it by asking differently (a 400, not a 500).
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Request(_) | Self::Invalid(_) | Self::Refused(_) | Self::Memory { .. }
+        )
+    }
 }
 
-/// How KPI results are grouped (kpis.md, "Grouping").
+/// How KPI results are grouped (docs/kpis.md, "Grouping").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Grouping {
     Ward,
@@ -124,14 +198,14 @@ impl Grouping {
         Self::City,
     ];
 
-    pub fn parse(text: &str) -> Result<Self, EngineError> {
+    pub fn parse(text: &str) -> Result<Self, RequestError> {
         Ok(match text.trim().to_ascii_lowercase().as_str() {
             "ward" | "wards" => Self::Ward,
             "department" | "departments" => Self::Department,
             "procedure" | "procedures" => Self::Procedure,
             "channel" | "channels" => Self::Channel,
             "city" | "none" | "" => Self::City,
-            _ => return Err(EngineError::Grouping(text.to_owned())),
+            _ => return Err(RequestError::Grouping(text.chars().take(32).collect())),
         })
     }
 
@@ -186,7 +260,7 @@ impl Grouping {
     }
 }
 
-/// The two shipped layouts of the composite index (kpis.md).
+/// The two shipped layouts of the composite index (docs/kpis.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layout {
     /// The portal's six groups today.
@@ -196,11 +270,18 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub fn parse(text: &str) -> Result<Self, EngineError> {
+    pub fn parse(text: &str) -> Result<Self, RequestError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "portal" | "" => Ok(Self::Portal),
             "2022" => Ok(Self::Decision2022),
-            _ => Err(EngineError::Layout(text.to_owned())),
+            _ => Err(RequestError::Layout(text.chars().take(32).collect())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Portal => "portal",
+            Self::Decision2022 => "2022",
         }
     }
 
@@ -219,7 +300,7 @@ pub struct EngineOptions {
     /// The clock for `T = min(end, now)` and the relative periods; `None`
     /// reads the system clock at each query.
     pub now: Option<DateTime<Utc>>,
-    /// External indicator values for the composite index (kpis.md).
+    /// External indicator values for the composite index (docs/kpis.md).
     pub external_indicators: Option<PathBuf>,
     /// A holiday calendar replacing the built-in one.
     pub calendar: Option<PathBuf>,
@@ -234,6 +315,7 @@ pub struct Engine {
     store: Store,
     context: SessionContext,
     planner: Arc<Planner>,
+    functions: Arc<functions::Functions>,
     built_derived: bool,
 }
 
@@ -375,7 +457,7 @@ impl Engine {
         for function in udf::aggregates() {
             context.register_udaf(function);
         }
-        let catalogue = reference::catalogue(store.root())?;
+        let catalogue = reference::catalogue(&store)?;
         let indicators_portal =
             reference::indicators("queries/indicators-portal.csv", queries::INDICATORS_PORTAL)?;
         let indicators_2022 =
@@ -386,12 +468,12 @@ impl Engine {
                 ids.extend(indicator_ids(&indicators_2022));
                 ids.sort();
                 ids.dedup();
-                reference::external_indicators(path, &wards, &ids)?
+                reference::external_indicators(path, wards, &ids)?
             }
             None => reference::no_external_indicators()?,
         };
         let tables = [
-            ("wards", reference::wards(&wards)?),
+            ("wards", reference::wards(wards)?),
             ("calendar", reference::calendar(&calendar)?),
             ("channels", reference::channels()?),
             ("procedures", catalogue.procedures),
@@ -414,11 +496,12 @@ impl Engine {
         context
             .register_table("dossiers", view)
             .map_err(EngineError::query)?;
-        functions::register(&context, &planner);
+        let functions = functions::register(&context, &planner);
         Ok(Self {
             store,
             context,
             planner,
+            functions,
             built_derived,
         })
     }
@@ -453,43 +536,18 @@ impl Engine {
         Ok(Period::parse(text, self.now())?)
     }
 
-    /// The SQL behind [`Engine::kpi`], for analysts who ask to see it.
-    pub fn kpi_sql(&self, period: &Period, grouping: Grouping) -> Result<String, EngineError> {
-        self.planner.kpi_sql(period, grouping)
+    /// The figures a call asks for: the one way the server, the CLI and
+    /// the reports reach them, and what the SQL table functions spell.
+    /// Calls over ended periods are computed once per engine.
+    pub async fn figures(&self, call: &Call) -> Result<DataFrame, EngineError> {
+        let state = self.context.state();
+        let table = self.functions.table(call, &state)?;
+        Ok(self.context.read_table(table)?)
     }
 
-    /// The SQL behind [`Engine::index`] (or [`Engine::index_detail`]).
-    pub fn index_sql(
-        &self,
-        period: &Period,
-        layout: Layout,
-        detail: bool,
-    ) -> Result<String, EngineError> {
-        if detail {
-            self.planner.index_detail_sql(period, layout)
-        } else {
-            self.planner.index_sql(period, layout)
-        }
-    }
-
-    /// Every KPI of kpis.md for `period`, one row per group.
-    pub async fn kpi(&self, period: &Period, grouping: Grouping) -> Result<DataFrame, EngineError> {
-        self.frame(&self.planner.kpi_sql(period, grouping)?).await
-    }
-
-    /// The composite index per ward, with band and rank.
-    pub async fn index(&self, period: &Period, layout: Layout) -> Result<DataFrame, EngineError> {
-        self.frame(&self.planner.index_sql(period, layout)?).await
-    }
-
-    /// The composite index, one row per ward and indicator.
-    pub async fn index_detail(
-        &self,
-        period: &Period,
-        layout: Layout,
-    ) -> Result<DataFrame, EngineError> {
-        self.frame(&self.planner.index_detail_sql(period, layout)?)
-            .await
+    /// The SQL behind [`Engine::figures`], for analysts who ask to see it.
+    pub fn figures_sql(&self, call: &Call) -> Result<String, EngineError> {
+        self.functions.sql(call)
     }
 
     /// An analyst's query: read-only, refused with a clear message otherwise.

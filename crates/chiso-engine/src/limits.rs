@@ -163,12 +163,10 @@ impl Engine {
                 let frame = Self::read_only_frame(&context, query)
                     .await
                     .map_err(|error| match error {
-                        EngineError::Query(text) if text.contains("Resources exhausted") => {
-                            EngineError::Memory {
-                                limit: limits.memory_text(),
-                                detail: text,
-                            }
-                        }
+                        EngineError::Exhausted(detail) => EngineError::Memory {
+                            limit: limits.memory_text(),
+                            detail,
+                        },
                         other => other,
                     })?;
                 frame
@@ -384,16 +382,12 @@ impl EngineError {
     /// An execution error as the analyst should read it: a memory limit
     /// reached is named as such.
     pub(crate) fn from_execution(error: DataFusionError, limits: &QueryLimits) -> Self {
-        let text = error.to_string();
-        if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
-            || text.contains("Resources exhausted")
-        {
-            EngineError::Memory {
+        match EngineError::from(error) {
+            EngineError::Exhausted(detail) => EngineError::Memory {
                 limit: limits.memory_text(),
-                detail: text,
-            }
-        } else {
-            EngineError::Query(text)
+                detail,
+            },
+            other => other,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Reporting periods: what `2025-W28`, `2025-07`, `2025-Q3`, `2025`,
-//! `2025-07-01..2025-07-15` and `last-week` mean (kpis.md, "Periods").
+//! `2025-07-01..2025-07-15` and `last-week` mean (docs/kpis.md, "Periods").
 //!
 //! A period is a half-open range of local dates `[start, end)`; its instants
 //! are the local midnights of those dates. The evaluation instant is
@@ -24,14 +24,14 @@ pub enum Grain {
 }
 
 impl Grain {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text.trim().to_ascii_lowercase().as_str() {
+    pub fn parse(text: &str) -> Result<Self, PeriodError> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
             "day" => Self::Day,
             "week" => Self::Week,
             "month" => Self::Month,
             "quarter" => Self::Quarter,
             "year" => Self::Year,
-            _ => return None,
+            _ => return Err(PeriodError::Grain(text.chars().take(32).collect())),
         })
     }
 
@@ -88,6 +88,10 @@ pub enum PeriodError {
         from: NaiveDate,
         to: NaiveDate,
     },
+    #[error("a series from {from} to {to} is empty: {from} is after {to}")]
+    Reversed { from: NaiveDate, to: NaiveDate },
+    #[error("unknown grain `{0}`; use day, week, month, quarter or year")]
+    Grain(String),
 }
 
 fn clamp_to_years(date: NaiveDate) -> NaiveDate {
@@ -280,8 +284,12 @@ impl Period {
     }
 
     /// The periods of `grain` that cover `[from, to]`, oldest first; at
-    /// most [`MAX_SERIES_PERIODS`], refused before more are made.
+    /// most [`MAX_SERIES_PERIODS`], refused before more are made, and at
+    /// least one.
     pub fn series(grain: Grain, from: NaiveDate, to: NaiveDate) -> Result<Vec<Self>, PeriodError> {
+        if from > to {
+            return Err(PeriodError::Reversed { from, to });
+        }
         let too_long = move || PeriodError::SeriesTooLong {
             grain: grain.as_str(),
             from,

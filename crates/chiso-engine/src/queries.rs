@@ -16,9 +16,9 @@ pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql
 pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
 /// A dossier's payment, rating and supplement pauses as of an instant T.
 pub const HISTORY_AT: &str = include_str!("../../../queries/history_at.sql");
-/// The derived dossier of events.md at an instant T.
+/// The derived dossier of docs/events.md at an instant T.
 pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
-/// Every KPI of kpis.md for one period and grouping.
+/// Every KPI of docs/kpis.md for one period and grouping.
 pub const KPI: &str = include_str!("../../../queries/kpi.sql");
 /// A period's KPIs against the period before it.
 pub const KPI_CHANGE: &str = include_str!("../../../queries/kpi_change.sql");

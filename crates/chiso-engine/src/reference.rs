@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chiso_core::calendar::{SpecialDayKind, WorkCalendar};
 use chiso_core::event::{Channel, ContractEnum};
 use chiso_core::wards::WardRegistry;
-use chiso_store::PROCEDURE_CATALOGUE;
+use chiso_store::Store;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::EngineError;
@@ -143,63 +143,29 @@ pub fn calendar(calendar: &WorkCalendar) -> Result<RecordBatch, EngineError> {
         .build()
 }
 
-/// The departments and procedures a store knows, from the catalogue file
-/// `reference/procedures.csv` in the store (the columns of the sample city's
-/// `procedures.csv`). A store without one has empty tables: the KPI results
-/// then show codes without names.
+/// The departments and procedures a store knows, from its catalogue
+/// ([`Store::procedures`]). A store without one has empty tables: the KPI
+/// results then show codes without names.
 #[derive(Debug)]
 pub struct Catalogue {
     pub procedures: RecordBatch,
     pub departments: RecordBatch,
 }
 
-pub fn catalogue(store_root: &Path) -> Result<Catalogue, EngineError> {
-    let path = store_root.join(PROCEDURE_CATALOGUE);
-    let mut procedures: Vec<[String; 5]> = Vec::new();
-    if path.exists() {
-        let mut reader = csv::Reader::from_path(&path).map_err(|e| EngineError::Reference {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let headers = reader
-            .headers()
-            .cloned()
-            .map_err(|e| EngineError::Reference {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        let wanted = [
-            "procedure_code",
-            "procedure_name",
-            "department_code",
-            "department_name",
-            "department_name_en",
-        ];
-        let positions: Vec<Option<usize>> = wanted
-            .iter()
-            .map(|w| headers.iter().position(|h| h.trim() == *w))
-            .collect();
-        if positions[0].is_none() || positions[1].is_none() {
-            return Err(EngineError::Reference {
-                path,
-                message: "needs the columns procedure_code and procedure_name".into(),
-            });
-        }
-        for (line, record) in reader.records().enumerate() {
-            let record = record.map_err(|e| EngineError::Reference {
-                path: path.clone(),
-                message: format!("line {}: {e}", line + 2),
-            })?;
-            let field = |i: usize| {
-                positions[i]
-                    .and_then(|p| record.get(p))
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned()
-            };
-            procedures.push([field(0), field(1), field(2), field(3), field(4)]);
-        }
-    }
+pub fn catalogue(store: &Store) -> Result<Catalogue, EngineError> {
+    let procedures: Vec<[String; 5]> = store
+        .procedures()?
+        .into_iter()
+        .map(|p| {
+            [
+                p.code,
+                p.name,
+                p.department_code.unwrap_or_default(),
+                p.department_name.unwrap_or_default(),
+                p.department_name_en.unwrap_or_default(),
+            ]
+        })
+        .collect();
     let mut departments: Vec<&[String; 5]> =
         procedures.iter().filter(|p| !p[2].is_empty()).collect();
     departments.sort_by(|a, b| a[2].cmp(&b[2]));
@@ -294,7 +260,7 @@ pub fn indicators(source_name: &str, text: &str) -> Result<RecordBatch, EngineEr
 }
 
 /// External indicator values: `ward_code, period_start, period_end,
-/// indicator_id, ratio` (kpis.md, "The composite index").
+/// indicator_id, ratio` (docs/kpis.md, "The composite index").
 pub fn external_indicators(
     source: &Path,
     wards: &WardRegistry,

@@ -1,7 +1,7 @@
 //! The SQL functions chiso adds to DataFusion, for its own queries and for
 //! analysts:
 //!
-//! * `percent(numerator, denominator)`: a rate of kpis.md, a percentage
+//! * `percent(numerator, denominator)`: a rate of docs/kpis.md, a percentage
 //!   rounded to 2 decimals half away from zero, null when the denominator is 0;
 //! * `local_date(ts)`: the local date (Asia/Ho_Chi_Minh) of an instant;
 //! * `working_days_between(a, b)`: working days after `a`'s date up to and
@@ -9,7 +9,7 @@
 //! * `add_working_days(ts, n)`: the calendar's due-date rule (17:00 of the
 //!   n-th working day after processing starts, 15:00 cut-off);
 //! * `percentile_nearest_rank(x, p)`: an aggregate, the `ceil(p × n)`-th
-//!   smallest value (kpis.md's 90th percentile is `p = 0.9`);
+//!   smallest value (docs/kpis.md's 90th percentile is `p = 0.9`);
 //! * `dossier_chunk(dossier_id, n)`: which of `n` chunks a dossier falls in,
 //!   by a hash of its id that never changes between runs or machines; chiso
 //!   derives a big city's dossier tables one chunk at a time (derived.rs).

@@ -3,35 +3,19 @@
 //! * `tests/kpi/*.slt`: small hand-built event sets, ingested through the real
 //!   ingester, with every expected figure worked out by hand in the file;
 //! * the generated city, whose figures chiso-gen derives independently (a
-//!   plain-Rust reading of events.md and kpis.md), must come out identical.
+//!   plain-Rust reading of docs/events.md and docs/kpis.md), must come out identical.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+use chiso_test_support::TempDir;
+use std::path::Path;
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use chiso_engine::{Engine, EngineOptions, Grouping, Period};
+use chiso_engine::{Call, Engine, EngineOptions, Grouping, Layout, Period};
 use chiso_gen::summary::Tally;
 use chiso_gen::{Format, Params};
 use chiso_ingest::{IngestOptions, Ingester};
 use chrono::{DateTime, Utc};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("chiso-engine-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn instant(text: &str) -> DateTime<Utc> {
     chiso_core::time::parse_timestamp(text).unwrap()
@@ -63,15 +47,22 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
 /// `query [rowsort]` blocks with `----` and the expected rows, and
 /// `statement error <text>` blocks. `chunk_events` sets the derivation's
 /// events per chunk (`None`: the default, one chunk for these files).
+///
+/// With `CHISO_SLT_REWRITE=1`, the rows each query returns replace the
+/// expected ones in the file (as DataFusion's `--complete`): review the
+/// diff, it is what the engine now says.
 async fn run_slt(path: &Path, chunk_events: Option<u64>) {
+    let rewrite = chunk_events.is_none() && std::env::var_os("CHISO_SLT_REWRITE").is_some();
+    // (first line of the expected rows, how many, the rows the query gave)
+    let mut answers: Vec<(usize, usize, Vec<String>)> = Vec::new();
     let stem = path.file_stem().unwrap().to_string_lossy().to_string();
     let name = match chunk_events {
         Some(n) => format!("{stem}-chunks-of-{n}"),
         None => stem.clone(),
     };
     let text = std::fs::read_to_string(path).unwrap();
-    let dir = TempDir::new(&format!("slt-{name}"));
-    let store = dir.0.join("store");
+    let dir = TempDir::new(&format!("engine-slt-{name}"));
+    let store = dir.path("store");
     // Every file starts from an empty store (the ingester creates it).
     Ingester::open(&store).await.unwrap();
     let mut now = instant("2030-01-01T00:00:00+07:00");
@@ -147,6 +138,7 @@ async fn run_slt(path: &Path, chunk_events: Option<u64>) {
                 sql.push(l);
             }
             let sql = sql.join("\n");
+            let first_row = lines.peek().map_or(text.lines().count(), |(n, _)| *n);
             let expected: Vec<String> = block(&mut lines)
                 .iter()
                 .map(|l| l.trim().to_owned())
@@ -156,6 +148,7 @@ async fn run_slt(path: &Path, chunk_events: Option<u64>) {
                 Ok(frame) => rows(&frame.collect().await.unwrap()),
                 Err(error) => vec![format!("ERROR: {error}")],
             };
+            answers.push((first_row, expected.len(), actual.clone()));
             let mut expected = expected;
             if rowsort {
                 actual.sort();
@@ -171,6 +164,14 @@ async fn run_slt(path: &Path, chunk_events: Option<u64>) {
         } else {
             panic!("{location}: unknown directive `{line}`");
         }
+    }
+    if rewrite {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for (first, count, actual) in answers.into_iter().rev() {
+            lines.splice(first..first + count, actual);
+        }
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+        return;
     }
     assert!(
         failures.is_empty(),
@@ -197,27 +198,96 @@ async fn open<'a>(
     engine.as_ref().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kpi_logic_files() {
+/// Each file runs twice: as it is, and with the derivation in chunks of
+/// one event (more chunks than dossiers, so most chunks are empty and each
+/// dossier's events must still meet in one chunk).
+async fn kpi_file(stem: &str) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/kpi/{stem}.slt"));
+    run_slt(&file, None).await;
+    run_slt(&file, Some(1)).await;
+}
+
+/// One test per file of `tests/kpi/`.
+macro_rules! kpi_files {
+    ($($stem:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $stem() {
+                kpi_file(&stringify!($stem)[4..]).await;
+            }
+        )*
+        const KPI_FILES: &[&str] = &[$(stringify!($stem)),*];
+    };
+}
+
+kpi_files!(
+    slt_01_period_edges,
+    slt_02_completion,
+    slt_03_supplements,
+    slt_04_intake,
+    slt_05_index_and_sql,
+);
+
+#[test]
+fn every_kpi_file_has_its_test() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kpi");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .map(|p| format!("slt_{}", p.file_stem().unwrap().to_string_lossy()))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 5,
-        "the .slt files are missing from {}",
-        folder.display()
+    assert_eq!(
+        files, KPI_FILES,
+        "add the new .slt file to kpi_files! above"
     );
-    for file in files {
-        run_slt(&file, None).await;
-        // Every figure again with the derivation in chunks of one event:
-        // more chunks than dossiers, so most chunks are empty and each
-        // dossier's events must still meet in one chunk.
-        run_slt(&file, Some(1)).await;
+}
+
+/// Every column a figure of the engine returns is defined in docs/kpis.md,
+/// the page users check the figures against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_figure_is_defined_in_docs_kpis_md() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/kpis.md");
+    let docs = std::fs::read_to_string(&docs).unwrap();
+    let dir = TempDir::new("engine-docs");
+    let store = dir.path("store");
+    Ingester::open(&store).await.unwrap();
+    let engine = Engine::open(&store, EngineOptions::default())
+        .await
+        .unwrap();
+    let period = engine.period("2025-W28").unwrap();
+    let mut calls = Vec::new();
+    for by in Grouping::ALL {
+        calls.push(Call::Kpi {
+            period,
+            by,
+            ward: None,
+        });
+        calls.push(Call::Change {
+            period,
+            by,
+            ward: None,
+        });
     }
+    for layout in [Layout::Portal, Layout::Decision2022] {
+        calls.push(Call::Index { period, layout });
+        calls.push(Call::IndexDetail { period, layout });
+    }
+    let mut undefined = Vec::new();
+    for call in &calls {
+        let frame = engine.figures(call).await.unwrap();
+        for field in frame.schema().fields() {
+            let name = field.name();
+            if !docs.contains(&format!("`{name}`")) && !undefined.contains(name) {
+                undefined.push(name.clone());
+            }
+        }
+    }
+    assert!(
+        undefined.is_empty(),
+        "columns the engine returns that docs/kpis.md does not define: {undefined:?}"
+    );
 }
 
 /// The counts of one KPI row, in the order of [`tally_counts`].
@@ -310,8 +380,13 @@ fn differences(what: &str, expected: &[i64], actual: &[i64]) -> Vec<String> {
 }
 
 async fn kpi(engine: &Engine, period: &Period, grouping: Grouping) -> Vec<RecordBatch> {
+    let call = Call::Kpi {
+        period: *period,
+        by: grouping,
+        ward: None,
+    };
     engine
-        .kpi(period, grouping)
+        .figures(&call)
         .await
         .unwrap()
         .collect()
@@ -332,10 +407,10 @@ async fn generated_city_matches_the_independent_derivation() {
         ..Params::default()
     })
     .unwrap();
-    let dir = TempDir::new("city");
-    let file = dir.0.join("city.parquet");
+    let dir = TempDir::new("engine-city");
+    let file = dir.path("city.parquet");
     chiso_gen::write::write_city(&city, Format::Parquet, &file).unwrap();
-    let store = dir.0.join("store");
+    let store = dir.path("store");
     let mut ingester = Ingester::open(&store).await.unwrap();
     let report = ingester
         .ingest_file(&file, &IngestOptions::default())

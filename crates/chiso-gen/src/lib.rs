@@ -12,7 +12,7 @@
 //! spreadsheet ward staff would send; [`summary`] measures the result.
 //!
 //! Architecture invariant: the generator only *produces* the contract of
-//! `events.md`; it shares the contract's types with ingestion through
+//! `docs/events.md`; it shares the contract's types with ingestion through
 //! `chiso-core` and never reads a store.
 
 pub mod catalogue;

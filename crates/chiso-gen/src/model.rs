@@ -84,7 +84,7 @@ impl City {
 /// Builds the city for `params`.
 pub fn generate(params: &Params) -> Result<City, GenError> {
     params.validate()?;
-    let wards = WardRegistry::builtin();
+    let wards = WardRegistry::builtin().clone();
     let calendar = WorkCalendar::builtin();
     let profiles = ward_profiles(params.seed, &wards);
     let end_date = params

@@ -1,7 +1,7 @@
 //! What the generated city looks like, measured from its events.
 //!
-//! The figures are derived from the events exactly as `events.md` and
-//! `kpis.md` define them (a small, independent implementation in plain Rust),
+//! The figures are derived from the events exactly as `docs/events.md` and
+//! `docs/kpis.md` define them (a small, independent implementation in plain Rust),
 //! not read back from the generator's knobs, so the summary printed by
 //! `chiso gen` and the calibration tests check what was really written.
 
@@ -178,7 +178,7 @@ enum Outcome {
     Withdrawn,
 }
 
-/// The derived dossier of `events.md`, as of an instant `t`.
+/// The derived dossier of `docs/events.md`, as of an instant `t`.
 struct Derived<'a> {
     dossier: &'a Dossier,
     fee_required: bool,

@@ -1,6 +1,6 @@
 //! The dossier-list spreadsheet, as a ward's one-stop software exports it:
 //! a title row, then one row per dossier received in the month, with the
-//! Vietnamese headers of `events.md` (plus the STT and procedure-name columns
+//! Vietnamese headers of `docs/events.md` (plus the STT and procedure-name columns
 //! real exports carry, which ingestion ignores).
 
 use std::collections::HashMap;

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! The generator's contract with the rest of chiso: determinism, the shape of
-//! the city (`sample-data.md`), and files that satisfy `events.md`.
+//! the city (`sample-data.md`), and files that satisfy `docs/events.md`.
 
+use chiso_test_support::TempDir;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -38,27 +39,6 @@ fn small_city() -> &'static City {
     CITY.get_or_init(|| chiso_gen::generate(&params(0.01)).unwrap())
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("chiso-gen-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn assert_within(label: &str, value: Option<f64>, lo: f64, hi: f64) {
     let value = value.unwrap_or_else(|| panic!("{label}: no value"));
     assert!(
@@ -71,7 +51,7 @@ fn assert_within(label: &str, value: Option<f64>, lo: f64, hi: f64) {
 
 #[test]
 fn the_same_seed_gives_identical_files_and_another_seed_does_not() {
-    let dir = TempDir::new("determinism");
+    let dir = TempDir::new("gen-determinism");
     let again = chiso_gen::generate(&params(0.01)).unwrap();
     let other = chiso_gen::generate(&Params {
         seed: 1,
@@ -360,7 +340,7 @@ fn parse_text_file(
     format: Format,
 ) -> Vec<Result<chiso_core::event::Event, RejectReason>> {
     let wards = WardRegistry::builtin();
-    let contract = contract(&wards);
+    let contract = contract(wards);
     match format {
         Format::Csv => {
             let mut reader = csv::Reader::from_path(path).unwrap();
@@ -397,7 +377,7 @@ fn parse_text_file(
 #[test]
 fn every_written_event_satisfies_the_contract() {
     let city = small_city();
-    let dir = TempDir::new("contract");
+    let dir = TempDir::new("gen-contract");
     for format in [Format::Csv, Format::Ndjson] {
         let path = dir.path(&format!("events.{}", format.extension()));
         write::write_city(city, format, &path).unwrap();
@@ -445,7 +425,7 @@ fn every_written_event_satisfies_the_contract() {
 #[test]
 fn parquet_has_the_contract_schema_and_every_row() {
     let city = small_city();
-    let dir = TempDir::new("parquet");
+    let dir = TempDir::new("gen-parquet");
     let path = dir.path("events.parquet");
     write::write_city(city, Format::Parquet, &path).unwrap();
     let file = std::fs::File::open(&path).unwrap();
@@ -475,7 +455,7 @@ fn parquet_has_the_contract_schema_and_every_row() {
 #[test]
 fn the_dirty_manifest_lists_exactly_the_faults() {
     let city = small_city();
-    let dir = TempDir::new("dirty");
+    let dir = TempDir::new("gen-dirty");
     for format in [Format::Csv, Format::Ndjson] {
         let plan = dirty::plan(city, format);
         let path = dir.path(&format!("dirty.{}", format.extension()));
@@ -485,7 +465,7 @@ fn the_dirty_manifest_lists_exactly_the_faults() {
         let manifest = &plan.manifest;
         assert_eq!(rows, manifest.rows);
 
-        // Ingest the way `events.md` says: validate, then idempotency by id.
+        // Ingest the way `docs/events.md` says: validate, then idempotency by id.
         let mut seen: HashMap<String, chiso_core::event::Event> = HashMap::new();
         let mut outcome = Vec::new();
         for parsed in parse_text_file(&path, format) {
@@ -554,7 +534,7 @@ fn the_dirty_manifest_lists_exactly_the_faults() {
 #[test]
 fn dirty_parquet_carries_only_representable_faults() {
     let city = small_city();
-    let dir = TempDir::new("dirty-parquet");
+    let dir = TempDir::new("gen-dirty-parquet");
     let plan = dirty::plan(city, Format::Parquet);
     let path = dir.path("dirty.parquet");
     assert_eq!(
@@ -574,7 +554,7 @@ fn dirty_parquet_carries_only_representable_faults() {
 fn the_dossier_list_reads_back_with_vietnamese_headers() {
     use calamine::{Data, Reader, Xlsx, open_workbook};
     let city = small_city();
-    let dir = TempDir::new("xlsx");
+    let dir = TempDir::new("gen-xlsx");
     let path = dir.path("list.xlsx");
     let count = xlsx::write_dossier_list(city, "31135", date(2025, 7, 1), false, &path).unwrap();
     let expected: Vec<String> = city
@@ -632,7 +612,7 @@ fn repository() -> PathBuf {
 fn the_committed_sample_is_what_the_generator_produces() {
     let sample = repository().join("sample-data");
     let city = chiso_gen::generate(&chiso_gen::sample_params()).unwrap();
-    let dir = TempDir::new("sample");
+    let dir = TempDir::new("gen-sample");
     let events = dir.path("events.parquet");
     write::write_city(&city, Format::Parquet, &events).unwrap();
     assert!(

@@ -1,5 +1,5 @@
 //! The dossier list: one row per dossier, as a ward's one-stop software
-//! exports it, turned into the events of `events.md` with deterministic ids
+//! exports it, turned into the events of `docs/events.md` with deterministic ids
 //! (`<dossier_id>#<event_type>`), so that importing the same list twice is
 //! idempotent.
 //!
@@ -414,7 +414,7 @@ mod tests {
         ) -> Result<(), IngestError> {
             let wards = chiso_core::wards::WardRegistry::builtin();
             let contract = chiso_core::contract::Contract {
-                wards: &wards,
+                wards,
                 now: chrono::Utc::now(),
             };
             let _ = chiso_core::contract::parse_event(fields, &contract);

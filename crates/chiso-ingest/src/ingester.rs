@@ -36,7 +36,7 @@ pub struct IngestOptions {
 #[derive(Debug)]
 pub struct Ingester {
     store: Store,
-    wards: WardRegistry,
+    wards: &'static WardRegistry,
     index: Option<Index>,
 }
 
@@ -114,13 +114,13 @@ impl Ingester {
 
         let (sender, mut receiver) = mpsc::channel::<Batch>(4);
         let parser = {
-            let wards = self.wards.clone();
+            let wards = self.wards;
             let now = options.now.unwrap_or(started_at);
             let ingest_id = ingest_id.clone();
             let source_name = source_name.clone();
             tokio::task::spawn_blocking(move || {
                 let mut parse = Parse::new(
-                    &wards,
+                    wards,
                     now,
                     index,
                     &ingest_id,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chiso_store::{PROCEDURE_CATALOGUE, Store, Table};
+use chiso_store::{Store, Table};
 
 use crate::{IngestError, IngestOptions, Ingester};
 
@@ -30,7 +30,7 @@ pub fn default_location() -> PathBuf {
 pub async fn ensure_store(path: &Path) -> Result<bool, IngestError> {
     if let Ok(store) = Store::open(path).await
         && store.version(Table::Events) > 0
-        && path.join(PROCEDURE_CATALOGUE).is_file()
+        && store.has_procedure_catalogue()
     {
         return Ok(false);
     }
@@ -42,16 +42,8 @@ pub async fn ensure_store(path: &Path) -> Result<bool, IngestError> {
             &IngestOptions::default(),
         )
         .await?;
-    let catalogue = path.join(PROCEDURE_CATALOGUE);
-    let io = |cause| {
-        IngestError::Store(chiso_store::StoreError::Io {
-            path: catalogue.clone(),
-            cause,
-        })
-    };
-    if let Some(folder) = catalogue.parent() {
-        std::fs::create_dir_all(folder).map_err(io)?;
-    }
-    std::fs::write(&catalogue, PROCEDURES).map_err(io)?;
+    ingester
+        .store()
+        .set_procedure_catalogue_bytes(Path::new("sample-data/procedures.csv"), PROCEDURES)?;
     Ok(true)
 }

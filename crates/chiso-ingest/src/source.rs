@@ -57,7 +57,7 @@ impl SourceFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
-    /// One row per event, the columns of `events.md`.
+    /// One row per event, the columns of `docs/events.md`.
     EventLog,
     /// One row per dossier, as exported by a ward's one-stop software.
     DossierList,

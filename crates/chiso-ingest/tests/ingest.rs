@@ -3,6 +3,7 @@
 //! the team wrote.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+use chiso_test_support::TempDir;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,33 +23,6 @@ fn city() -> &'static City {
         })
         .unwrap()
     })
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("chiso-ingest-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn city_file(dir: &TempDir, format: Format) -> PathBuf {
@@ -81,7 +55,7 @@ async fn reopen(dir: &TempDir) -> Store {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reingesting_a_file_changes_nothing() {
-    let dir = TempDir::new("reingest");
+    let dir = TempDir::new("ingest-reingest");
     let file = city_file(&dir, Format::Csv);
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     let first = ingest(&mut ingester, &file).await;
@@ -118,7 +92,7 @@ async fn reingesting_a_file_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_carries_the_same_events() {
-    let dir = TempDir::new("formats");
+    let dir = TempDir::new("ingest-formats");
     let csv = city_file(&dir, Format::Csv);
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     let first = ingest(&mut ingester, &csv).await;
@@ -161,7 +135,7 @@ async fn every_format_carries_the_same_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_read_with_their_dictionary_and_partition_types_agree_with_the_log() {
     use arrow::datatypes::DataType;
-    let dir = TempDir::new("types");
+    let dir = TempDir::new("ingest-types");
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     ingest(&mut ingester, &city_file(&dir, Format::Csv)).await;
     let store = reopen(&dir).await;
@@ -218,7 +192,7 @@ async fn events_read_with_their_dictionary_and_partition_types_agree_with_the_lo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dossier_list_imported_twice_is_stored_once() {
-    let dir = TempDir::new("list");
+    let dir = TempDir::new("ingest-list");
     let list = dir.path("list.xlsx");
     let again = dir.path("list-reexport.xlsx");
     let month = NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
@@ -265,7 +239,7 @@ async fn a_dossier_list_imported_twice_is_stored_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dossier_list_in_csv_with_english_or_vietnamese_headers() {
-    let dir = TempDir::new("list-csv");
+    let dir = TempDir::new("ingest-list-csv");
     let english = dir.write(
         "list-en.csv",
         "dossier_id,ward_code,procedure_code,channel,received_at,due_at,resolved_at,e_result,rating\n\
@@ -314,7 +288,7 @@ async fn a_dossier_list_in_csv_with_english_or_vietnamese_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dirty_manifest_is_caught_exactly() {
-    let dir = TempDir::new("dirty");
+    let dir = TempDir::new("ingest-dirty");
     let plan = dirty::plan(city(), Format::Csv);
     let main = dir.path("dirty.csv");
     let late = dir.path("dirty-late.csv");
@@ -418,7 +392,7 @@ async fn refused(dir: &TempDir, name: &str, bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_files_are_refused_with_the_reason() {
-    let dir = TempDir::new("refused");
+    let dir = TempDir::new("ingest-refused");
     let csv = std::fs::read(city_file(&dir, Format::Csv)).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&csv).unwrap();
@@ -483,7 +457,7 @@ async fn unreadable_files_are_refused_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awkward_rows_are_quarantined_or_read_never_a_panic() {
-    let dir = TempDir::new("awkward");
+    let dir = TempDir::new("ingest-awkward");
     let header = "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,department_code,channel,full_online,due_at,fee_required,e_result,paid_online,rating";
     let mut text = format!("\u{feff}{header}\r\n");
     text.push_str("a1,D1,received,2025-07-14 08:03:00,31120,1.001193,,online,,,,,,\r\n"); // no offset: local
@@ -535,7 +509,7 @@ async fn awkward_rows_are_quarantined_or_read_never_a_panic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingests_both_land_completely() {
-    let dir = TempDir::new("concurrent");
+    let dir = TempDir::new("ingest-concurrent");
     let csv = city_file(&dir, Format::Csv);
     let list = dir.path("list.xlsx");
     xlsx::write_dossier_list(
@@ -568,7 +542,7 @@ async fn concurrent_ingests_both_land_completely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_bodies_take_the_same_path_as_files() {
-    let dir = TempDir::new("bytes");
+    let dir = TempDir::new("ingest-bytes");
     let csv = std::fs::read(city_file(&dir, Format::Csv)).unwrap();
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     let options = IngestOptions::default();
@@ -585,35 +559,19 @@ async fn http_bodies_take_the_same_path_as_files() {
     assert_eq!(again.duplicate as usize, city().events.len());
 }
 
-/// Python's `deltalake` and `pyarrow`, installed in a venv kept between runs.
-fn python_with_deltalake() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-deltalake");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".ready");
-    if !ready.exists() {
-        let status = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(status.success(), "python3 -m venv failed");
-        let status = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "deltalake", "pyarrow"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install deltalake pyarrow failed");
-        std::fs::write(&ready, "").unwrap();
-    }
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_is_readable_without_chiso() {
-    let dir = TempDir::new("external");
+    let dir = TempDir::new("ingest-external");
     let csv = city_file(&dir, Format::Csv);
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     let report = ingest(&mut ingester, &csv).await;
-    let python = python_with_deltalake();
+    let Some(python) = chiso_test_support::python_with(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "py-deltalake",
+        &["deltalake", "pyarrow"],
+    ) else {
+        return;
+    };
     let script = r#"
 import os, sys, deltalake, pyarrow.compute as pc
 root = sys.argv[1]
@@ -657,7 +615,7 @@ os._exit(0)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_readers_working_and_vacuum_cleans_up() {
-    let dir = TempDir::new("compact");
+    let dir = TempDir::new("ingest-compact");
     let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
     for seed in 1..=3 {
         let other = chiso_gen::generate(&Params {
@@ -730,9 +688,9 @@ async fn compaction_keeps_readers_working_and_vacuum_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_with_other_files_is_not_made_a_store() {
-    let dir = TempDir::new("not-empty");
+    let dir = TempDir::new("ingest-not-empty");
     dir.write("notes.txt", b"mine");
-    let error = Ingester::open(&dir.0).await.unwrap_err();
+    let error = Ingester::open(dir.root()).await.unwrap_err();
     assert!(
         error
             .to_string()
@@ -751,7 +709,7 @@ async fn a_large_month_is_written_in_several_row_groups() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     const EVENTS: usize = 140_000;
-    let dir = TempDir::new("row-groups");
+    let dir = TempDir::new("ingest-row-groups");
     let mut csv = String::from(
         "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,department_code,channel,full_online,due_at,fee_required,e_result,paid_online,rating\n",
     );
@@ -804,7 +762,7 @@ async fn stored_events_are_grouped_by_type() {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    let dir = TempDir::new("clustered");
+    let dir = TempDir::new("ingest-clustered");
     let path = city_file(&dir, Format::Csv);
     let store = dir.path("store");
     let mut ingester = Ingester::open(&store).await.unwrap();

@@ -3,13 +3,14 @@
 //! city. Without psql the psql part says it skipped, unless
 //! CHISO_REQUIRE_PSQL is set (CI sets it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chiso_engine::{Engine, EngineOptions, QueryGate, QueryLimits};
+use chiso_engine::{Engine, QueryGate, QueryLimits};
 use chiso_pg::{Hash, PgServer, Users};
+use chiso_test_support::SampleCity;
 
 const USER: &str = "analyst";
 const PASSWORD: &str = "mật-khẩu đúng 2025";
@@ -17,32 +18,18 @@ const PASSWORD: &str = "mật-khẩu đúng 2025";
 struct Server {
     port: u16,
     engine: Engine,
-    dir: PathBuf,
+    _city: SampleCity,
 }
 
 /// A copy of the sample city, a users file, and the Postgres side over them.
 async fn start(limits: QueryLimits) -> Server {
-    let dir = std::env::temp_dir().join(format!("chiso-pg-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = dir.join("city");
-    chiso_ingest::sample::ensure_store(&store)
-        .await
-        .expect("sample city");
-    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
-    let engine = Engine::open(
-        &store,
-        EngineOptions {
-            now: Some(now),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("engine");
+    let city = SampleCity::open("pg").await;
+    let engine = city.engine.clone();
     let mut users = Users::default();
     users
         .set(USER, Hash::new(PASSWORD).expect("hash"))
         .expect("user");
-    let users_file = dir.join("pg-users");
+    let users_file = city.dir.path("pg-users");
     users.save(&users_file).expect("save users");
     let users = Users::load(&users_file).expect("load users");
     let source = {
@@ -55,7 +42,11 @@ async fn start(limits: QueryLimits) -> Server {
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(server.serve(listener, None, std::future::pending()));
-    Server { port, engine, dir }
+    Server {
+        port,
+        engine,
+        _city: city,
+    }
 }
 
 fn psql_available() -> bool {
@@ -361,29 +352,6 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
     }
 
     psycopg(&server).await;
-    let _ = std::fs::remove_dir_all(&server.dir);
-}
-
-/// Python's psycopg (3) in a venv kept between runs.
-fn python_with_psycopg() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-psycopg");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".ready");
-    if !ready.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3");
-        assert!(status.success(), "python3 -m venv failed");
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "psycopg[binary]"])
-            .status()
-            .expect("pip");
-        assert!(status.success(), "pip install psycopg[binary] failed");
-        std::fs::write(&ready, "").expect("mark");
-    }
-    python
 }
 
 /// Connects, queries with parameters (the extended protocol), checks the
@@ -433,9 +401,18 @@ print(json.dumps(out, default=str))
 "#;
 
 async fn psycopg(server: &Server) {
-    let python = tokio::task::spawn_blocking(python_with_psycopg)
-        .await
-        .expect("venv");
+    let python = tokio::task::spawn_blocking(|| {
+        chiso_test_support::python_with(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "py-psycopg",
+            &["psycopg[binary]"],
+        )
+    })
+    .await
+    .expect("venv");
+    let Some(python) = python else {
+        return;
+    };
     let port = server.port.to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)

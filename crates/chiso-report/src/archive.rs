@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chiso_core::time::{business_offset, local_date};
 use chiso_dashboard::{Dashboards, Lang, Params};
-use chiso_engine::{Engine, Period};
+use chiso_engine::{Engine, Period, WardCode};
 use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc};
 
 use crate::{DocumentFormat, ReportError, pack_document};
@@ -119,10 +119,10 @@ impl Archive {
         let tables = crate::Tables::new(engine);
         let mut writing: Option<Writing> = None;
         let wards = chiso_core::wards::WardRegistry::builtin();
-        let mut jobs: Vec<(&chiso_dashboard::Pack, Option<String>)> = Vec::new();
+        let mut jobs: Vec<(&chiso_dashboard::Pack, Option<WardCode>)> = Vec::new();
         for pack in &dashboards.packs {
             if pack.per_ward {
-                jobs.extend(wards.iter().map(|w| (pack, Some(w.code.clone()))));
+                jobs.extend(wards.codes().map(|code| (pack, Some(code))));
             } else {
                 jobs.push((pack, None));
             }

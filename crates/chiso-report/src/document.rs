@@ -79,9 +79,9 @@ impl Document {
 
 /// Whose figures `params` are about, in words.
 pub fn scope_name(params: &Params) -> String {
-    match params.ward.as_deref().and_then(|code| {
+    match params.ward.as_ref().and_then(|code| {
         chiso_core::wards::WardRegistry::builtin()
-            .get(code)
+            .get(code.as_str())
             .map(|w| w.full_name())
     }) {
         Some(name) => name,
@@ -114,13 +114,6 @@ impl<'a> Outline<'a> {
             return Err(ReportError::Request(format!(
                 "the pack `{}` is about one ward: give its code (--ward CODE)",
                 pack.id
-            )));
-        }
-        if let Some(code) = &params.ward
-            && !chiso_core::wards::WardRegistry::builtin().contains(code)
-        {
-            return Err(ReportError::Request(format!(
-                "no ward has the code `{code}`; the city's 103 wards are in the table wards"
             )));
         }
         Ok(Self {
@@ -178,7 +171,7 @@ impl<'a> Outline<'a> {
 #[derive(Debug)]
 pub struct Tables<'a> {
     engine: &'a Engine,
-    computed: std::sync::Mutex<std::collections::HashMap<String, Arc<Table>>>,
+    computed: chiso_engine::memo::Memo<Arc<Table>>,
 }
 
 impl<'a> Tables<'a> {
@@ -196,25 +189,14 @@ impl<'a> Tables<'a> {
             panel.limit.unwrap_or(0),
             params.render(&panel.sql).map_err(|e| data(&e))?
         );
-        let known = self
-            .computed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(table) = known {
-            return Ok(table);
-        }
-        let table = Arc::new(
-            chiso_dashboard::evaluate(self.engine, panel, params)
-                .await
-                .map_err(|e| data(&e))?,
-        );
         self.computed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::clone(&table));
-        Ok(table)
+            .get_or_try(key, || async {
+                let table = chiso_dashboard::evaluate(self.engine, panel, params)
+                    .await
+                    .map_err(|e| data(&e))?;
+                Ok(Arc::new(table))
+            })
+            .await
     }
 }
 
@@ -238,7 +220,7 @@ pub fn file_stem(what: &str, params: &Params) -> String {
     let mut stem = format!("chiso-{what}");
     if let Some(ward) = &params.ward {
         stem.push('-');
-        stem.push_str(ward);
+        stem.push_str(ward.as_str());
     }
     stem.push('-');
     stem.push_str(&params.period.to_string().replace("..", "_"));

@@ -10,18 +10,28 @@ use chiso_dashboard::{Column, Format, PanelKind, Value};
 use crate::ReportError;
 use crate::document::{Document, Section};
 
-const STYLE: &str = "body{font-family:'DejaVu Sans',sans-serif;color:#222b36;margin:2rem auto;max-width:1200px;padding:0 1rem;font-size:14px}\
-h1{font-size:1.7rem;margin:.2rem 0}h2{font-size:1.2rem;margin:2rem 0 .4rem;border-bottom:1px solid #e3e7ec}\
-.muted{color:#5f6b7a}table{border-collapse:collapse;width:100%;font-size:.85rem}\
-th,td{padding:.25rem .45rem;border-bottom:1px solid #e3e7ec;text-align:left}th{background:#eef2f6}\
-td.num,th.num{text-align:right;white-space:nowrap}.good{color:#2e7d32}.warn{color:#a15c00}.bad{color:#c62828;font-weight:bold}\
-.change{display:block;font-size:.75rem}.tiles{display:grid;grid-template-columns:repeat(4,1fr);gap:.5rem}\
-.tile{border:1px solid #e3e7ec;border-left:5px solid #1f5f99;padding:.4rem .6rem}.tile.good{border-left-color:#2e7d32}\
-.tile.warn{border-left-color:#ef9b0f}.tile.bad{border-left-color:#c62828}.tile .v{font-size:1.5rem;font-weight:bold}\
-svg{max-width:100%;height:auto}dl.facts{display:grid;grid-template-columns:16rem 1fr;gap:.2rem}dl.facts dd{margin:0;font-weight:bold}\
-@media print{h2{break-after:avoid}.tile,svg{break-inside:avoid}}";
+/// The document's stylesheet, in the product's palette.
+fn style() -> String {
+    use chiso_chart::palette::{ACCENT, BAD, GOOD, INK, LINE, MUTED, WARN, WARN_TEXT};
+    let [ink, muted, line, accent, good, warn, warn_text, bad] =
+        [INK, MUTED, LINE, ACCENT, GOOD, WARN, WARN_TEXT, BAD].map(|c| c.hex());
+    format!(
+        "body{{font-family:'DejaVu Sans',sans-serif;color:{ink};margin:2rem auto;max-width:1200px;padding:0 1rem;font-size:14px}}\
+h1{{font-size:1.7rem;margin:.2rem 0}}h2{{font-size:1.2rem;margin:2rem 0 .4rem;border-bottom:1px solid {line}}}\
+.muted{{color:{muted}}}table{{border-collapse:collapse;width:100%;font-size:.85rem}}\
+th,td{{padding:.25rem .45rem;border-bottom:1px solid {line};text-align:left}}th{{background:#eef2f6}}\
+td.num,th.num{{text-align:right;white-space:nowrap}}.good{{color:{good}}}.warn{{color:{warn_text}}}.bad{{color:{bad};font-weight:bold}}\
+.change{{display:block;font-size:.75rem}}.tiles{{display:grid;grid-template-columns:repeat(4,1fr);gap:.5rem}}\
+.tile{{border:1px solid {line};border-left:5px solid {accent};padding:.4rem .6rem}}.tile.good{{border-left-color:{good}}}\
+.tile.warn{{border-left-color:{warn}}}.tile.bad{{border-left-color:{bad}}}.tile .v{{font-size:1.5rem;font-weight:bold}}\
+svg{{max-width:100%;height:auto}}dl.facts{{display:grid;grid-template-columns:16rem 1fr;gap:.2rem}}dl.facts dd{{margin:0;font-weight:bold}}\
+@media print{{h2{{break-after:avoid}}.tile,svg{{break-inside:avoid}}}}"
+    )
+}
 
-fn escape(text: &str) -> String {
+/// Text made safe for HTML content and attribute values: the one escape of
+/// the product (the server's pages use it too).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -55,10 +65,11 @@ pub fn html(document: &Document) -> Result<String, ReportError> {
     let lang = document.lang();
     let freshness = &document.freshness;
     let mut out = format!(
-        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{STYLE}</style></head><body>",
+        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{}</style></head><body>",
         lang.code(),
         escape(&document.title),
-        escape(&document.scope)
+        escape(&document.scope),
+        style()
     );
     let _ = write!(
         out,

@@ -17,6 +17,8 @@
 //!   result).
 //! * [`html`]: one self-contained HTML file, charts inline.
 //! * [`archive`]: the scheduled packs of a week, written once each.
+//! * [`encode`]: any query's result as CSV, JSON, Arrow, Parquet or XLSX,
+//!   batch by batch (the CLI's files and the server's downloads).
 //!
 //! Architecture invariant: reports know tables, values and charts (from
 //! `chiso-dashboard` and `chiso-chart`), not DataFusion or HTTP. What a
@@ -25,6 +27,7 @@
 
 pub mod archive;
 pub mod document;
+pub mod encode;
 pub mod html;
 pub mod pdf;
 pub mod xlsx;

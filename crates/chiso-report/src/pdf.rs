@@ -80,13 +80,12 @@ fn lit(text: &str) -> String {
     out
 }
 
-fn tone_colour(tone: Tone) -> Option<&'static str> {
-    match tone {
-        Tone::Good => Some("rgb(\"#2e7d32\")"),
-        Tone::Warn => Some("rgb(\"#a15c00\")"),
-        Tone::Bad => Some("rgb(\"#c62828\")"),
-        Tone::Neutral => None,
-    }
+fn tone_colour(tone: Tone) -> Option<String> {
+    tone.text().map(typst_colour)
+}
+
+fn typst_colour(colour: chiso_chart::palette::Colour) -> String {
+    format!("rgb(\"{}\")", colour.hex())
 }
 
 fn local(instant: chrono::DateTime<chrono::Utc>) -> String {
@@ -288,7 +287,8 @@ fn cell(document: &Document, section: &Section, column: &Column, row: usize, siz
             Some(x) if x < -0.0005 => "▼",
             _ => "",
         };
-        let colour = tone_colour(change_tone(column, change)).unwrap_or("luma(100)");
+        let colour =
+            tone_colour(change_tone(column, change)).unwrap_or_else(|| "luma(100)".to_owned());
         let _ = write!(
             content,
             " #text(6.5pt, fill: {colour}, {})",
@@ -303,7 +303,8 @@ fn write_tiles(out: &mut String, document: &Document, section: &Section, tiles: 
     out.push_str("#grid(columns: (1fr, 1fr, 1fr, 1fr), gutter: 5pt,\n");
     for column in tiles {
         let value = section.table.get(0, &column.column).unwrap_or(&Value::Null);
-        let stripe = tone_colour(tone(column, value)).unwrap_or("rgb(\"#1f5f99\")");
+        let stripe = tone_colour(tone(column, value))
+            .unwrap_or_else(|| typst_colour(chiso_chart::palette::ACCENT));
         let _ = writeln!(
             out,
             "  block(width: 100%, inset: 6pt, radius: 2pt, stroke: (left: 3pt + {stripe}, rest: 0.5pt + luma(215)))[#text(7pt, fill: luma(90), {label}) \\ {value}],",
@@ -450,8 +451,8 @@ fn methods(out: &mut String, document: &Document) {
         "#pagebreak(weak: true)\n#heading(level: 1, {})\n#text(7.5pt, fill: luma(100), {})",
         lit(lang.pick("Phương pháp tính", "Methods")),
         lit(lang.pick(
-            "Định nghĩa theo kpis.md, đúng như các câu SQL trong queries/ thực hiện; các tên là tên cột trong bảng xuất và trong SQL.",
-            "The definitions of kpis.md, exactly as the SQL of queries/ implements them; the names are the column names of the exports and of SQL."
+            "Định nghĩa theo docs/kpis.md, đúng như các câu SQL trong queries/ thực hiện; các tên là tên cột trong bảng xuất và trong SQL.",
+            "The definitions of docs/kpis.md, exactly as the SQL of queries/ implements them; the names are the column names of the exports and of SQL."
         ))
     );
     out.push_str("#table(columns: (62mm, 1fr),\n  table.header(");

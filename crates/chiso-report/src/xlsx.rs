@@ -48,7 +48,7 @@ impl SheetColumn {
     }
 
     /// A column of an ad-hoc result, its format guessed from its name and
-    /// type: `*_rate` and `progress_ratio` are percentages (kpis.md),
+    /// type: `*_rate` and `progress_ratio` are percentages (docs/kpis.md),
     /// integers get thousands separators, other numbers stay as they are.
     pub fn guess(name: &str, data_type: &DataType) -> Self {
         let format = if name.ends_with("_rate") || name == "progress_ratio" {
@@ -501,7 +501,7 @@ pub fn workbook(document: &crate::Document) -> Result<Vec<u8>, ReportError> {
         let sheet = workbook.sheet(
             lang.pick("Định nghĩa", "Definitions"),
             &[lang
-                .pick("Phương pháp tính (kpis.md)", "Methods (kpis.md)")
+                .pick("Phương pháp tính (docs/kpis.md)", "Methods (docs/kpis.md)")
                 .to_owned()],
             vec![
                 SheetColumn::new(lang.pick("Chỉ số", "Figure"), Format::Text).width(40.0),

@@ -5,33 +5,14 @@
 //! installed. Without poppler the PDF checks say they skipped, unless
 //! CHISO_REQUIRE_POPPLER is set (CI sets it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use calamine::{DataType as _, Reader};
 use chiso_dashboard::{Dashboards, Lang, Params, Table, Value};
-use chiso_engine::{Engine, EngineOptions};
-use chiso_report::{DocumentFormat, ReportError, pack_document};
-
-async fn sample_engine(name: &str) -> (Engine, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("chiso-report-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = dir.join("city");
-    chiso_ingest::sample::ensure_store(&store)
-        .await
-        .expect("sample city");
-    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
-    let engine = Engine::open(
-        &store,
-        EngineOptions {
-            now: Some(now),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("engine");
-    (engine, dir)
-}
+use chiso_engine::Engine;
+use chiso_report::{DocumentFormat, pack_document};
+use chiso_test_support::SampleCity;
 
 /// The rows of an engine query as plain values.
 async fn rows(engine: &Engine, sql: &str) -> Table {
@@ -208,13 +189,14 @@ fn resaved_by_libreoffice(xlsx: &[u8], dir: &Path) -> Option<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
-    let (engine, dir) = sample_engine("city").await;
+    let city = SampleCity::open("report-city").await;
+    let (engine, dir) = (&city.engine, city.dir.root());
     let dashboards = Dashboards::builtin().expect("dashboards");
     let pack = dashboards.pack("city").expect("city pack");
     let period = engine.period("2025-W40").expect("period");
     let params = Params::new(period, Lang::Vi, engine.now());
     let document = pack_document(
-        &chiso_report::Tables::new(&engine),
+        &chiso_report::Tables::new(engine),
         &dashboards,
         pack,
         &params,
@@ -222,9 +204,9 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     .await
     .expect("document");
     assert_eq!(document.file_stem, "chiso-city-2025-W40");
-    let city = rows(&engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
+    let city = rows(engine, "SELECT * FROM kpi('2025-W40', 'city')").await;
     let wards = rows(
-        &engine,
+        engine,
         "SELECT k.ward_code, k.ward_name, k.on_time_rate, k.received, i.score_100 \
          FROM kpi('2025-W40', 'ward') k JOIN kpi_index('2025-W40', 'portal') i ON i.ward_code = k.ward_code",
     )
@@ -265,7 +247,7 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     // (when installed) has opened the workbook and saved it again.
     let xlsx = DocumentFormat::Xlsx.write(&document).expect("xlsx");
     ranking_sheet_agrees(&xlsx, &wards);
-    if let Some(saved) = resaved_by_libreoffice(&xlsx, &dir) {
+    if let Some(saved) = resaved_by_libreoffice(&xlsx, dir) {
         ranking_sheet_agrees(&saved, &wards);
     }
 
@@ -273,25 +255,29 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     let html = String::from_utf8(html).expect("UTF-8");
     assert!(html.contains("<svg") && html.contains("Phường Ninh Kiều"));
     assert!(!html.contains("src=\"http"), "self-contained");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
-    let (engine, dir) = sample_engine("ward").await;
+    let city = SampleCity::open("report-ward").await;
+    let (engine, dir) = (&city.engine, city.dir.root());
     let dashboards = Dashboards::builtin().expect("dashboards");
     let ward_pack = dashboards.pack("ward").expect("ward pack");
     let city_pack = dashboards.pack("city").expect("city pack");
     let at = |period: &str, ward: Option<&str>, lang: Lang| {
         let mut params = Params::new(engine.period(period).expect("period"), lang, engine.now());
-        params.ward = ward.map(str::to_owned);
+        params.ward = ward.map(|code| {
+            chiso_core::wards::WardRegistry::builtin()
+                .code(code)
+                .expect("a ward")
+        });
         params
     };
 
     // A ward's pack lists its procedures and the dossiers that need action.
     let params = at("2025-09", Some("31135"), Lang::Vi);
     let document = pack_document(
-        &chiso_report::Tables::new(&engine),
+        &chiso_report::Tables::new(engine),
         &dashboards,
         ward_pack,
         &params,
@@ -300,7 +286,7 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
     .expect("ward document");
     assert_eq!(document.scope, "Phường Ninh Kiều");
     let procedures = rows(
-        &engine,
+        engine,
         "SELECT procedure_name FROM kpi('2025-09', 'procedure', '31135') WHERE received > 0 OR resolved > 0",
     )
     .await;
@@ -335,7 +321,7 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
     for (pack, ward) in [(city_pack, None), (ward_pack, Some("31135"))] {
         let params = at("2023-W10", ward, Lang::En);
         let document = pack_document(
-            &chiso_report::Tables::new(&engine),
+            &chiso_report::Tables::new(engine),
             &dashboards,
             pack,
             &params,
@@ -362,21 +348,15 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
         }
     }
 
-    // An unknown ward, and a ward pack without a ward: a clear refusal.
-    let unknown = pack_document(
-        &chiso_report::Tables::new(&engine),
-        &dashboards,
-        ward_pack,
-        &at("2025-09", Some("99999"), Lang::Vi),
-    )
-    .await
-    .expect_err("no such ward");
-    assert!(
-        matches!(&unknown, ReportError::Request(m) if m.contains("99999")),
-        "{unknown}"
-    );
+    // An unknown ward is refused where its code comes in (a pack can only
+    // be asked for a ward of the registry), and a ward pack without a ward
+    // is refused too.
+    let unknown = chiso_core::wards::WardRegistry::builtin()
+        .code("99999")
+        .expect_err("no such ward");
+    assert!(unknown.to_string().contains("99999"), "{unknown}");
     let missing = pack_document(
-        &chiso_report::Tables::new(&engine),
+        &chiso_report::Tables::new(engine),
         &dashboards,
         ward_pack,
         &at("2025-09", None, Lang::Vi),
@@ -384,12 +364,12 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
     .await
     .expect_err("a ward pack needs a ward");
     assert!(missing.to_string().contains("--ward"), "{missing}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_writes_a_week_once() {
-    let (engine, dir) = sample_engine("archive").await;
+    let city = SampleCity::open("report-archive").await;
+    let (engine, dir) = (&city.engine, city.dir.root());
     let dashboards = Dashboards::builtin().expect("dashboards");
     // Two wards' packs are enough to show the rule; the full run is
     // measured by benches/report.sh.
@@ -399,13 +379,13 @@ async fn the_archive_writes_a_week_once() {
     assert_eq!(week.to_string(), "2025-W52");
     small.packs.retain(|p| !p.per_ward);
     let first = archive
-        .write_period(&engine, &small, week)
+        .write_period(engine, &small, week)
         .await
         .expect("first run");
     assert_eq!(first.written.len(), 2, "{first:?}");
     assert_eq!(first.kept, 0);
     let again = archive
-        .write_period(&engine, &small, week)
+        .write_period(engine, &small, week)
         .await
         .expect("second run");
     assert!(again.written.is_empty());
@@ -423,5 +403,4 @@ async fn the_archive_writes_a_week_once() {
             .file("2025-W52", "chiso-city-2025-W52.pdf")
             .is_some()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,14 +10,14 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chiso_dashboard::{Table, Value};
-use chiso_engine::queries::string_literal;
-use chiso_engine::{Grain, Grouping, Layout, Period};
+use chiso_engine::datafusion::prelude::{col, lit};
+use chiso_engine::{Call, EngineError, Grain, Grouping, Layout, Period, RequestError, WardCode};
 use serde_json::{Map, json};
 
 use crate::error::AppError;
 use crate::live::Snapshot;
 use crate::pages::{panel_table, respond};
-use crate::request::{Query, check_ward, query_string};
+use crate::request::{Query, query_string};
 use crate::{AppState, Rendered};
 
 fn value_json(value: &Value) -> serde_json::Value {
@@ -62,25 +62,27 @@ fn period_json(period: &Period) -> serde_json::Value {
     })
 }
 
-/// Runs `sql` once per store version and answers `make(table)` as JSON.
-async fn cached_json(
+/// Computes `call`'s rows once per store version (only `ward`'s rows of a
+/// ward grouping when `only` names one) and answers `make(table)` as JSON.
+async fn figures_json(
     state: &AppState,
     snapshot: &Snapshot,
-    key: String,
-    sql: String,
+    call: Call,
+    only: Option<WardCode>,
     make: impl FnOnce(&Table) -> serde_json::Value,
 ) -> Result<Response, AppError> {
+    let key = format!("{}api:{call:?}|{only:?}", snapshot.key());
     let rendered = state
         .rendered
-        .get_or_try(format!("{}api:{key}", snapshot.key()), || {
+        .get_or_try(key, || {
             state.page_query(async {
-                let batches = snapshot
-                    .engine
-                    .sql(&sql)
-                    .await?
-                    .collect()
-                    .await
-                    .map_err(|e| AppError::from(chiso_engine::EngineError::Query(e.to_string())))?;
+                let mut frame = snapshot.engine.figures(&call).await?;
+                if let Some(code) = &only {
+                    frame = frame
+                        .filter(col("ward_code").eq(lit(code.as_str())))
+                        .map_err(EngineError::from)?;
+                }
+                let batches = frame.collect().await.map_err(EngineError::from)?;
                 let table = Table::from_batches(&batches, usize::MAX)?;
                 let body = serde_json::to_vec(&make(&table))
                     .map_err(|e| AppError::internal(e.to_string()))?;
@@ -94,31 +96,25 @@ async fn cached_json(
     Ok(respond(rendered))
 }
 
-/// `GET /api/kpi?period=2025-W28&by=ward[&ward=31135]`: every KPI of kpis.md.
+/// `GET /api/kpi?period=2025-W28&by=ward[&ward=31135]`: every KPI of
+/// docs/kpis.md.
 pub async fn kpi(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
     let snapshot = state.live.current();
     let period = query.period(&snapshot)?;
-    let grouping = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
+    let by = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
     let ward = query
         .ward
         .as_deref()
-        .map(|code| check_ward(&state, code))
+        .map(|code| state.wards.code(code))
         .transpose()?;
-    let scope = ward
-        .map(|code| format!(", {}", string_literal(code)))
-        .unwrap_or_default();
-    let sql = format!(
-        "SELECT * FROM kpi({}, '{}'{scope})",
-        string_literal(&period.to_string()),
-        grouping.as_str()
-    );
-    let key = format!("kpi:{period}|{}|{}", grouping.as_str(), ward.unwrap_or(""));
-    cached_json(&state, &snapshot, key, sql, |table| {
+    let answer_ward = ward.as_ref().map(WardCode::to_string);
+    let call = Call::Kpi { period, by, ward };
+    figures_json(&state, &snapshot, call, None, |table| {
         json!({
             "period": period_json(&period),
-            "by": grouping.as_str(),
-            "ward": ward,
+            "by": by.as_str(),
+            "ward": answer_ward,
             "rows": rows_json(table),
         })
     })
@@ -131,17 +127,9 @@ pub async fn index(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
     let snapshot = state.live.current();
     let period = query.period(&snapshot)?;
     let layout = Layout::parse(query.layout.as_deref().unwrap_or("portal"))?;
-    let layout_name = match layout {
-        Layout::Portal => "portal",
-        Layout::Decision2022 => "2022",
-    };
-    let sql = format!(
-        "SELECT * FROM kpi_index({}, '{layout_name}')",
-        string_literal(&period.to_string())
-    );
-    let key = format!("index:{period}|{layout_name}");
-    cached_json(&state, &snapshot, key, sql, |table| {
-        json!({ "period": period_json(&period), "layout": layout_name, "rows": rows_json(table) })
+    let call = Call::Index { period, layout };
+    figures_json(&state, &snapshot, call, None, |table| {
+        json!({ "period": period_json(&period), "layout": layout.as_str(), "rows": rows_json(table) })
     })
     .await
 }
@@ -154,11 +142,7 @@ pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
     let params = query.params(&state, &snapshot, None)?;
     let (default_grain, default_from, default_to) = params.series();
     let grain = match &query.grain {
-        Some(text) => Grain::parse(text).ok_or_else(|| {
-            AppError::bad_request(format!(
-                "unknown grain `{text}`; use day, week, month, quarter or year"
-            ))
-        })?,
+        Some(text) => Grain::parse(text).map_err(RequestError::from)?,
         None => default_grain,
     };
     let date = |text: &Option<String>, default: chrono::NaiveDate, name: &str| match text {
@@ -170,42 +154,25 @@ pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
         date(&query.from, default_from, "from")?,
         date(&query.to, default_to, "to")?,
     );
-    if from > to {
-        return Err(AppError::bad_request(format!(
-            "from ({from}) is after to ({to})"
-        )));
-    }
-    // Refused here, with the reason, before the engine plans anything.
-    Period::series(grain, from, to).map_err(|e| AppError::bad_request(e.to_string()))?;
-    let grouping = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
-    let scope = params
-        .ward
-        .as_deref()
-        .map(|code| format!(", {}", string_literal(code)))
-        .unwrap_or_default();
-    let filter = match (&params.ward, grouping) {
-        (Some(code), Grouping::Ward) => format!(" WHERE ward_code = {}", string_literal(code)),
-        _ => String::new(),
-    };
-    let sql = format!(
-        "SELECT * FROM kpi_series('{}', '{}', '{from}', '{to}'{scope}){filter}",
-        grain.as_str(),
-        grouping.as_str()
-    );
-    let key = format!(
-        "trend:{}|{}|{from}|{to}|{}",
-        grain.as_str(),
-        grouping.as_str(),
-        params.ward.as_deref().unwrap_or("")
-    );
+    let by = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
     let ward = params.ward.clone();
-    cached_json(&state, &snapshot, key, sql, |table| {
+    let call = Call::Series {
+        grain,
+        from,
+        to,
+        by,
+        ward: ward.clone(),
+    };
+    // Refused here, with the reason, before the engine plans anything.
+    call.periods()?;
+    let only = ward.clone().filter(|_| by == Grouping::Ward);
+    figures_json(&state, &snapshot, call, only, |table| {
         json!({
             "grain": grain.as_str(),
-            "by": grouping.as_str(),
+            "by": by.as_str(),
             "from": from.to_string(),
             "to": to.to_string(),
-            "ward": ward,
+            "ward": ward.as_ref().map(WardCode::to_string),
             "rows": rows_json(table),
         })
     })
@@ -220,13 +187,13 @@ pub async fn ward(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let ward = state
-        .wards
-        .get(check_ward(&state, &code)?)
-        .cloned()
-        .ok_or_else(|| AppError::not_found(format!("no ward `{code}`")))?;
     let snapshot = state.live.current();
-    let params = query.params(&state, &snapshot, Some(&ward.code))?;
+    let params = query.params(&state, &snapshot, Some(&code))?;
+    let ward = params
+        .ward
+        .as_ref()
+        .and_then(|code| state.wards.get(code.as_str()))
+        .ok_or_else(|| AppError::not_found(format!("no ward `{code}`")))?;
     let page = state
         .dashboards
         .pages
@@ -298,7 +265,7 @@ pub async fn panel(
     let snapshot = state.live.current();
     let params = query.params(&state, &snapshot, None)?;
     if query.format.is_some() {
-        let format = crate::sql::Format::choose(&query, &headers)?;
+        let format = crate::sql::choose_format(&query, &headers)?;
         let sql = params.render(&panel.sql)?;
         let name = format!("{}-{}-{}", page.id, panel.id, params.period);
         return crate::sql::panel_download(&state, sql, format, name).await;

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chiso_dashboard::{DashboardError, Lang};
-use chiso_engine::EngineError;
+use chiso_engine::{EngineError, RequestError, UnknownWard};
 
 /// Why a request failed, with the status it answers.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,23 +36,31 @@ impl AppError {
 }
 
 impl From<EngineError> for AppError {
+    /// By the error's kind, never its message.
     fn from(error: EngineError) -> Self {
+        let status = match &error {
+            EngineError::Request(request) => return request.clone().into(),
+            EngineError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Stopped(_) => StatusCode::GATEWAY_TIMEOUT,
+            other if other.is_request_error() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, error.to_string())
+    }
+}
+
+impl From<RequestError> for AppError {
+    fn from(error: RequestError) -> Self {
         match error {
-            // What the request asked for is not a thing: the caller's to fix.
-            EngineError::Period(_)
-            | EngineError::Grouping(_)
-            | EngineError::Layout(_)
-            | EngineError::Refused(_)
-            | EngineError::Memory { .. } => Self::bad_request(error.to_string()),
-            EngineError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-            EngineError::Stopped(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, error.to_string()),
-            // A table function refusing its arguments (too many periods, an
-            // unknown ward) fails at planning: the request's to fix.
-            EngineError::Query(message) if message.starts_with("Error during planning") => {
-                Self::bad_request(message)
-            }
-            other => Self::internal(other.to_string()),
+            RequestError::Ward(unknown) => unknown.into(),
+            other => Self::bad_request(other.to_string()),
         }
+    }
+}
+
+impl From<UnknownWard> for AppError {
+    fn from(error: UnknownWard) -> Self {
+        Self::not_found(error.to_string())
     }
 }
 

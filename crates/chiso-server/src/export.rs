@@ -76,7 +76,7 @@ pub async fn page_export(
             .ok_or_else(|| AppError::not_found(format!("the page `{page_id}` has no panels")))?;
         let mut extra = vec![("format", "csv".to_owned())];
         if let Some(ward) = &params.ward {
-            extra.insert(0, ("ward", ward.clone()));
+            extra.insert(0, ("ward", ward.to_string()));
         }
         return Ok(Redirect::to(&format!(
             "/api/panels/{}/{}?{}",
@@ -187,7 +187,7 @@ pub(crate) fn page_links(state: &AppState, page: &Page, params: &Params) -> Stri
     let lang = params.lang;
     let mut extra = Vec::new();
     if let Some(ward) = &params.ward {
-        extra.push(("ward", ward.clone()));
+        extra.push(("ward", ward.to_string()));
     }
     let query = query_string(params, &extra);
     let mut links = String::from("<div class=\"exports\">");

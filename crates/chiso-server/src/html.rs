@@ -10,21 +10,7 @@ use chiso_dashboard::present::{self, change_tone, display, grain_label, tone};
 use chiso_dashboard::{Column, Format, Lang, Panel, PanelKind, Params, Table, Value};
 use chiso_engine::{Grain, Period};
 
-/// Text made safe for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use chiso_report::html::escape;
 
 /// The frame around a page's panels.
 #[derive(Debug)]
@@ -488,6 +474,28 @@ pub fn chart(panel: &Panel, svg: &str, actions: &str, lang: Lang, empty: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stylesheet states the palette the charts and documents use.
+    #[test]
+    fn the_stylesheet_has_the_product_palette() {
+        use chiso_chart::palette::{ACCENT, BAD, GOOD, INK, LINE, MUTED, WARN_TEXT};
+        let css = include_str!("../assets/chiso.css");
+        for (name, colour) in [
+            ("ink", INK),
+            ("muted", MUTED),
+            ("line", LINE),
+            ("good", GOOD),
+            ("warn", WARN_TEXT),
+            ("bad", BAD),
+            ("accent", ACCENT),
+        ] {
+            let declaration = format!("--{name}: {};", colour.hex());
+            assert!(
+                css.contains(&declaration),
+                "chiso.css lacks `{declaration}`"
+            );
+        }
+    }
 
     #[test]
     fn data_is_escaped() {

@@ -8,7 +8,7 @@
 //!
 //! Data flow: [`live::Live`] holds the snapshot being served (an engine over
 //! one store version); a panel's table, a page and a chart are computed once
-//! per snapshot and kept in [`cache::Cache`]; a new store version, from an
+//! per snapshot and kept in a [`chiso_engine::memo::Memo`]; a new store version, from an
 //! ingest here or from another process (polled), replaces the snapshot.
 //!
 //! Architecture invariant: only this crate knows HTTP and HTML. It asks the
@@ -16,7 +16,6 @@
 //! it holds no KPI logic of its own.
 
 mod api;
-pub mod cache;
 mod console;
 mod error;
 mod export;
@@ -42,6 +41,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use chiso_core::wards::WardRegistry;
 use chiso_dashboard::{Dashboards, Table};
+use chiso_engine::memo::{Memo, Weight};
 use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits};
 use chiso_ingest::Ingester;
 
@@ -85,23 +85,9 @@ pub(crate) struct Rendered {
     pub body: Bytes,
 }
 
-impl cache::Weight for Rendered {
+impl Weight for Rendered {
     fn weight(&self) -> usize {
         self.body.len()
-    }
-}
-
-impl cache::Weight for Arc<Table> {
-    fn weight(&self) -> usize {
-        self.rows
-            .iter()
-            .flatten()
-            .map(|value| match value {
-                chiso_dashboard::Value::Text(text) => 32 + text.len(),
-                chiso_dashboard::Value::List(values) => 32 + 8 * values.len(),
-                _ => 32,
-            })
-            .sum()
     }
 }
 
@@ -117,9 +103,9 @@ const PAGE_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct AppState {
     pub(crate) live: live::Live,
     pub(crate) dashboards: Dashboards,
-    pub(crate) wards: WardRegistry,
-    pub(crate) tables: cache::Cache<Arc<Table>>,
-    pub(crate) rendered: cache::Cache<Rendered>,
+    pub(crate) wards: &'static WardRegistry,
+    pub(crate) tables: Memo<Arc<Table>>,
+    pub(crate) rendered: Memo<Rendered>,
     pub(crate) ingester: Option<tokio::sync::Mutex<Ingester>>,
     pub(crate) ingest_token: Option<String>,
     /// The largest request body, compressed or not, in bytes.
@@ -155,8 +141,8 @@ impl AppState {
             live,
             dashboards: config.dashboards.clone(),
             wards: WardRegistry::builtin(),
-            tables: cache::Cache::default(),
-            rendered: cache::Cache::default(),
+            tables: Memo::default(),
+            rendered: Memo::default(),
             ingester,
             ingest_token: config.ingest_token.clone(),
             body_limit: config.body_limit,

@@ -129,7 +129,7 @@ pub(crate) async fn panel_table(
 fn panel_query(params: &Params, extra: &[(&str, String)]) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     if let Some(ward) = &params.ward {
-        pairs.push(("ward", ward.clone()));
+        pairs.push(("ward", ward.to_string()));
     }
     pairs.extend(extra.iter().cloned());
     query_string(params, &pairs)
@@ -219,8 +219,8 @@ async fn render_page(
 
     let ward = params
         .ward
-        .as_deref()
-        .and_then(|code| state.wards.get(code));
+        .as_ref()
+        .and_then(|code| state.wards.get(code.as_str()));
     let title = match ward {
         Some(ward) => ward.full_name(),
         None => page.title.get(lang).to_owned(),

@@ -97,7 +97,7 @@ impl Query {
     ) -> Result<Params, AppError> {
         let mut params = Params::new(self.period(snapshot)?, self.lang()?, snapshot.engine.now());
         if let Some(code) = ward.or(self.ward.as_deref()) {
-            params.ward = Some(check_ward(state, code)?.to_owned());
+            params.ward = Some(state.wards.code(code)?);
         }
         if let Some(kind) = &self.kind {
             let known = ["phuong", "xa"];
@@ -119,17 +119,6 @@ impl Query {
             params.province = Some(province.clone());
         }
         Ok(params)
-    }
-}
-
-/// The code of a ward of the registry, or a 404 that says so.
-pub fn check_ward<'a>(state: &AppState, code: &'a str) -> Result<&'a str, AppError> {
-    if state.wards.contains(code) {
-        Ok(code)
-    } else {
-        Err(AppError::not_found(format!(
-            "no ward has the code `{code}`; the city's 103 wards are listed at /ranking"
-        )))
     }
 }
 

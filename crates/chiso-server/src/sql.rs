@@ -5,7 +5,7 @@
 //! a client that goes away drops the stream, which stops the query.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -15,8 +15,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chiso_engine::{BoundedStream, EngineError};
-use chiso_report::xlsx::{SheetColumn, SheetId, Workbook};
-use chiso_store::csv_out::CsvOut;
+use chiso_report::encode::{EncodeError, Encoder, JsonLayout};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -24,66 +23,30 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::request::Query;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Json,
-    Csv,
-    Arrow,
-    Parquet,
-    Xlsx,
-}
+pub(crate) use chiso_report::encode::ResultFormat as Format;
 
-impl Format {
-    fn content_type(self) -> &'static str {
-        match self {
-            Format::Json => "application/json",
-            Format::Csv => "text/csv; charset=utf-8",
-            Format::Arrow => "application/vnd.apache.arrow.stream",
-            Format::Parquet => "application/vnd.apache.parquet",
-            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        }
+/// `?format=` first, then the Accept header; JSON by default.
+pub(crate) fn choose_format(query: &Query, headers: &HeaderMap) -> Result<Format, AppError> {
+    if let Some(name) = &query.format {
+        return Format::parse(name).ok_or_else(|| {
+            AppError::bad_request(format!("unknown format `{name}`; use {}", Format::NAMES))
+        });
     }
-
-    fn extension(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Csv => "csv",
-            Format::Arrow => "arrows",
-            Format::Parquet => "parquet",
-            Format::Xlsx => "xlsx",
-        }
-    }
-
-    /// `?format=` first, then the Accept header; JSON by default.
-    pub(crate) fn choose(query: &Query, headers: &HeaderMap) -> Result<Self, AppError> {
-        if let Some(name) = &query.format {
-            return match name.as_str() {
-                "json" => Ok(Format::Json),
-                "csv" => Ok(Format::Csv),
-                "arrow" => Ok(Format::Arrow),
-                "parquet" => Ok(Format::Parquet),
-                "xlsx" => Ok(Format::Xlsx),
-                other => Err(AppError::bad_request(format!(
-                    "unknown format `{other}`; use json, csv, arrow, parquet or xlsx"
-                ))),
-            };
-        }
-        let accept = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        Ok(if accept.contains("text/csv") {
-            Format::Csv
-        } else if accept.contains("arrow") {
-            Format::Arrow
-        } else if accept.contains("parquet") {
-            Format::Parquet
-        } else if accept.contains("spreadsheetml") {
-            Format::Xlsx
-        } else {
-            Format::Json
-        })
-    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(if accept.contains("text/csv") {
+        Format::Csv
+    } else if accept.contains("arrow") {
+        Format::Arrow
+    } else if accept.contains("parquet") {
+        Format::Parquet
+    } else if accept.contains("spreadsheetml") {
+        Format::Xlsx
+    } else {
+        Format::Json
+    })
 }
 
 /// The query of a request: the body as text, or `{"query": "…"}` as JSON.
@@ -140,7 +103,7 @@ pub async fn get_sql(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let format = Format::choose(&query, &headers)?;
+    let format = choose_format(&query, &headers)?;
     let sql = query
         .q
         .clone()
@@ -156,7 +119,7 @@ pub async fn post_sql(
     body: String,
 ) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let format = Format::choose(&query, &headers)?;
+    let format = choose_format(&query, &headers)?;
     let sql = query_text(&headers, &body)?;
     stream_query(&state, sql, format, None, query.limit).await
 }
@@ -186,7 +149,8 @@ pub(crate) async fn stream_query(
         None => None,
     };
     let schema = stream.schema();
-    let mut encoder = Encoder::new(format, &schema).map_err(AppError::internal)?;
+    let mut encoder = Encoder::new(format, &schema, JsonLayout::Answer)
+        .map_err(|e| AppError::internal(e.to_string()))?;
     let mut rows = Rows {
         stream,
         left: limit.unwrap_or(u64::MAX),
@@ -195,9 +159,13 @@ pub(crate) async fn stream_query(
     // No rows still gives the columns (the CSV header, the JSON envelope).
     let first = first.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
     let first = rows.keep(first);
-    let first_bytes = encoder.batch(&first).map_err(AppError::internal)?;
-    let body_stream =
-        futures::stream::once(async { Ok(first_bytes) }).chain(rest(rows, encoder, started));
+    let first_bytes = Bytes::from(
+        encoder
+            .batch(&first)
+            .map_err(|e| AppError::internal(e.to_string()))?,
+    );
+    let body_stream = futures::stream::once(async { Ok(first_bytes) })
+        .chain(rest(rows, encoder, schema, started));
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, format.content_type())
@@ -259,178 +227,50 @@ impl Rows {
 fn rest(
     rows: Rows,
     encoder: Encoder,
+    schema: SchemaRef,
     started: Instant,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures::stream::unfold(Some((rows, encoder)), move |state| async move {
-        let (mut rows, mut encoder) = state?;
-        let failed = |message: String| std::io::Error::other(message);
-        let next = if rows.truncated {
-            None
-        } else {
-            rows.stream.next().await
-        };
-        // At the limit, one more batch only says whether rows were left out.
-        let next = match next {
-            Some(Ok(batch)) if rows.left == 0 => {
-                rows.truncated |= batch.num_rows() > 0;
+    futures::stream::unfold(Some((rows, encoder)), move |state| {
+        let schema = Arc::clone(&schema);
+        async move {
+            let (mut rows, mut encoder) = state?;
+            let failed = |error: EncodeError| std::io::Error::other(error.to_string());
+            let next = if rows.truncated {
                 None
-            }
-            other => other,
-        };
-        match next {
-            Some(Err(error)) => Some((Err(failed(error.to_string())), None)),
-            Some(Ok(batch)) => {
-                let batch = rows.keep(batch);
-                match encoder.batch(&batch) {
-                    Ok(bytes) => Some((Ok(bytes), Some((rows, encoder)))),
-                    Err(error) => Some((Err(failed(error)), None)),
+            } else {
+                rows.stream.next().await
+            };
+            // At the limit, one more batch only says whether rows were left out.
+            let next = match next {
+                Some(Ok(batch)) if rows.left == 0 => {
+                    rows.truncated |= batch.num_rows() > 0;
+                    None
                 }
-            }
-            None => {
-                let truncated = rows.truncated;
-                drop(rows);
-                Some((
-                    encoder.tail(started.elapsed(), truncated).map_err(failed),
-                    None,
-                ))
+                other => other,
+            };
+            match next {
+                Some(Err(error)) => Some((Err(std::io::Error::other(error.to_string())), None)),
+                Some(Ok(batch)) => {
+                    let batch = rows.keep(batch);
+                    match encoder.batch(&batch) {
+                        Ok(bytes) => Some((Ok(Bytes::from(bytes)), Some((rows, encoder)))),
+                        Err(error) => Some((Err(failed(error)), None)),
+                    }
+                }
+                None => {
+                    let truncated = rows.truncated;
+                    drop(rows);
+                    Some((
+                        encoder
+                            .finish(&schema, started.elapsed(), truncated)
+                            .map(Bytes::from)
+                            .map_err(failed),
+                        None,
+                    ))
+                }
             }
         }
     })
-}
-
-/// Turns batches into the bytes of one format, piece by piece.
-enum Encoder {
-    Json {
-        rows: u64,
-        first: bool,
-    },
-    Csv {
-        header: bool,
-    },
-    Arrow(Box<arrow_ipc::writer::StreamWriter<Vec<u8>>>),
-    Parquet(Box<parquet::arrow::ArrowWriter<Vec<u8>>>),
-    /// A workbook is a zip written at its end: rows go to temporary files
-    /// meanwhile, and the file goes out whole.
-    Xlsx(Option<(Box<Workbook>, SheetId)>),
-}
-
-impl Encoder {
-    fn new(format: Format, schema: &SchemaRef) -> Result<Self, String> {
-        Ok(match format {
-            Format::Json => Encoder::Json {
-                rows: 0,
-                first: true,
-            },
-            Format::Csv => Encoder::Csv { header: true },
-            Format::Arrow => Encoder::Arrow(Box::new(
-                arrow_ipc::writer::StreamWriter::try_new(Vec::new(), schema)
-                    .map_err(|e| e.to_string())?,
-            )),
-            Format::Parquet => Encoder::Parquet(Box::new(
-                parquet::arrow::ArrowWriter::try_new(Vec::new(), Arc::clone(schema), None)
-                    .map_err(|e| e.to_string())?,
-            )),
-            Format::Xlsx => {
-                let mut workbook = Workbook::new();
-                let sheet = workbook
-                    .sheet("chiso", &[], SheetColumn::for_schema(schema))
-                    .map_err(|e| e.to_string())?;
-                Encoder::Xlsx(Some((Box::new(workbook), sheet)))
-            }
-        })
-    }
-
-    fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, String> {
-        match self {
-            Encoder::Json { rows, first } => {
-                let mut out = Vec::new();
-                if *first {
-                    let columns: Vec<serde_json::Value> = batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
-                        .collect();
-                    out.extend_from_slice(b"{\"columns\":");
-                    out.extend_from_slice(
-                        serde_json::to_string(&columns)
-                            .map_err(|e| e.to_string())?
-                            .as_bytes(),
-                    );
-                    out.extend_from_slice(b",\"rows\":[");
-                }
-                if batch.num_rows() > 0 {
-                    let mut array = Vec::new();
-                    {
-                        let mut writer = arrow::json::WriterBuilder::new()
-                            .with_explicit_nulls(true)
-                            .build::<_, arrow::json::writer::JsonArray>(&mut array);
-                        writer.write(batch).map_err(|e| e.to_string())?;
-                        writer.finish().map_err(|e| e.to_string())?;
-                    }
-                    // `[{…},{…}]` without its brackets, joined to what came before.
-                    let inner = &array[1..array.len().saturating_sub(1)];
-                    if *rows > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(inner);
-                }
-                *first = false;
-                *rows += batch.num_rows() as u64;
-                Ok(Bytes::from(out))
-            }
-            Encoder::Csv { header } => {
-                let mut out = CsvOut::new(Vec::new(), *header);
-                out.write(batch).map_err(|e| e.to_string())?;
-                *header = false;
-                Ok(Bytes::from(out.into_inner()))
-            }
-            Encoder::Arrow(writer) => {
-                writer.write(batch).map_err(|e| e.to_string())?;
-                Ok(Bytes::from(std::mem::take(writer.get_mut())))
-            }
-            Encoder::Parquet(writer) => {
-                writer.write(batch).map_err(|e| e.to_string())?;
-                Ok(Bytes::from(std::mem::take(writer.inner_mut())))
-            }
-            Encoder::Xlsx(open) => {
-                if let Some((workbook, sheet)) = open.as_mut() {
-                    workbook.batch(*sheet, batch).map_err(|e| e.to_string())?;
-                }
-                Ok(Bytes::new())
-            }
-        }
-    }
-
-    /// What closes the result.
-    fn tail(&mut self, elapsed: Duration, truncated: bool) -> Result<Bytes, String> {
-        match self {
-            Encoder::Json { rows, .. } => {
-                let mut out = String::new();
-                out.push_str(&format!(
-                    "],\"row_count\":{rows},\"truncated\":{truncated},\"elapsed_ms\":{:.1}}}",
-                    elapsed.as_secs_f64() * 1000.0
-                ));
-                Ok(Bytes::from(out))
-            }
-            Encoder::Csv { .. } => Ok(Bytes::new()),
-            Encoder::Arrow(writer) => {
-                writer.finish().map_err(|e| e.to_string())?;
-                Ok(Bytes::from(std::mem::take(writer.get_mut())))
-            }
-            Encoder::Parquet(writer) => {
-                writer.finish().map_err(|e| e.to_string())?;
-                Ok(Bytes::from(std::mem::take(writer.inner_mut())))
-            }
-            Encoder::Xlsx(open) => match open.take() {
-                Some((workbook, _)) => workbook
-                    .finish()
-                    .map(Bytes::from)
-                    .map_err(|e| e.to_string()),
-                None => Ok(Bytes::new()),
-            },
-        }
-    }
 }
 
 #[cfg(test)]

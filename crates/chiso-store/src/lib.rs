@@ -11,7 +11,13 @@
 //!   events/            the event log (partitioned by local month of occurred_at)
 //!   quarantine/        every rejected row, with where it came from and why
 //!   ingests/           one row per ingest: counts and the events version it made
+//!   reference/         the procedure catalogue (procedures.csv), optional
+//!   derived/           the dossier tables the engine derives per events version
 //! ```
+//!
+//! Every path under a store directory is named here: other crates ask the
+//! store for a folder ([`Store::derived_folder`]) or hand it bytes
+//! ([`Store::set_procedure_catalogue_bytes`]).
 //!
 //! Durability and atomicity come from the Delta log: data files become
 //! visible only through a commit, and a commit is one atomic file creation.
@@ -25,6 +31,7 @@
 //! layout; the ingester hands it Arrow batches, the engine asks it for
 //! DataFusion tables.
 
+pub mod catalogue;
 pub mod csv_out;
 mod dictionary_aggregate;
 mod local_reads;
@@ -34,9 +41,8 @@ mod store;
 
 /// Where a store keeps the procedure and department names it knows (the
 /// columns of the sample city's `procedures.csv`); optional.
-pub const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
+pub(crate) const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
 
-pub use deltalake;
 pub use deltalake::datafusion;
 pub use schema::{
     EVENTS_PARTITION, Table, events_schema, ingests_schema, lineage, local_month, quarantine_schema,

@@ -38,8 +38,7 @@ impl Table {
     /// files hold them dictionary-encoded; reading the dictionary and its
     /// keys as they are saves expanding every row to a string, and a filter
     /// compares each distinct value once. `event_type`, which nearly every
-    /// query over events filters on (the ad-hoc count of `benches/kpi.sh`
-    /// (d) took a third less time with it), and `channel`, which analysts
+    /// query over events filters on, and `channel`, which analysts
     /// group by: the partial stage of such a grouping codes a dictionary's
     /// values once per dictionary (`dictionary_aggregate`), where
     /// DataFusion's row encoding would decode every row.
@@ -55,8 +54,8 @@ impl Table {
 
     /// Columns whose every row holds a value of its own, which the files
     /// store plainly rather than dictionary-encoded: a dictionary of them
-    /// only grows until the writer gives up on it, and building it cost an
-    /// ingest about a tenth of its CPU time (`benches/ingest.sh`).
+    /// only grows until the writer gives up on it, and building it cost
+    /// ingests time for nothing.
     pub fn unique_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[chiso_core::event::columns::EVENT_ID, lineage::CONTENT_HASH],

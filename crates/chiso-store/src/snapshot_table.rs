@@ -79,11 +79,8 @@ pub(crate) async fn provider(
 /// views. A scan repeats a file's partition value on every row it reads: as
 /// a view that is 16 bytes of the value itself, without the copy into a
 /// string buffer of a plain string column; and DataFusion groups by a view
-/// column by column, by a dictionary through its row encoding. The ad-hoc
-/// count of `benches/kpi.sh` (d), by month and channel, took about a tenth
-/// less CPU time than with plain strings, a fifth less than with
-/// dictionaries (measured before `dictionary_aggregate`, which groups a
-/// batch's one partition value as one code whatever its type).
+/// column by column, by a dictionary through its row encoding
+/// (benches/README.md, "Why these settings").
 ///
 /// The text columns named in `dictionaries` become dictionaries: the
 /// Parquet reader then hands over each page's dictionary and keys as they

@@ -580,25 +580,22 @@ impl Store {
         // columns are decoded only for the rows they keep. That pays because
         // the rows a filter keeps are together: the events are grouped by
         // type within a row group (`Table::cluster_column`), and a period's
-        // filter on the derived tables keeps the dossiers alive in it. While
-        // the events were in arrival order, the kept rows were scattered over
-        // every page and filtering after the scan was cheaper; now (d) of
-        // benches/kpi.sh takes a quarter less CPU time with it.
+        // filter on the derived tables keeps the dossiers alive in it. The
+        // measurements behind these settings are in benches/README.md, "Why
+        // these settings".
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
             // Join filters pushed from the build side cost more than they
-            // save when both sides are a million dossiers (measured: the
-            // derivation's join took 9 s with them).
+            // save when both sides are a million dossiers.
             .set_bool(
                 "datafusion.optimizer.enable_join_dynamic_filter_pushdown",
                 false,
             )
             // A period's query joins and aggregates a million dossiers or
-            // more: batches of 32 K rows (not 8 K) and no partial aggregation
-            // when half the rows are distinct keys (a dossier has one or two
-            // history rows) cut its CPU time by 12-17 % at scale 10
-            // (benches/README.md, 2026-12-03).
+            // more: batches of 32 K rows (not 8 K), and no partial
+            // aggregation when half the rows are distinct keys (a dossier
+            // has one or two history rows).
             .with_batch_size(32 * 1024)
             .set_str(
                 "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
@@ -606,7 +603,7 @@ impl Store {
             )
             // No file the store writes has a bloom filter (neither the
             // events nor the derived tables): looking for them only costs
-            // each row group a reader of its own, 4 % of (d)'s time.
+            // each row group a reader of its own.
             .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false)
             .set_str(
                 "datafusion.execution.time_zone",
@@ -682,55 +679,55 @@ impl Store {
     }
 
     /// Replaces the store's procedure catalogue ([`crate::PROCEDURE_CATALOGUE`])
-    /// with `source`, after checking it: a CSV with at least the columns
-    /// `procedure_code` and `procedure_name`, no empty or repeated code.
-    /// Returns the number of procedures.
+    /// with the file `source`, after reading it
+    /// ([`crate::catalogue::read_procedures`]). Returns the number of
+    /// procedures.
     pub fn set_procedure_catalogue(&self, source: &Path) -> Result<usize, StoreError> {
-        let text = std::fs::read_to_string(source).map_err(io(source))?;
-        let invalid = |line: usize, reason: String| StoreError::Invalid {
-            path: source.to_owned(),
-            line,
-            reason,
-        };
-        let mut lines = text.lines().map(|l| l.trim_start_matches('\u{feff}'));
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .collect();
-        let code = header.iter().position(|h| *h == "procedure_code");
-        if code.is_none() || !header.contains(&"procedure_name") {
-            return Err(invalid(
-                1,
-                "the header needs procedure_code and procedure_name".into(),
-            ));
-        }
-        let code = code.unwrap_or_default();
-        let mut seen = std::collections::HashSet::new();
-        for (index, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            // Codes come first in practice and never hold commas or quotes.
-            let value = line
-                .split(',')
-                .nth(code)
-                .unwrap_or_default()
-                .trim()
-                .trim_matches('"');
-            if value.is_empty() || !seen.insert(value.to_owned()) {
-                return Err(invalid(
-                    index + 2,
-                    format!("procedure_code `{value}` is empty or repeated"),
-                ));
-            }
-        }
+        let bytes = std::fs::read(source).map_err(io(source))?;
+        self.set_procedure_catalogue_bytes(source, &bytes)
+    }
+
+    /// The same, for a catalogue in memory (`name` names it in errors).
+    pub fn set_procedure_catalogue_bytes(
+        &self,
+        name: &Path,
+        bytes: &[u8],
+    ) -> Result<usize, StoreError> {
+        let procedures = crate::catalogue::read_procedures(name, bytes)?;
         let target = self.root.join(crate::PROCEDURE_CATALOGUE);
         let staging = target.with_extension("csv.tmp");
         if let Some(folder) = target.parent() {
             std::fs::create_dir_all(folder).map_err(io(folder))?;
         }
-        std::fs::write(&staging, &text).map_err(io(&staging))?;
+        std::fs::write(&staging, bytes).map_err(io(&staging))?;
         std::fs::rename(&staging, &target).map_err(io(&target))?;
-        Ok(seen.len())
+        Ok(procedures.len())
+    }
+
+    /// The procedures of the store's catalogue; none when it has none.
+    pub fn procedures(&self) -> Result<Vec<crate::catalogue::Procedure>, StoreError> {
+        let path = self.root.join(crate::PROCEDURE_CATALOGUE);
+        match std::fs::read(&path) {
+            Ok(bytes) => crate::catalogue::read_procedures(&path, &bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(cause) => Err(StoreError::Io { path, cause }),
+        }
+    }
+
+    /// Whether the store has a procedure catalogue.
+    pub fn has_procedure_catalogue(&self) -> bool {
+        self.root.join(crate::PROCEDURE_CATALOGUE).is_file()
+    }
+
+    /// The folder of the dossier tables derived from the loaded events
+    /// version by a derivation whose SQL has the fingerprint `fingerprint`:
+    /// `STORE/derived/events-vN-F/`. Its parent holds those of other
+    /// versions, and the deriver's staging folders.
+    pub fn derived_folder(&self, fingerprint: &str) -> PathBuf {
+        self.root.join("derived").join(format!(
+            "events-v{}-{fingerprint}",
+            self.version(Table::Events)
+        ))
     }
 
     /// The files of a table's loaded version, with their row counts and sizes.

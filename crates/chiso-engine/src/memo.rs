@@ -1,9 +1,13 @@
-//! Results computed once per store version, however many people look.
+//! Results computed once, however many ask: the one memo of the product
+//! (the table functions' results over ended periods, the server's tables,
+//! pages and charts per store version, a report run's panel tables).
 //!
-//! Every key starts with the version of the data it was computed from, so a
-//! new ingest makes new keys and the old entries are dropped when the new
-//! version is served. Concurrent requests for the same missing key wait for
-//! one computation (single flight); a failed computation is not kept.
+//! Concurrent requests for the same missing key wait for one computation
+//! (single flight); a failed computation is not kept. The memo is bounded in
+//! entries and in bytes (as [`Weight`] counts them): past either it starts
+//! over empty, which costs recomputation, never memory. Keys that start
+//! with the version of the data they were computed from let a new version
+//! drop the old entries ([`Memo::retain_version`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,10 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-/// The most entries kept before the cache starts over.
+/// The most entries kept before the memo starts over, by default.
 const MAX_ENTRIES: usize = 4096;
-/// The most bytes (as [`Weight`] counts them) kept before it starts over:
-/// distinct chart sizes and periods are cheap to ask for and cost memory.
+/// The most bytes (as [`Weight`] counts them) kept before it starts over, by
+/// default: distinct chart sizes and periods are cheap to ask for and cost
+/// memory.
 const MAX_BYTES: usize = 512 << 20;
 
 /// About how many bytes a cached value holds.
@@ -23,22 +28,47 @@ pub trait Weight {
     fn weight(&self) -> usize;
 }
 
-#[derive(Debug)]
-pub struct Cache<V> {
-    entries: Mutex<HashMap<String, Arc<OnceCell<V>>>>,
-    bytes: AtomicUsize,
+impl Weight for Vec<arrow::array::RecordBatch> {
+    fn weight(&self) -> usize {
+        self.iter()
+            .map(arrow::array::RecordBatch::get_array_memory_size)
+            .sum()
+    }
 }
 
-impl<V> Default for Cache<V> {
+impl<T: Weight> Weight for Arc<T> {
+    fn weight(&self) -> usize {
+        self.as_ref().weight()
+    }
+}
+
+#[derive(Debug)]
+pub struct Memo<V> {
+    entries: Mutex<HashMap<String, Arc<OnceCell<V>>>>,
+    bytes: AtomicUsize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl<V> Default for Memo<V> {
     fn default() -> Self {
+        Self::with_limits(MAX_ENTRIES, MAX_BYTES)
+    }
+}
+
+impl<V> Memo<V> {
+    /// A memo keeping at most `max_entries` entries and `max_bytes` bytes.
+    pub fn with_limits(max_entries: usize, max_bytes: usize) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
+            max_entries,
+            max_bytes,
         }
     }
 }
 
-impl<V: Clone + Weight> Cache<V> {
+impl<V: Clone + Weight> Memo<V> {
     /// The value for `key`, computing it with `compute` if no one has.
     pub async fn get_or_try<E, F, Fut>(&self, key: String, compute: F) -> Result<V, E>
     where
@@ -47,8 +77,8 @@ impl<V: Clone + Weight> Cache<V> {
     {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let full =
-                entries.len() >= MAX_ENTRIES || self.bytes.load(Ordering::Relaxed) >= MAX_BYTES;
+            let full = entries.len() >= self.max_entries
+                || self.bytes.load(Ordering::Relaxed) >= self.max_bytes;
             if full && !entries.contains_key(&key) {
                 entries.clear();
                 self.bytes.store(0, Ordering::Relaxed);
@@ -62,6 +92,14 @@ impl<V: Clone + Weight> Cache<V> {
         })
         .await
         .cloned()
+    }
+
+    /// Forgets `key` (a value used once and not worth its memory).
+    pub fn forget(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Drops every entry not computed from `version_prefix`.
@@ -94,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_starts_over_past_its_bytes() {
-        let cache: Cache<usize> = Cache::default();
+        let cache: Memo<usize> = Memo::default();
         for i in 0..3 {
             let key = format!("v1/{i}");
             let value = cache
@@ -107,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_misses_compute_once_and_failures_are_not_kept() {
-        let cache: Arc<Cache<usize>> = Arc::default();
+        let cache: Arc<Memo<usize>> = Arc::default();
         let computed = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..20 {
