@@ -761,6 +761,8 @@ fn serve_starts_on_a_new_sample_city_without_errors() {
     assert!(log.contains("created the built-in sample city"), "{log}");
     assert!(log.contains("in a browser"), "{log}");
     assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
+    // Written to a pipe (a file, journald), the log is plain text.
+    assert!(!log.contains('\u{1b}'), "colour codes in the log: {log:?}");
     let page = page.unwrap();
     let head: String = page.chars().take(300).collect();
     assert!(page.starts_with("HTTP/1.1 200"), "{head}");

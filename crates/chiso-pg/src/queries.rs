@@ -460,6 +460,11 @@ fn engine_error(error: &EngineError) -> PgWireError {
         EngineError::Busy(_) => user_error("53000", error.to_string()),
         EngineError::Memory { .. } => user_error("53200", error.to_string()),
         EngineError::Stopped(stop) => stopped(stop),
+        // 22023 invalid_parameter_value: an unknown period, grouping, ward.
+        EngineError::Request(_) => user_error("22023", error.to_string()),
+        // 42000 syntax_error_or_access_rule_violation: SQL that cannot be planned.
+        EngineError::Invalid(_) => user_error("42000", error.to_string()),
+        EngineError::Refused(_) => user_error("25006", error.to_string()),
         other => user_error("XX000", other.to_string()),
     }
 }

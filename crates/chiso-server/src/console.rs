@@ -20,20 +20,15 @@ use futures::StreamExt;
 use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
 use crate::live::Snapshot;
-use crate::request::Query;
+use crate::request::page_query;
 use crate::{AppState, Rendered};
 
 /// Rows the console shows; downloads have them all.
 pub const SHOWN_ROWS: usize = 1000;
 
 pub async fn console(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
-    let query = Query::parse(uri.query()).map_err(|error| PageError {
-        error,
-        lang: Lang::Vi,
-    })?;
-    let lang = query.lang().unwrap_or_default();
+    let (query, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
-    query.lang().map_err(as_page)?;
     let catalogue = Catalogue::builtin().map_err(|e| as_page(e.into()))?;
     let snapshot = state.live.current();
     let schema = schema_panel(&state, &snapshot, &catalogue, lang)

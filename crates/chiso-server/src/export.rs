@@ -21,7 +21,7 @@ use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
 use crate::live::Snapshot;
 use crate::pages::panel_table;
-use crate::request::{Query, query_string};
+use crate::request::{Query, page_query, query_string};
 use crate::{AppState, Rendered};
 
 impl From<ReportError> for AppError {
@@ -217,11 +217,7 @@ pub async fn archive_page(
     State(state): State<Arc<AppState>>,
     uri: Uri,
 ) -> Result<Response, PageError> {
-    let query = Query::parse(uri.query()).map_err(|error| PageError {
-        error,
-        lang: Lang::Vi,
-    })?;
-    let lang = query.lang().unwrap_or_default();
+    let (_, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
     let mut body = String::from("<div class=\"panels\"><section class=\"panel wide\">");
     match &state.archive {

@@ -12,18 +12,13 @@ use chiso_dashboard::{Lang, Page, Panel, PanelKind, Params, Table, present};
 use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
 use crate::live::Snapshot;
-use crate::request::{Query, provinces, query_string};
+use crate::request::{Query, page_query, provinces, query_string};
 use crate::{AppState, Rendered};
 
 /// A page of `dashboards/`, found by its path.
 pub async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
-    let query = Query::parse(uri.query()).map_err(|error| PageError {
-        error,
-        lang: Lang::Vi,
-    })?;
-    let lang = query.lang().unwrap_or_default();
+    let (query, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
-    query.lang().map_err(as_page)?;
     let path = uri.path();
     let (page, ward) = state.dashboards.route(path).ok_or_else(|| {
         as_page(AppError::not_found(format!(

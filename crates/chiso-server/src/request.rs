@@ -1,14 +1,27 @@
 //! What a request asks for, read strictly: an unknown parameter, period,
 //! ward or filter value is a 400 that says what is accepted.
 
+use axum::http::Uri;
 use chiso_core::time::local_date;
 use chiso_dashboard::{Lang, Params};
 use chiso_engine::Period;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::error::AppError;
+use crate::error::{AppError, PageError};
 use crate::live::Snapshot;
+
+/// A page's query and language. A query string that cannot be read, or an
+/// unknown language, is answered as an error page in Vietnamese.
+pub fn page_query(uri: &Uri) -> Result<(Query, Lang), PageError> {
+    let in_vietnamese = |error| PageError {
+        error,
+        lang: Lang::Vi,
+    };
+    let query = Query::parse(uri.query()).map_err(in_vietnamese)?;
+    let lang = query.lang().map_err(in_vietnamese)?;
+    Ok((query, lang))
+}
 
 /// Every query-string parameter the server knows.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]

@@ -146,8 +146,8 @@ async fn server_with_timeout(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
-    let (app, _state, dir) = server("routes", None).await;
+async fn pages_and_charts_answer_in_both_languages() {
+    let (app, _state, dir) = server("pages", None).await;
 
     let pages = [
         ("/?period=2025-W40", "Tổng quan thành phố"),
@@ -195,7 +195,12 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
     assert_eq!(&png.body[1..4], b"PNG");
     let ward_chart = get(&app, "/chart/ward/trend.png?period=2025-W40&ward=31135").await;
     assert_eq!(ward_chart.status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(dir);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_gives_the_engines_figures() {
+    let (app, _state, dir) = server("api", None).await;
     // The API gives the engine's figures.
     let kpi = get(&app, "/api/kpi?period=2025-W40&by=ward").await;
     assert_eq!(kpi.status, StatusCode::OK, "{}", kpi.text());
@@ -330,6 +335,13 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             assert!(answer.content_type.starts_with("text/html"), "{uri}");
         }
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_downloads_its_rows() {
+    let (app, _state, dir) = server("downloads", None).await;
+    let ranking = get(&app, "/ranking?period=2025-W40").await.text();
     // Every panel offers its rows as CSV, whole and with the page's choices.
     assert!(ranking.contains("/api/panels/ranking/wards?period=2025-W40&amp;format=csv"));
     let ward_page = get(&app, "/ward/31135?period=2025-W40").await.text();
@@ -348,7 +360,12 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             .text()
             .starts_with("period_start,period_end,procedure_code")
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_hoc_sql_answers_in_every_format() {
+    let (app, _state, dir) = server("sql-formats", None).await;
     // Ad-hoc SQL: every format carries the same 103 rows.
     let ward_sql =
         "SELECT ward_code, ward_name, received FROM kpi('2025-W40', 'ward') ORDER BY ward_code";
@@ -430,6 +447,18 @@ async fn pages_charts_and_api_answer_and_bad_requests_get_a_clear_4xx() {
             answer.text()
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_hoc_sql_is_bounded_and_its_mistakes_get_a_clear_4xx() {
+    let (app, _state, dir) = server("sql-bounds", None).await;
+    let ward_sql =
+        "SELECT ward_code, ward_name, received FROM kpi('2025-W40', 'ward') ORDER BY ward_code";
+    let sql = |uri: &'static str, headers: &'static [(&'static str, &'static str)], body: &str| {
+        let (app, body) = (app.clone(), body.to_owned());
+        async move { call(&app, Method::POST, uri, headers, &body).await }
+    };
     // A query that would run for minutes is stopped at the limit, and its
     // work stops with it.
     // The query runs on a runtime of its own, so that its threads' CPU time
