@@ -19,9 +19,9 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
     DataType, FieldRef, Int64Type, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
-use chiso_store::datafusion::common::{DataFusionError, Result};
-use chiso_store::datafusion::execution::session_state::SessionState;
-use chiso_store::datafusion::logical_expr::{
+use chiso_exec::datafusion::common::{DataFusionError, Result};
+use chiso_exec::datafusion::execution::session_state::SessionState;
+use chiso_exec::datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature,
 };

@@ -30,11 +30,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chiso_store::datafusion::catalog::TableProvider;
-use chiso_store::datafusion::common::config::TableParquetOptions;
-use chiso_store::datafusion::dataframe::DataFrameWriteOptions;
-use chiso_store::datafusion::datasource::empty::EmptyTable;
-use chiso_store::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use chiso_exec::datafusion::catalog::TableProvider;
+use chiso_exec::datafusion::common::config::TableParquetOptions;
+use chiso_exec::datafusion::dataframe::DataFrameWriteOptions;
+use chiso_exec::datafusion::datasource::empty::EmptyTable;
+use chiso_exec::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use chiso_store::{Store, Table};
 
 use crate::{EngineError, queries};

@@ -20,21 +20,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
-use chiso_store::datafusion::catalog::MemTable;
-use chiso_store::datafusion::physical_plan::collect;
+use chiso_exec::datafusion::catalog::MemTable;
+use chiso_exec::datafusion::physical_plan::collect;
 
 use crate::memo::Memo;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use chiso_store::datafusion::catalog::{
+use chiso_exec::datafusion::catalog::{
     Session, TableFunctionArgs, TableFunctionImpl, TableProvider,
 };
-use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue};
-use chiso_store::datafusion::execution::context::SessionState;
-use chiso_store::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
-use chiso_store::datafusion::physical_plan::ExecutionPlan;
-use chiso_store::datafusion::prelude::SessionContext;
+use chiso_exec::datafusion::common::{DataFusionError, Result, ScalarValue};
+use chiso_exec::datafusion::execution::context::SessionState;
+use chiso_exec::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
+use chiso_exec::datafusion::physical_plan::ExecutionPlan;
+use chiso_exec::datafusion::prelude::SessionContext;
 use chrono::NaiveDate;
 
 use chiso_core::wards::{WardCode, WardRegistry};

@@ -43,15 +43,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use chiso_core::calendar::WorkCalendar;
 use chiso_core::wards::WardRegistry;
-use chiso_store::datafusion::catalog::MemTable;
-use chiso_store::datafusion::error::DataFusionError;
-use chiso_store::datafusion::prelude::{DataFrame, SessionContext};
+use chiso_exec::datafusion::catalog::MemTable;
+use chiso_exec::datafusion::error::DataFusionError;
+use chiso_exec::datafusion::prelude::{DataFrame, SessionContext};
 use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use call::Call;
 pub use chiso_core::wards::{UnknownWard, WardCode};
-pub use chiso_store::datafusion;
+pub use chiso_exec::datafusion;
 pub use limits::{
     Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, holding, stop_early,
 };

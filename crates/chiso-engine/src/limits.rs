@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use chiso_store::datafusion::error::DataFusionError;
-use chiso_store::datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
-use chiso_store::datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use chiso_store::datafusion::prelude::SessionContext;
+use chiso_exec::datafusion::error::DataFusionError;
+use chiso_exec::datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use chiso_exec::datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use chiso_exec::datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

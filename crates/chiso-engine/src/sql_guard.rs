@@ -7,8 +7,8 @@
 //! anyway: the session registers no file-reading table functions and does
 //! not resolve paths as table names.
 
-use chiso_store::datafusion::sql::parser::{DFParser, Statement};
-use chiso_store::datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SqlStatement};
+use chiso_exec::datafusion::sql::parser::{DFParser, Statement};
+use chiso_exec::datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement as SqlStatement};
 
 use crate::EngineError;
 

@@ -23,9 +23,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chiso_core::calendar::WorkCalendar;
 use chiso_core::time::local_date;
-use chiso_store::datafusion::common::cast::{as_float64_array, as_int64_array, as_list_array};
-use chiso_store::datafusion::common::{DataFusionError, Result, ScalarValue};
-use chiso_store::datafusion::logical_expr::{
+use chiso_exec::datafusion::common::cast::{as_float64_array, as_int64_array, as_list_array};
+use chiso_exec::datafusion::common::{DataFusionError, Result, ScalarValue};
+use chiso_exec::datafusion::logical_expr::{
     Accumulator, AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udaf, create_udf,
 };
 use chrono::{DateTime, NaiveDate, Utc};

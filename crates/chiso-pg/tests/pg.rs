@@ -50,17 +50,12 @@ async fn start(limits: QueryLimits) -> Server {
 }
 
 fn psql_available() -> bool {
-    let found = Command::new("psql").arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CHISO_REQUIRE_PSQL").is_none(),
-            "CHISO_REQUIRE_PSQL is set but psql is not installed (apt-get install postgresql-client)"
-        );
-        eprintln!(
-            "psql is not installed (apt-get install postgresql-client): skipping the psql part"
-        );
-    }
-    found
+    chiso_test_support::tool_available(
+        "psql",
+        "--version",
+        "CHISO_REQUIRE_PSQL",
+        "postgresql-client",
+    )
 }
 
 impl Server {

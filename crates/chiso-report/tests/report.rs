@@ -27,17 +27,7 @@ async fn rows(engine: &Engine, sql: &str) -> Table {
 }
 
 fn poppler() -> bool {
-    let found = Command::new("pdftotext").arg("-v").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CHISO_REQUIRE_POPPLER").is_none(),
-            "CHISO_REQUIRE_POPPLER is set but pdftotext is missing (apt-get install poppler-utils)"
-        );
-        eprintln!(
-            "pdftotext is not installed (apt-get install poppler-utils): skipping the PDF text checks"
-        );
-    }
-    found
+    chiso_test_support::tool_available("pdftotext", "-v", "CHISO_REQUIRE_POPPLER", "poppler-utils")
 }
 
 fn pdf_text(path: &Path) -> String {

@@ -33,8 +33,6 @@
 
 pub mod catalogue;
 pub mod csv_out;
-mod dictionary_aggregate;
-mod local_reads;
 mod schema;
 mod snapshot_table;
 mod store;
@@ -43,7 +41,6 @@ mod store;
 /// columns of the sample city's `procedures.csv`); optional.
 pub(crate) const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
 
-pub use deltalake::datafusion;
 pub use schema::{
     EVENTS_PARTITION, Table, events_schema, ingests_schema, lineage, local_month, quarantine_schema,
 };

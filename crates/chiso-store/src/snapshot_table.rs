@@ -21,22 +21,22 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
-use deltalake::DeltaTable;
-use deltalake::datafusion::catalog::{Session, TableProvider};
-use deltalake::datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
-use deltalake::datafusion::datasource::TableType;
-use deltalake::datafusion::datasource::empty::EmptyTable;
-use deltalake::datafusion::datasource::file_format::FileFormat;
-use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
-use deltalake::datafusion::datasource::listing::PartitionedFile;
-use deltalake::datafusion::datasource::listing::helpers::{
+use chiso_exec::datafusion::catalog::{Session, TableProvider};
+use chiso_exec::datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use chiso_exec::datafusion::datasource::TableType;
+use chiso_exec::datafusion::datasource::empty::EmptyTable;
+use chiso_exec::datafusion::datasource::file_format::FileFormat;
+use chiso_exec::datafusion::datasource::file_format::parquet::ParquetFormat;
+use chiso_exec::datafusion::datasource::listing::PartitionedFile;
+use chiso_exec::datafusion::datasource::listing::helpers::{
     expr_applicable_for_cols, filter_partitioned_file,
 };
-use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
-use deltalake::datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
-use deltalake::datafusion::datasource::table_schema::TableSchema;
-use deltalake::datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use deltalake::datafusion::physical_plan::ExecutionPlan;
+use chiso_exec::datafusion::datasource::object_store::ObjectStoreUrl;
+use chiso_exec::datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use chiso_exec::datafusion::datasource::table_schema::TableSchema;
+use chiso_exec::datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use chiso_exec::datafusion::physical_plan::ExecutionPlan;
+use deltalake::DeltaTable;
 use url::Url;
 
 use crate::store::column_as;

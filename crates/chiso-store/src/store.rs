@@ -11,14 +11,10 @@ use arrow::array::{
     TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
 };
 use arrow::datatypes::DataType as ArrowType;
+use chiso_exec::datafusion::dataframe::DataFrame;
+use chiso_exec::datafusion::execution::SendableRecordBatchStream;
+use chiso_exec::datafusion::execution::context::SessionContext;
 use chrono::{DateTime, Utc};
-use deltalake::datafusion::config::ConfigOptions;
-use deltalake::datafusion::dataframe::DataFrame;
-use deltalake::datafusion::datasource::object_store::ObjectStoreUrl;
-use deltalake::datafusion::execution::SendableRecordBatchStream;
-use deltalake::datafusion::execution::context::SessionContext;
-use deltalake::datafusion::execution::session_state::SessionStateBuilder;
-use deltalake::datafusion::prelude::SessionConfig;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{DataType as DeltaType, StructField};
 use deltalake::parquet::basic::Compression;
@@ -29,8 +25,6 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::dictionary_aggregate::DictionaryAggregation;
-use crate::local_reads::LocalReads;
 use crate::schema::Table;
 
 const MARKER: &str = "chiso-store.json";
@@ -91,22 +85,6 @@ fn sum_column(batch: &RecordBatch, name: &str) -> u64 {
     column_as::<Int64Array>(batch, name, &ArrowType::Int64)
         .map_or(0, |a| a.iter().flatten().sum::<i64>())
         .max(0) as u64
-}
-
-/// DataFusion's own convention, as in `datafusion-cli`:
-/// `DATAFUSION_EXECUTION_BATCH_SIZE=4096` sets `datafusion.execution.batch_size`.
-/// It lets an operator tune a setting (or measure one) without a build; the
-/// settings chosen in [`Store::session`] are the defaults it overrides.
-fn override_from_environment(options: &mut ConfigOptions) -> Result<(), StoreError> {
-    for entry in options.entries() {
-        let variable = entry.key.to_uppercase().replace('.', "_");
-        if let Some(value) = std::env::var_os(&variable) {
-            options
-                .set(&entry.key, &value.to_string_lossy())
-                .map_err(|e| StoreError::Query(format!("environment variable {variable}: {e}")))?;
-        }
-    }
-    Ok(())
 }
 
 fn query_error(error: impl std::fmt::Display) -> StoreError {
@@ -573,54 +551,10 @@ impl Store {
         self.commit(writer, metadata).await
     }
 
-    /// A DataFusion session over the store, in the business time zone, with
-    /// `events`, `quarantine` and `ingests` registered at their loaded versions.
+    /// A DataFusion session ([`chiso_exec::session`]) with `events`,
+    /// `quarantine` and `ingests` registered at their loaded versions.
     pub async fn session(&self) -> Result<SessionContext, StoreError> {
-        // Filters are evaluated while decoding Parquet, so that the other
-        // columns are decoded only for the rows they keep. That pays because
-        // the rows a filter keeps are together: the events are grouped by
-        // type within a row group (`Table::cluster_column`), and a period's
-        // filter on the derived tables keeps the dossiers alive in it. The
-        // measurements behind these settings are in benches/README.md, "Why
-        // these settings".
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-            // Join filters pushed from the build side cost more than they
-            // save when both sides are a million dossiers.
-            .set_bool(
-                "datafusion.optimizer.enable_join_dynamic_filter_pushdown",
-                false,
-            )
-            // A period's query joins and aggregates a million dossiers or
-            // more: batches of 32 K rows (not 8 K), and no partial
-            // aggregation when half the rows are distinct keys (a dossier
-            // has one or two history rows).
-            .with_batch_size(32 * 1024)
-            .set_str(
-                "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-                "0.5",
-            )
-            // No file the store writes has a bloom filter (neither the
-            // events nor the derived tables): looking for them only costs
-            // each row group a reader of its own.
-            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false)
-            .set_str(
-                "datafusion.execution.time_zone",
-                chiso_core::time::BUSINESS_TIME_ZONE,
-            );
-        override_from_environment(config.options_mut())?;
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(DictionaryAggregation))
-            .build();
-        let context = SessionContext::new_with_state(state);
-        // The URL the scans of `snapshot_table` and of the derived tables use.
-        context.register_object_store(
-            ObjectStoreUrl::local_filesystem().as_ref(),
-            Arc::new(LocalReads::default()),
-        );
+        let context = chiso_exec::session().map_err(query_error)?;
         for table in Table::ALL {
             let loaded = self.table(table);
             loaded

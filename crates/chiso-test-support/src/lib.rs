@@ -83,6 +83,24 @@ impl SampleCity {
     }
 }
 
+/// Whether `program` runs (asked its version with `version_arg`). When it
+/// does not, the test skips its part with a note, unless the variable
+/// `require` is set (CI sets it after installing the Debian `package`).
+pub fn tool_available(program: &str, version_arg: &str, require: &str, package: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {program} is not installed (apt-get install {package})"
+        );
+        eprintln!("{program} is not installed (apt-get install {package}): skipping its part");
+    }
+    found
+}
+
 /// A Python with `packages` installed from PyPI, in a venv `cache/name`
 /// kept between runs (tests pass their `CARGO_TARGET_TMPDIR`); `None` when
 /// there is no Python or no network, which skips the test unless

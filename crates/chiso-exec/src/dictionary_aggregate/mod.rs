@@ -5,8 +5,8 @@
 //! column chunk's dictionary and a key per row, instead of a string per row.
 //! DataFusion 55 groups by a dictionary column through its row format,
 //! which decodes every row's value and encodes it again before hashing it:
-//! grouping became the dearest step of an ad-hoc count such as
-//! `benches/kpi.sh` (d), by month and channel over 15 M events.
+//! grouping became the dearest step of an ad-hoc count by month and
+//! channel.
 //!
 //! [`DictionaryAggregation`] is a physical optimizer rule that gives the
 //! partial stage of such an aggregation to [`DictionaryAggregateExec`]. It
@@ -38,23 +38,21 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
-use deltalake::datafusion::common::config::ConfigOptions;
-use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
-use deltalake::datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use deltalake::datafusion::common::{DataFusionError, Result};
-use deltalake::datafusion::execution::TaskContext;
-use deltalake::datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use deltalake::datafusion::logical_expr::{EmitTo, GroupsAccumulator};
-use deltalake::datafusion::physical_expr::OrderingRequirements;
-use deltalake::datafusion::physical_optimizer::PhysicalOptimizerRule;
-use deltalake::datafusion::physical_plan::aggregates::{
-    AggregateExec, AggregateMode, aggregate_expressions,
-};
-use deltalake::datafusion::physical_plan::metrics::{
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::OrderingRequirements;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, aggregate_expressions};
+use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, RecordOutput,
 };
-use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use deltalake::datafusion::physical_plan::{
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan,
     InputDistributionRequirements, InputOrderMode, PhysicalExpr, PlanProperties,
     ReplaceChildrenOptions, SendableRecordBatchStream,

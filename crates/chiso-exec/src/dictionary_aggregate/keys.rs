@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::compute::{CastOptions, cast_with_options, concat, take};
 use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
-use deltalake::datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 
 type FastMap<K> = HashMap<K, u32, foldhash::fast::FixedState>;
 

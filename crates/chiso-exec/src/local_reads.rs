@@ -6,9 +6,8 @@
 //! A store's files are read a row group at a time, a few pages of a column
 //! each, and they sit in the page cache: the handover (a thread woken and
 //! put back to sleep per row group and column) cost more than the copy it
-//! waited for. The ad-hoc scan of `benches/kpi.sh` (d) spent a seventh of
-//! its CPU time in the kernel switching threads, and ran a quarter faster
-//! without the handover. Here the ranges are read with
+//! waited for (benches/README.md, "Why these settings"). Here the ranges
+//! are read with
 //! `pread` where they are asked for, as DuckDB reads its files; everything
 //! else (listing, writing, whole-file reads) is `LocalFileSystem`'s.
 
@@ -28,7 +27,7 @@ use object_store::{
 
 /// `LocalFileSystem`, with ranges read in place.
 #[derive(Debug, Default)]
-pub(crate) struct LocalReads {
+pub struct LocalReads {
     inner: LocalFileSystem,
 }
 

@@ -11,13 +11,13 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int8Type, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::util::pretty::pretty_format_batches;
-use deltalake::datafusion::datasource::MemTable;
-use deltalake::datafusion::execution::TaskContext;
-use deltalake::datafusion::execution::context::SessionContext;
-use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use deltalake::datafusion::execution::session_state::SessionStateBuilder;
-use deltalake::datafusion::physical_plan::{ExecutionPlan, collect, displayable};
-use deltalake::datafusion::prelude::SessionConfig;
+use datafusion::datasource::MemTable;
+use datafusion::execution::TaskContext;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::prelude::SessionConfig;
 
 use super::{DictionaryAggregateExec, DictionaryAggregation};
 
