@@ -162,11 +162,7 @@ impl Encoder {
                 rows,
                 started,
             } => {
-                let mut out = Vec::new();
-                if !*started {
-                    out.extend_from_slice(&json_head(*layout, batch).map_err(failed)?);
-                    *started = true;
-                }
+                let mut out = open_json(*layout, started, &batch.schema()).map_err(failed)?;
                 if batch.num_rows() > 0 {
                     let mut array = Vec::new();
                     {
@@ -227,12 +223,7 @@ impl Encoder {
                 rows,
                 started,
             } => {
-                let mut out = Vec::new();
-                if !*started {
-                    let empty = RecordBatch::new_empty(Arc::clone(schema));
-                    out.extend_from_slice(&json_head(*layout, &empty).map_err(failed)?);
-                    *started = true;
-                }
+                let mut out = open_json(*layout, started, schema).map_err(failed)?;
                 match layout {
                     JsonLayout::Rows => out.extend_from_slice(b"]\n"),
                     JsonLayout::Answer => out.extend_from_slice(
@@ -272,13 +263,19 @@ impl Encoder {
     }
 }
 
-/// What comes before the first row.
-fn json_head(layout: JsonLayout, batch: &RecordBatch) -> Result<Vec<u8>, String> {
+/// What comes before the first row, the first time it is asked for.
+fn open_json(
+    layout: JsonLayout,
+    started: &mut bool,
+    schema: &SchemaRef,
+) -> Result<Vec<u8>, String> {
+    if std::mem::replace(started, true) {
+        return Ok(Vec::new());
+    }
     match layout {
         JsonLayout::Rows => Ok(b"[".to_vec()),
         JsonLayout::Answer => {
-            let columns: Vec<serde_json::Value> = batch
-                .schema()
+            let columns: Vec<serde_json::Value> = schema
                 .fields()
                 .iter()
                 .map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() }))

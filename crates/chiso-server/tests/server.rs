@@ -119,7 +119,7 @@ async fn server_with_timeout(
     chiso_ingest::sample::ensure_store(&store)
         .await
         .expect("sample city");
-    let now = chiso_core::time::parse_timestamp("2025-12-31T12:00:00+07:00").expect("now");
+    let now = chiso_test_support::sample_now();
     let config = ServerConfig {
         store: store.clone(),
         dashboards: Dashboards::builtin().expect("dashboards"),
