@@ -34,6 +34,7 @@ pub mod memo;
 pub mod period;
 pub mod queries;
 pub mod reference;
+pub mod scope;
 mod sql_guard;
 pub mod udf;
 
@@ -56,6 +57,7 @@ pub use limits::{
     Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, holding, stop_early,
 };
 pub use period::{Grain, MAX_SERIES_PERIODS, Period, PeriodError, parse_date};
+pub use scope::Scope;
 pub use sql_guard::{check_parsed, check_read_only};
 
 use queries::{date_literal, instant_literal, render};

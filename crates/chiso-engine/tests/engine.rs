@@ -485,3 +485,152 @@ async fn generated_city_matches_the_independent_derivation() {
         problems.join("\n")
     );
 }
+
+/// The text of every value of the columns named `name`.
+fn texts(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        if let Some(column) = batch.column_by_name(name) {
+            let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+            let column = column.as_any().downcast_ref::<StringArray>().unwrap();
+            out.extend(column.iter().flatten().map(str::to_owned));
+        }
+    }
+    out
+}
+
+/// A ward's scope holds on every query an analyst can write: joins,
+/// subqueries, unions, CTEs, `information_schema`, each table function,
+/// and the bounded path of the console, `/api/sql` and the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_scope_holds_on_every_query() {
+    use chiso_engine::{QueryGate, QueryLimits, Scope};
+    use futures::TryStreamExt;
+    let city = chiso_test_support::SampleCity::open("engine-scope").await;
+    let code = chiso_core::wards::WardRegistry::builtin()
+        .code("31135")
+        .unwrap();
+    let ward = city.engine.scoped(&Scope::wards([code])).await.unwrap();
+    let all = |sql: &'static str| {
+        let engine = city.engine.clone();
+        async move { engine.sql(sql).await.unwrap().collect().await.unwrap() }
+    };
+    let own_dossiers: std::collections::HashSet<String> = texts(
+        &all("SELECT dossier_id FROM dossier_facts WHERE ward_code = '31135'").await,
+        "dossier_id",
+    )
+    .into_iter()
+    .collect();
+    assert!(own_dossiers.len() > 100, "the ward has dossiers");
+
+    let queries = [
+        "SELECT * FROM events",
+        "SELECT DISTINCT ward_code FROM events",
+        "SELECT * FROM dossier_facts",
+        "SELECT dossier_id, ward_code FROM dossiers",
+        "SELECT h.dossier_id FROM dossier_history h",
+        "SELECT e.dossier_id, f.ward_code FROM events e JOIN dossier_facts f USING (dossier_id)",
+        "SELECT e.dossier_id FROM events e LEFT JOIN dossiers d ON e.dossier_id = d.dossier_id",
+        "SELECT * FROM (SELECT dossier_id, ward_code FROM dossier_facts) t",
+        "SELECT dossier_id FROM events WHERE dossier_id IN (SELECT dossier_id FROM dossiers WHERE outcome = 'resolved')",
+        "SELECT ward_code FROM dossier_facts UNION ALL SELECT ward_code FROM dossiers",
+        "WITH received AS (SELECT * FROM events WHERE event_type = 'received') \
+         SELECT dossier_id, ward_code FROM received",
+        "SELECT * FROM wards",
+        "SELECT * FROM kpi('2025-W40', 'ward')",
+        "SELECT * FROM kpi('2025-09', 'procedure', '31135')",
+        "SELECT * FROM kpi_series('month', 'ward', '2025-01-01', '2025-12-31')",
+        "SELECT * FROM kpi_change('2025-W40', 'ward')",
+        "SELECT * FROM kpi_index('2025-07', 'portal')",
+        "SELECT * FROM kpi_index_detail('2025-07', '2022')",
+        "SELECT dossier_id, ward_code FROM dossiers_at('2025-W40')",
+    ];
+    let gate = QueryGate::new(QueryLimits::default());
+    for sql in queries {
+        let direct = ward.sql(sql).await.unwrap().collect().await.unwrap();
+        let bounded: Vec<RecordBatch> = ward
+            .bounded_sql(sql, gate.admit().unwrap())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for batches in [direct, bounded] {
+            let wards = texts(&batches, "ward_code");
+            assert!(
+                wards.iter().all(|w| w == "31135"),
+                "{sql}: other wards' rows {:?}",
+                wards
+                    .iter()
+                    .filter(|w| *w != "31135")
+                    .take(3)
+                    .collect::<Vec<_>>()
+            );
+            let dossiers = texts(&batches, "dossier_id");
+            assert!(
+                dossiers.iter().all(|d| own_dossiers.contains(d)),
+                "{sql}: another ward's dossier"
+            );
+            assert!(
+                batches.iter().map(RecordBatch::num_rows).sum::<usize>() > 0,
+                "{sql}: the ward's own rows are there"
+            );
+        }
+    }
+    // Counts as a ward user asks them.
+    let count = |batches: Vec<RecordBatch>| -> i64 {
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let distinct = ward
+        .sql("SELECT count(DISTINCT ward_code) FROM events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(count(distinct), 1);
+    let mine = ward
+        .sql("SELECT received FROM kpi('2025-W40', 'city')")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let theirs =
+        all("SELECT received FROM kpi('2025-W40', 'ward') WHERE ward_code = '31135'").await;
+    assert_eq!(count(mine), count(theirs), "the ward's city is the ward");
+    // The operational tables are not there at all, not even by name.
+    for sql in ["SELECT * FROM quarantine", "SELECT * FROM ingests"] {
+        assert!(ward.sql(sql).await.is_err(), "{sql} is refused");
+    }
+    let tables = texts(
+        &ward
+            .sql("SELECT table_name FROM information_schema.tables")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+        "table_name",
+    );
+    assert!(tables.contains(&"events".to_owned()));
+    assert!(!tables.contains(&"quarantine".to_owned()), "{tables:?}");
+    // A city-wide reader sees every ward but not the operational tables;
+    // the whole engine is unchanged.
+    let leader = city.engine.scoped(&Scope::city()).await.unwrap();
+    let wards = leader
+        .sql("SELECT count(DISTINCT ward_code) FROM dossier_facts")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(count(wards) > 90);
+    assert!(leader.sql("SELECT * FROM quarantine").await.is_err());
+    assert!(city.engine.sql("SELECT * FROM quarantine").await.is_ok());
+}
