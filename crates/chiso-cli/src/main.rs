@@ -6,10 +6,10 @@
 
 mod generate;
 mod ingest;
-mod pg_user;
 mod query;
 mod report;
 mod serve;
+mod user;
 
 use std::process::ExitCode;
 
@@ -45,8 +45,8 @@ enum Command {
     /// Inspect and maintain a store.
     #[command(subcommand)]
     Store(ingest::StoreCommand),
-    #[command(subcommand)]
-    PgUser(pg_user::PgUserCommand),
+    #[command(subcommand, alias = "pg-user")]
+    User(user::UserCommand),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime()
             .and_then(|rt| rt.block_on(serve::serve(args)))
             .map(|()| ExitCode::SUCCESS),
-        Command::PgUser(command) => pg_user::run(command).map(|()| ExitCode::SUCCESS),
+        Command::User(command) => user::run(command).map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))
                 .map(|()| ExitCode::SUCCESS)

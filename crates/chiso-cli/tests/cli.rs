@@ -702,9 +702,59 @@ fn report_writes_packs_and_refuses_what_is_not_one() {
     );
     assert!(add.status.success(), "{}", text(&add.stderr));
     let file = std::fs::read_to_string(users).unwrap();
-    assert!(file.contains("analyst SCRAM-SHA-256$4096:") && !file.contains("mật khẩu"));
-    let list = chiso_sample(&home, &["pg-user", "list", "--users", users], "");
-    assert_eq!(text(&list.stdout).trim(), "analyst");
+    assert!(
+        file.contains("analyst role=analyst password=SCRAM-SHA-256$4096:")
+            && !file.contains("mật khẩu"),
+        "{file}"
+    );
+    // A ward user, and a token printed once and stored as its hash only.
+    let ward = chiso_sample(
+        &home,
+        &[
+            "user",
+            "add",
+            "--users",
+            users,
+            "lan",
+            "--role",
+            "ward",
+            "--ward",
+            "31135",
+            "--password-stdin",
+        ],
+        "mật khẩu của phường\n",
+    );
+    assert!(ward.status.success(), "{}", text(&ward.stderr));
+    let no_ward = chiso_sample(
+        &home,
+        &[
+            "user",
+            "add",
+            "--users",
+            users,
+            "x",
+            "--role",
+            "ward",
+            "--no-password",
+        ],
+        "",
+    );
+    assert!(
+        text(&no_ward.stderr).contains("--ward CODE"),
+        "{}",
+        text(&no_ward.stderr)
+    );
+    let token = chiso_sample(&home, &["user", "token", "--users", users, "lan"], "");
+    let token = text(&token.stdout).trim().to_owned();
+    assert!(token.starts_with("chiso_") && token.len() == 70, "{token}");
+    let file = std::fs::read_to_string(users).unwrap();
+    assert!(file.contains("lan role=ward wards=31135") && file.contains("token=sha256:"));
+    assert!(!file.contains(&token));
+    let list = chiso_sample(&home, &["user", "list", "--users", users], "");
+    assert_eq!(
+        text(&list.stdout).trim(),
+        "analyst\tanalyst\t-\tpassword\t0 tokens\nlan\tward\t31135\tpassword\t1 token"
+    );
     let weak = chiso_sample(
         &home,
         &["pg-user", "add", "--users", users, "bi", "--password-stdin"],

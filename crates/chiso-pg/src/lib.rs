@@ -35,7 +35,7 @@ mod guard;
 mod queries;
 mod sign_in;
 mod text_rows;
-pub mod users;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,9 +48,9 @@ use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::{ConnectionManager, NoopHandler};
 
+pub use chiso_users::{Hash, Users};
 pub use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 pub use sign_in::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
-pub use users::{Hash, Users};
 
 /// Why the Postgres side could not start, or a users file is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -60,15 +60,9 @@ pub enum PgError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("{}:{line}: {reason}", .path.display())]
-    UsersFile {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-    #[error("{0}")]
-    Name(String),
-    #[error("{}: no users; add one with `chiso pg-user add --users {} NAME`", .0.display(), .0.display())]
+    #[error(transparent)]
+    Users(#[from] chiso_users::UsersError),
+    #[error("{}: no users; add one with `chiso user add --users {} NAME --role analyst`", .0.display(), .0.display())]
     NoUsers(PathBuf),
     #[error("cannot draw random bytes for a salt: {0}")]
     Random(String),
@@ -193,7 +187,7 @@ impl PgWireServerHandlers for PgServer {
         let users: Arc<dyn datafusion_postgres::pgwire::api::auth::AuthSource> =
             Arc::clone(&self.users) as _;
         let mut scram = ScramAuth::new(users);
-        scram.set_iterations(users::ITERATIONS);
+        scram.set_iterations(chiso_users::ITERATIONS);
         Arc::new(sign_in::Throttled {
             inner: SASLAuthStartupHandler::new(Arc::new(server_parameters()))
                 .with_scram(scram)

@@ -27,8 +27,11 @@ async fn start(limits: QueryLimits) -> Server {
     let engine = city.engine.clone();
     let mut users = Users::default();
     users
-        .set(USER, Hash::new(PASSWORD).expect("hash"))
+        .set(USER, chiso_users::Role::Analyst, vec![])
         .expect("user");
+    users
+        .set_password(USER, Hash::new(PASSWORD).expect("hash"))
+        .expect("password");
     let users_file = city.dir.path("pg-users");
     users.save(&users_file).expect("save users");
     let users = Users::load(&users_file).expect("load users");
