@@ -117,8 +117,14 @@ impl PgServer {
             return Err(PgError::NoUsers(users.path().to_owned()));
         }
         let cancels = Arc::new(cancel::Cancels::default());
+        let scopes = Arc::new(users.clone());
         Ok(Arc::new(Self {
-            queries: Arc::new(queries::Queries::new(source, gate, Arc::clone(&cancels))),
+            queries: Arc::new(queries::Queries::new(
+                source,
+                scopes,
+                gate,
+                Arc::clone(&cancels),
+            )),
             users: Arc::new(users::UserSource::new(users)?),
             connections: Arc::new(ConnectionManager::new()),
             cancels,

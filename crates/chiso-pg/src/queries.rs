@@ -3,6 +3,7 @@
 //! the store version being served, their rows stopped at the deadline or on
 //! a cancel request.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +18,8 @@ use chiso_engine::datafusion::prelude::SessionContext;
 use chiso_engine::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use chiso_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use chiso_engine::datafusion::sql::sqlparser::parser::Parser as SqlParser;
-use chiso_engine::{Engine, EngineError, QueryGate, QueryLimits, Stop};
+use chiso_engine::{Engine, EngineError, QueryGate, QueryLimits, Scope, Stop};
+use chiso_users::Users;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -92,27 +94,70 @@ impl Catalogue {
     }
 }
 
-/// The catalogue of the store version being served, made once per version.
+/// The catalogues of the store version being served, one per scope of the
+/// users signed in, each made once per version: a user's statements are
+/// parsed, planned and run in the catalogue of their scope
+/// (`Engine::scoped`), so no statement of theirs reaches another ward's
+/// rows.
 struct Catalogues {
     source: Arc<dyn EngineSource>,
     hooks: Vec<Arc<dyn QueryHook>>,
-    current: Mutex<Option<(String, Arc<Catalogue>)>>,
+    users: Arc<Users>,
+    current: Mutex<(String, HashMap<Scope, Arc<Catalogue>>)>,
 }
 
 impl Catalogues {
-    fn current(&self) -> PgWireResult<Arc<Catalogue>> {
-        let (key, engine) = self.source.current();
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((built_for, catalogue)) = current.as_ref()
-            && *built_for == key
-        {
-            return Ok(Arc::clone(catalogue));
+    /// The catalogue of the signed-in user of `client`. A leader's role
+    /// reads pages and reports, not SQL: refused (42501).
+    async fn for_client<C: ClientInfo>(&self, client: &C) -> PgWireResult<Arc<Catalogue>> {
+        let name = client.metadata().get("user").cloned().unwrap_or_default();
+        let user = self
+            .users
+            .get(&name)
+            .ok_or_else(|| user_error("28000", format!("`{name}` is not a user of chiso")))?;
+        if !user.role.writes_sql() {
+            return Err(user_error(
+                "42501",
+                format!(
+                    "{name} is a {}: SQL is for analysts, ward users and administrators",
+                    user.role.as_str()
+                ),
+            ));
         }
-        let catalogue = Arc::new(
-            Catalogue::new(&engine, &self.hooks).map_err(|e| user_error("XX000", e.to_string()))?,
-        );
-        *current = Some((key, Arc::clone(&catalogue)));
+        self.current(&user.scope()).await
+    }
+
+    async fn current(&self, scope: &Scope) -> PgWireResult<Arc<Catalogue>> {
+        let (key, engine) = self.source.current();
+        {
+            let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if current.0 == key
+                && let Some(catalogue) = current.1.get(scope)
+            {
+                return Ok(Arc::clone(catalogue));
+            }
+        }
+        let failed = |e: &dyn std::fmt::Display| user_error("XX000", e.to_string());
+        let scoped = engine.scoped(scope).await.map_err(|e| failed(&e))?;
+        let catalogue = Arc::new(Catalogue::new(&scoped, &self.hooks).map_err(|e| failed(&e))?);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 != key {
+            *current = (key, HashMap::new());
+        }
+        current.1.insert(scope.clone(), Arc::clone(&catalogue));
         Ok(catalogue)
+    }
+
+    /// Any catalogue made: what describes a statement already planned
+    /// (its parameter types and columns come from its plan alone).
+    fn any(&self) -> PgWireResult<Arc<Catalogue>> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current
+            .1
+            .values()
+            .next()
+            .cloned()
+            .ok_or_else(|| user_error("XX000", "no statement was prepared".to_owned()))
     }
 }
 
@@ -127,6 +172,7 @@ pub(crate) struct Queries {
 impl Queries {
     pub(crate) fn new(
         source: Arc<dyn EngineSource>,
+        users: Arc<Users>,
         gate: QueryGate,
         cancels: Arc<Cancels>,
     ) -> Self {
@@ -142,7 +188,8 @@ impl Queries {
         let catalogues = Arc::new(Catalogues {
             source,
             hooks,
-            current: Mutex::new(None),
+            users,
+            current: Mutex::new((String::new(), HashMap::new())),
         });
         Self {
             parser: Arc::new(CurrentParser {
@@ -187,7 +234,7 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let catalogue = self.catalogues.current()?;
+        let catalogue = self.catalogues.for_client(client).await?;
         if !any_takes_a_place(query) {
             let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
             return SimpleQueryHandler::do_query(&service, client, query).await;
@@ -225,7 +272,7 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let catalogue = self.catalogues.current()?;
+        let catalogue = self.catalogues.for_client(client).await?;
         let parsed = portal.statement.statement.1.as_ref();
         if parsed.is_some_and(|(statement, _)| !takes_a_place(statement)) {
             let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
@@ -405,7 +452,7 @@ impl QueryParser for CurrentParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let catalogue = self.catalogues.current()?;
+        let catalogue = self.catalogues.for_client(client).await?;
         catalogue
             .parsing
             .query_parser()
@@ -415,7 +462,7 @@ impl QueryParser for CurrentParser {
 
     fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
         self.catalogues
-            .current()?
+            .any()?
             .parsing
             .query_parser()
             .get_parameter_types(statement)
@@ -427,7 +474,7 @@ impl QueryParser for CurrentParser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         self.catalogues
-            .current()?
+            .any()?
             .parsing
             .query_parser()
             .get_result_schema(statement, column_format)

@@ -13,6 +13,9 @@ use chiso_pg::{Hash, PgServer, Users};
 use chiso_test_support::SampleCity;
 
 const USER: &str = "analyst";
+/// A ward's officer of Phường Ninh Kiều (31135), and a leader.
+const WARD_USER: &str = "ninhkieu";
+const LEADER: &str = "lanhdao";
 const PASSWORD: &str = "mật-khẩu đúng 2025";
 
 struct Server {
@@ -26,12 +29,19 @@ async fn start(limits: QueryLimits) -> Server {
     let city = SampleCity::open("pg").await;
     let engine = city.engine.clone();
     let mut users = Users::default();
-    users
-        .set(USER, chiso_users::Role::Analyst, vec![])
-        .expect("user");
-    users
-        .set_password(USER, Hash::new(PASSWORD).expect("hash"))
-        .expect("password");
+    let ward = chiso_core::wards::WardRegistry::builtin()
+        .code("31135")
+        .expect("a ward");
+    for (name, role, wards) in [
+        (USER, chiso_users::Role::Admin, vec![]),
+        (WARD_USER, chiso_users::Role::Ward, vec![ward]),
+        (LEADER, chiso_users::Role::Leader, vec![]),
+    ] {
+        users.set(name, role, wards).expect("user");
+        users
+            .set_password(name, Hash::new(PASSWORD).expect("hash"))
+            .expect("password");
+    }
     let users_file = city.dir.path("pg-users");
     users.save(&users_file).expect("save users");
     let users = Users::load(&users_file).expect("load users");
@@ -62,14 +72,21 @@ fn psql_available() -> bool {
 }
 
 impl Server {
-    /// `psql -c COMMAND`, unaligned, tuples only, as `user` with `password`.
+    /// `psql -c COMMAND`, unaligned, tuples only, as the test's user with
+    /// `password`.
     async fn psql_as(&self, password: &str, command: &str) -> Output {
+        self.psql_user(USER, password, command).await
+    }
+
+    /// The same as `user`.
+    async fn psql_user(&self, user: &str, password: &str, command: &str) -> Output {
         let port = self.port.to_string();
         let command = command.to_owned();
         let password = password.to_owned();
+        let user = user.to_owned();
         tokio::task::spawn_blocking(move || {
             Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &port, "-U", USER, "-d", "chiso"])
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", &user, "-d", "chiso"])
                 .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", &command])
                 .env("PGPASSWORD", password)
                 .env("PGCONNECT_TIMEOUT", "10")
@@ -215,6 +232,35 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
         assert!(!wrong.status.success());
         let said = String::from_utf8_lossy(&wrong.stderr).to_lowercase();
         assert!(said.contains("password"), "{said}");
+
+        // A ward's officer sees their ward's rows only, whatever they ask,
+        // by the simple and the extended protocol (psql's \bind); a
+        // leader does not write SQL.
+        let as_ward = |sql: &'static str| server.psql_user(WARD_USER, PASSWORD, sql);
+        for sql in [
+            "SELECT count(DISTINCT ward_code) FROM events",
+            "SELECT count(DISTINCT ward_code) FROM kpi('2025-W40', 'ward')",
+            "SELECT count(DISTINCT f.ward_code) FROM events e JOIN dossier_facts f USING (dossier_id)",
+        ] {
+            let out = as_ward(sql).await;
+            assert!(
+                out.status.success(),
+                "{sql}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{sql}");
+        }
+        let quarantine = as_ward("SELECT count(*) FROM quarantine").await;
+        assert!(
+            !quarantine.status.success(),
+            "the quarantine is not a ward's"
+        );
+        let leader = server.psql_user(LEADER, PASSWORD, "SELECT 1").await;
+        let said = String::from_utf8_lossy(&leader.stderr);
+        assert!(
+            !leader.status.success() && said.contains("SQL is for"),
+            "{said}"
+        );
 
         // The catalogue as psql lists it.
         let tables = server.psql("\\dt").await;
@@ -411,7 +457,34 @@ async fn psycopg(server: &Server) {
     let Some(python) = python else {
         return;
     };
+    // A ward's officer, by the extended protocol (a parameter): the
+    // statement is planned in their scope and runs there.
     let port = server.port.to_string();
+    let ward_python = python.clone();
+    let ward_port = port.clone();
+    let ward = tokio::task::spawn_blocking(move || {
+        Command::new(ward_python)
+            .arg("-c")
+            .arg(
+                "import sys, psycopg\n\
+                 c = psycopg.connect(host='127.0.0.1', port=sys.argv[1], user=sys.argv[2], \
+                 password=sys.argv[3], dbname='chiso')\n\
+                 r = c.execute('SELECT count(DISTINCT ward_code), min(ward_code) FROM dossier_facts \
+                 WHERE received_at > %s', ('2020-01-01',)).fetchone()\n\
+                 print(r[0], r[1])",
+            )
+            .args([ward_port.as_str(), WARD_USER, PASSWORD])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        ward.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ward.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ward.stdout).trim(), "1 31135");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg("-c")
