@@ -1,7 +1,7 @@
 //! `chiso serve`: the weekly review in the browser.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,12 +43,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 5)]
     poll_seconds: u64,
     /// Also serve Postgres clients (psql, DBeaver, Metabase, Python) on this
-    /// address, for the users of --pg-users. Off unless given.
-    #[arg(long, requires = "pg_users")]
+    /// address, for the users of --users. Off unless given.
+    #[arg(long, requires = "users")]
     pg_addr: Option<SocketAddr>,
-    /// The users Postgres clients sign in as (`chiso pg-user add`).
-    #[arg(long, requires = "pg_addr")]
-    pg_users: Option<PathBuf>,
+    /// Turn sign-in on: the users, roles and wards of this file (`chiso user
+    /// add`) for the pages, the API and Postgres clients; each sees what
+    /// their role and wards allow. Without it the server is open to whoever
+    /// reaches it, and listens on loopback only.
+    #[arg(long, alias = "pg-users", value_name = "FILE")]
+    users: Option<PathBuf>,
     /// A host name (or address) the server answers to, besides localhost,
     /// 127.0.0.1 and ::1: the name people type to reach it (repeat for
     /// several). Requests for other names are refused (421), which stops
@@ -110,6 +113,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !args.addr.ip().is_unspecified() {
         allowed_hosts.push(args.addr.ip().to_string());
     }
+    let users = args
+        .users
+        .as_deref()
+        .map(chiso_users::Users::load)
+        .transpose()?;
+    if users.is_none() {
+        for addr in std::iter::once(&args.addr).chain(args.pg_addr.as_ref()) {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "{addr} is reachable from other machines, and without --users anyone \
+                     there would read every dossier: give --users FILE (chiso user add), \
+                     or listen on 127.0.0.1"
+                );
+            }
+        }
+    }
     warn_if_exposed(&args, tls.is_some());
     let (store, sample) = store_or_sample(&args.store.store).await?;
     let config = ServerConfig {
@@ -128,6 +147,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         schedule_weekly: args.schedule == Some(Schedule::Weekly),
         allowed_hosts,
+        users: users.clone(),
+        tls: tls.is_some(),
         data_label: sample.then(|| {
             "Thành phố mẫu: dữ liệu sinh tự động (chiso gen) / sample city: generated data"
                 .to_owned()
@@ -136,7 +157,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(&config)
         .await
         .with_context(|| format!("cannot open the store {}", store.display()))?;
-    let postgres = match (args.pg_addr, &args.pg_users) {
+    let postgres = match (args.pg_addr, users) {
         (Some(addr), Some(users)) => Some(start_postgres(&state, addr, users, tls.clone()).await?),
         _ => None,
     };
@@ -180,10 +201,9 @@ fn warn_if_exposed(args: &ServeArgs, tls: bool) {
 async fn start_postgres(
     state: &Arc<AppState>,
     addr: SocketAddr,
-    users: &Path,
+    users: chiso_users::Users,
     tls: Option<chiso_server::TlsAcceptor>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let users = chiso_pg::Users::load(users)?;
     let source = {
         let state = Arc::clone(state);
         move || state.current_engine()

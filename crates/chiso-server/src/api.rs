@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::live::Snapshot;
 use crate::pages::{panel_table, respond};
 use crate::request::{Query, query_string};
+use crate::sign_in::Reader;
 use crate::{AppState, Rendered};
 
 fn value_json(value: &Value) -> serde_json::Value {
@@ -98,15 +99,19 @@ async fn figures_json(
 
 /// `GET /api/kpi?period=2025-W28&by=ward[&ward=31135]`: every KPI of
 /// docs/kpis.md.
-pub async fn kpi(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AppError> {
+pub async fn kpi(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let period = query.period(&snapshot)?;
     let by = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
     let ward = query
         .ward
         .as_deref()
-        .map(|code| state.wards.code(code))
+        .map(|code| snapshot.ward(code))
         .transpose()?;
     let answer_ward = ward.as_ref().map(WardCode::to_string);
     let call = Call::Kpi { period, by, ward };
@@ -122,9 +127,13 @@ pub async fn kpi(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respons
 }
 
 /// `GET /api/index?period=2025-07&layout=portal`: the composite index per ward.
-pub async fn index(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AppError> {
+pub async fn index(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let period = query.period(&snapshot)?;
     let layout = Layout::parse(query.layout.as_deref().unwrap_or("portal"))?;
     let call = Call::Index { period, layout };
@@ -136,9 +145,13 @@ pub async fn index(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
 
 /// `GET /api/trend?grain=week&by=city&from=2025-01-01&to=2025-06-30[&ward=]`,
 /// or with `period=` the trend the pages draw for that period.
-pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, AppError> {
+pub async fn trend(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, None)?;
     let (default_grain, default_from, default_to) = params.series();
     let grain = match &query.grain {
@@ -183,11 +196,12 @@ pub async fn trend(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respo
 /// and trend, as its page shows them.
 pub async fn ward(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path(code): Path<String>,
     uri: Uri,
 ) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, Some(&code))?;
     let ward = params
         .ward
@@ -245,6 +259,7 @@ pub async fn pages(State(state): State<Arc<AppState>>) -> Json<serde_json::Value
 /// `format=csv|parquet|arrow|json`, its whole result as a download.
 pub async fn panel(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path((page_id, panel_id)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
     uri: Uri,
@@ -262,13 +277,13 @@ pub async fn panel(
             "a panel of the page `{page_id}` needs ward=CODE"
         )));
     }
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, None)?;
     if query.format.is_some() {
         let format = crate::sql::choose_format(&query, &headers)?;
         let sql = params.render(&panel.sql)?;
         let name = format!("{}-{}-{}", page.id, panel.id, params.period);
-        return crate::sql::panel_download(&state, sql, format, name).await;
+        return crate::sql::panel_download(&state, &reader, sql, format, name).await;
     }
     let table = panel_table(&state, &snapshot, panel, &params).await?;
     Ok(Json(json!({

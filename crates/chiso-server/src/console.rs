@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::Uri;
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
@@ -21,16 +21,22 @@ use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
 use crate::live::Snapshot;
 use crate::request::page_query;
+use crate::sign_in::Reader;
 use crate::{AppState, Rendered};
 
 /// Rows the console shows; downloads have them all.
 pub const SHOWN_ROWS: usize = 1000;
 
-pub async fn console(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
+pub async fn console(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, PageError> {
     let (query, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
     let catalogue = Catalogue::builtin().map_err(|e| as_page(e.into()))?;
-    let snapshot = state.live.current();
+    reader.must_write_sql().map_err(as_page)?;
+    let snapshot = state.snapshot(&reader).await.map_err(as_page)?;
     let schema = schema_panel(&state, &snapshot, &catalogue, lang)
         .await
         .map_err(as_page)?;

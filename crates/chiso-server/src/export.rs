@@ -10,7 +10,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use crate::html::{self, escape};
 use crate::live::Snapshot;
 use crate::pages::panel_table;
 use crate::request::{Query, page_query, query_string};
+use crate::sign_in::Reader;
 use crate::{AppState, Rendered};
 
 impl From<ReportError> for AppError {
@@ -50,6 +51,7 @@ fn split_file<'a>(file: &'a str, allowed: &[&str]) -> Result<(&'a str, &'a str),
 /// `GET /export/{page}.{pdf|xlsx|csv}`.
 pub async fn page_export(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path(file): Path<String>,
     uri: Uri,
 ) -> Result<Response, AppError> {
@@ -64,7 +66,7 @@ pub async fn page_export(
             "the page `{page_id}` is about one ward: add ward=CODE"
         )));
     }
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, None)?;
     if extension == "csv" {
         // A page's CSV is its main table, whole: the panel download.
@@ -103,6 +105,7 @@ pub async fn page_export(
 /// `GET /pack/{pack}.{pdf|xlsx|html}`.
 pub async fn pack_export(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path(file): Path<String>,
     uri: Uri,
 ) -> Result<Response, AppError> {
@@ -120,7 +123,7 @@ pub async fn pack_export(
                 .join(", ")
         ))
     })?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, None)?;
     if pack.per_ward && params.ward.is_none() {
         return Err(AppError::bad_request(format!(
@@ -215,10 +218,12 @@ pub(crate) fn page_links(state: &AppState, page: &Page, params: &Params) -> Stri
 /// `GET /reports`: the scheduled packs, newest week first.
 pub async fn archive_page(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     uri: Uri,
 ) -> Result<Response, PageError> {
     let (_, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
+    reader.must_see_every_ward().map_err(as_page)?;
     let mut body = String::from("<div class=\"panels\"><section class=\"panel wide\">");
     match &state.archive {
         None => {
@@ -309,8 +314,10 @@ pub async fn archive_page(
 /// `GET /reports/{period}/{file}`: one archived file.
 pub async fn archived_file(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path((period, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
+    reader.must_see_every_ward()?;
     let archive = state
         .archive
         .as_ref()

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chiso_ingest::{IngestError, IngestOptions, IngestReport, SourceFormat};
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::sign_in::Reader;
 
 /// Tokens compared without an early exit, so timing tells nothing.
 fn same_token(given: &str, expected: &str) -> bool {
@@ -52,25 +53,33 @@ fn format_of(headers: &HeaderMap) -> Result<SourceFormat, AppError> {
 /// `--max-body-mb` of anything.
 pub async fn post_events(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestReport>), AppError> {
-    let (Some(ingester), Some(token)) = (&state.ingester, &state.ingest_token) else {
+    let Some(ingester) = &state.ingester else {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
-            "ingestion over HTTP is off; start the server with --ingest-token",
+            "ingestion over HTTP is off; start the server with --users (an administrator's \
+             token) or --ingest-token",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same_token(given.trim(), token) {
-        return Err(AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "a valid `Authorization: Bearer TOKEN` header is needed to ingest",
-        ));
+    if state.users.is_some() {
+        // Signed in by the token of a user (the middleware); may they?
+        reader.must_ingest()?;
+    } else {
+        let token = state.ingest_token.as_deref().unwrap_or_default();
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if token.is_empty() || !same_token(given.trim(), token) {
+            return Err(AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid `Authorization: Bearer TOKEN` header is needed to ingest",
+            ));
+        }
     }
     let format = format_of(&headers)?;
     let limit = state.body_limit;

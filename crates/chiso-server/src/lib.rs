@@ -25,6 +25,7 @@ pub mod live;
 mod pages;
 mod request;
 mod shield;
+pub mod sign_in;
 pub(crate) mod sql;
 pub mod transport;
 
@@ -42,8 +43,9 @@ use bytes::Bytes;
 use chiso_core::wards::WardRegistry;
 use chiso_dashboard::{Dashboards, Table};
 use chiso_engine::memo::{Memo, Weight};
-use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits};
+use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits, Scope};
 use chiso_ingest::Ingester;
+use sign_in::Reader;
 
 pub use error::AppError;
 pub use shield::AllowedHosts;
@@ -76,6 +78,11 @@ pub struct ServerConfig {
     /// Host names the server answers to besides the loopback ones
     /// (`--allowed-host`).
     pub allowed_hosts: Vec<String>,
+    /// The users who may sign in (`--users`); `None` serves everyone
+    /// everything, on loopback only.
+    pub users: Option<chiso_users::Users>,
+    /// Served over TLS: the session cookie is `Secure`.
+    pub tls: bool,
 }
 
 /// A rendered response body, as cached.
@@ -108,6 +115,15 @@ pub struct AppState {
     pub(crate) rendered: Memo<Rendered>,
     pub(crate) ingester: Option<tokio::sync::Mutex<Ingester>>,
     pub(crate) ingest_token: Option<String>,
+    pub(crate) users: Option<chiso_users::Users>,
+    pub(crate) sessions: sign_in::Sessions,
+    pub(crate) tls: bool,
+    /// The snapshot as each scope of the signed-in readers sees it, for
+    /// the version being served.
+    scoped: std::sync::Mutex<(
+        String,
+        std::collections::HashMap<Scope, Arc<live::Snapshot>>,
+    )>,
     /// The largest request body, compressed or not, in bytes.
     pub(crate) body_limit: usize,
     pub(crate) data_label: Option<String>,
@@ -129,13 +145,14 @@ impl AppState {
     /// Opens the store (deriving its dossier tables if needed).
     pub async fn open(config: &ServerConfig) -> Result<Arc<Self>, EngineError> {
         let live = live::Live::open(&config.store, config.engine.clone()).await?;
-        let ingester = match &config.ingest_token {
-            Some(_) => Some(tokio::sync::Mutex::new(
+        let ingests = config.ingest_token.is_some() || config.users.is_some();
+        let ingester = match ingests {
+            true => Some(tokio::sync::Mutex::new(
                 Ingester::open(&config.store)
                     .await
                     .map_err(|e| EngineError::Query(e.to_string()))?,
             )),
-            None => None,
+            false => None,
         };
         Ok(Arc::new(Self {
             live,
@@ -145,6 +162,10 @@ impl AppState {
             rendered: Memo::default(),
             ingester,
             ingest_token: config.ingest_token.clone(),
+            users: config.users.clone(),
+            sessions: sign_in::Sessions::default(),
+            tls: config.tls,
+            scoped: std::sync::Mutex::default(),
             body_limit: config.body_limit,
             data_label: config.data_label.clone(),
             prepare_pages: config.prepare_pages,
@@ -162,6 +183,33 @@ impl AppState {
             page_timeout: config.query_limits.timeout.max(PAGE_QUERY_TIMEOUT),
             render_slots: tokio::sync::Semaphore::new(RENDERS_AT_ONCE),
         }))
+    }
+
+    /// The store version being served, as `reader` may see it: the whole
+    /// snapshot, or one scoped before any query plans (made once per
+    /// version and scope).
+    pub(crate) async fn snapshot(&self, reader: &Reader) -> Result<Arc<live::Snapshot>, AppError> {
+        let whole = self.live.current();
+        let scope = reader.scope();
+        if scope == Scope::everything() {
+            return Ok(whole);
+        }
+        let key = whole.key();
+        {
+            let scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
+            if scoped.0 == key
+                && let Some(snapshot) = scoped.1.get(&scope)
+            {
+                return Ok(Arc::clone(snapshot));
+            }
+        }
+        let snapshot = Arc::new(whole.scoped(&scope).await?);
+        let mut scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
+        if scoped.0 != key {
+            *scoped = (key, std::collections::HashMap::new());
+        }
+        scoped.1.insert(scope, Arc::clone(&snapshot));
+        Ok(snapshot)
     }
 
     /// The engine of the store version being served, and that version's key.
@@ -297,7 +345,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/events", post(ingest::post_events))
         .route("/api/sql", post(sql::post_sql).get(sql::get_sql))
         .route("/api/{*rest}", get(api::unknown))
+        .route("/login", get(sign_in::login_page).post(sign_in::login))
+        .route("/logout", post(sign_in::logout))
         .fallback(get(pages::page))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            sign_in::identify,
+        ))
         .layer(middleware::from_fn_with_state(
             allowed_hosts,
             shield::check_host,

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use chiso_engine::{Engine, EngineError, EngineOptions};
+use axum::http::StatusCode;
+use chiso_core::wards::{WardCode, WardRegistry};
+use chiso_engine::{Engine, EngineError, EngineOptions, Scope};
+
+use crate::error::AppError;
 use chiso_store::{Store, Table};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -13,6 +17,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 #[derive(Debug)]
 pub struct Snapshot {
     pub engine: Engine,
+    /// Whose view of the store this is (`Scope::everything()` for the
+    /// whole engine).
+    pub scope: Scope,
     /// Versions of the events, quarantine and ingests tables.
     pub versions: [i64; 3],
     /// The first and last local day with data.
@@ -34,16 +41,47 @@ impl Snapshot {
         );
         Ok(Self {
             engine,
+            scope: Scope::everything(),
             versions,
             data_range,
             opened_at: Utc::now(),
         })
     }
 
-    /// The prefix of every cache key computed from this snapshot.
+    /// The prefix of every cache key computed from this snapshot: the
+    /// version's key, then the scope's.
     pub fn key(&self) -> String {
         let [events, quarantine, ingests] = self.versions;
-        format!("v{events}.{quarantine}.{ingests}/")
+        if self.scope == Scope::everything() {
+            format!("v{events}.{quarantine}.{ingests}/")
+        } else {
+            format!("v{events}.{quarantine}.{ingests}/{:?}/", self.scope)
+        }
+    }
+
+    /// This snapshot as a reader of `scope` sees it.
+    pub async fn scoped(&self, scope: &Scope) -> Result<Self, EngineError> {
+        Ok(Self {
+            engine: self.engine.scoped(scope).await?,
+            scope: scope.clone(),
+            versions: self.versions,
+            data_range: self.data_range,
+            opened_at: self.opened_at,
+        })
+    }
+
+    /// The ward of `code`, if the snapshot's reader sees it: 404 for no
+    /// ward of the city, 403 for another ward's.
+    pub fn ward(&self, code: &str) -> Result<WardCode, AppError> {
+        let code = WardRegistry::builtin().code(code)?;
+        if self.scope.sees(&code) {
+            Ok(code)
+        } else {
+            Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                format!("ward {code} is outside what you may see"),
+            ))
+        }
     }
 
     pub fn events_version(&self) -> i64 {

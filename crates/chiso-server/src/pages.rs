@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -13,10 +13,15 @@ use crate::error::{AppError, PageError};
 use crate::html::{self, escape};
 use crate::live::Snapshot;
 use crate::request::{Query, page_query, provinces, query_string};
+use crate::sign_in::Reader;
 use crate::{AppState, Rendered};
 
 /// A page of `dashboards/`, found by its path.
-pub async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Response, PageError> {
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, PageError> {
     let (query, lang) = page_query(&uri)?;
     let as_page = |error: AppError| PageError { error, lang };
     let path = uri.path();
@@ -26,7 +31,7 @@ pub async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Result<Respon
             lang.pick("Không có trang", "There is no page")
         )))
     })?;
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await.map_err(as_page)?;
     let params = query.params(&state, &snapshot, ward).map_err(as_page)?;
     let rendered = cached_page(&state, &snapshot, page, path, &params)
         .await
@@ -376,6 +381,7 @@ fn freshness(state: &AppState, snapshot: &Snapshot, lang: Lang) -> String {
 /// A chart of a panel as SVG or PNG: `/chart/overview/trend.png?period=2025-W28`.
 pub async fn chart(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     Path((page_id, file)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<Response, AppError> {
@@ -407,7 +413,7 @@ pub async fn chart(
             "a chart of the page `{page_id}` needs ward=CODE"
         )));
     }
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(&reader).await?;
     let params = query.params(&state, &snapshot, None)?;
     let table = panel_table(&state, &snapshot, panel, &params).await?;
     let chart = panel_chart(panel, &table, &params)?;

@@ -110,7 +110,7 @@ impl Query {
     ) -> Result<Params, AppError> {
         let mut params = Params::new(self.period(snapshot)?, self.lang()?, snapshot.engine.now());
         if let Some(code) = ward.or(self.ward.as_deref()) {
-            params.ward = Some(state.wards.code(code)?);
+            params.ward = Some(snapshot.ward(code)?);
         }
         if let Some(kind) = &self.kind {
             let known = ["phuong", "xa"];

@@ -10,7 +10,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::AppError;
 use crate::request::Query;
+use crate::sign_in::Reader;
 
 pub(crate) use chiso_report::encode::ResultFormat as Format;
 
@@ -99,6 +100,7 @@ fn refused(message: String) -> Response {
 /// `GET /api/sql?q=…`: the same, for links (the console's downloads).
 pub async fn get_sql(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
@@ -109,11 +111,13 @@ pub async fn get_sql(
         .clone()
         .ok_or_else(|| AppError::bad_request("give the query as q=…, or POST it as the body"))?;
     let filename = (format != Format::Json).then(|| "chiso-query".to_owned());
-    stream_query(&state, sql, format, filename, query.limit).await
+    reader.must_write_sql()?;
+    stream_query(&state, &reader, sql, format, filename, query.limit).await
 }
 
 pub async fn post_sql(
     State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
     headers: HeaderMap,
     uri: Uri,
     body: String,
@@ -121,7 +125,8 @@ pub async fn post_sql(
     let query = Query::parse(uri.query())?;
     let format = choose_format(&query, &headers)?;
     let sql = query_text(&headers, &body)?;
-    stream_query(&state, sql, format, None, query.limit).await
+    reader.must_write_sql()?;
+    stream_query(&state, &reader, sql, format, None, query.limit).await
 }
 
 /// Runs `sql` on the snapshot being served, within the gate's bounds, and
@@ -129,6 +134,7 @@ pub async fn post_sql(
 /// `limit` keeps the first rows only (what a screen shows).
 pub(crate) async fn stream_query(
     state: &AppState,
+    reader: &Reader,
     sql: String,
     format: Format,
     filename: Option<String>,
@@ -136,7 +142,7 @@ pub(crate) async fn stream_query(
 ) -> Result<Response, AppError> {
     let admission = state.gate.admit()?;
     let started = Instant::now();
-    let snapshot = state.live.current();
+    let snapshot = state.snapshot(reader).await?;
     let mut stream = match snapshot.engine.bounded_sql(&sql, admission).await {
         Ok(stream) => stream,
         Err(error) => return failure(error),
@@ -193,11 +199,12 @@ fn failure(error: EngineError) -> Result<Response, AppError> {
 /// A panel's whole result (not capped as on the page) in `format`.
 pub(crate) async fn panel_download(
     state: &AppState,
+    reader: &Reader,
     sql: String,
     format: Format,
     name: String,
 ) -> Result<Response, AppError> {
-    stream_query(state, sql, format, Some(name), None).await
+    stream_query(state, reader, sql, format, Some(name), None).await
 }
 
 /// The rows of a query, up to a display limit.

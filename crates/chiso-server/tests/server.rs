@@ -49,6 +49,7 @@ fn cpu_seconds(name: &str) -> f64 {
 struct Answer {
     status: StatusCode,
     content_type: String,
+    headers: axum::http::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -80,6 +81,7 @@ async fn call(
         .await
         .expect("response");
     let status = response.status();
+    let headers = response.headers().clone();
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -93,6 +95,7 @@ async fn call(
     Answer {
         status,
         content_type,
+        headers,
         body,
     }
 }
@@ -112,6 +115,16 @@ async fn server_with_timeout(
     name: &str,
     token: Option<&str>,
     timeout: Duration,
+) -> (Router, Arc<AppState>, PathBuf) {
+    server_with(name, token, timeout, None).await
+}
+
+/// The same, with sign-in on for `users`.
+async fn server_with(
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    users: Option<chiso_users::Users>,
 ) -> (Router, Arc<AppState>, PathBuf) {
     let dir = std::env::temp_dir().join(format!("chiso-server-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -135,6 +148,8 @@ async fn server_with_timeout(
         archive: Some(dir.join("reports")),
         schedule_weekly: false,
         allowed_hosts: Vec::new(),
+        users,
+        tls: false,
         query_limits: chiso_engine::QueryLimits {
             timeout,
             memory: 64 << 20,
@@ -1059,4 +1074,273 @@ async fn every_page_renders_in_headless_chromium_without_console_errors() {
     server.abort();
     eprintln!("screenshots in {}", shots.display());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The Set-Cookie value of `name` in an answer.
+fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// With `--users`, every route wants a signed-in reader, each role does
+/// what it may and each ward user sees their ward only, on pages, the API,
+/// downloads and SQL; the login page signs in and out with a cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
+    use chiso_users::{Hash, Role, Users};
+    let dir = std::env::temp_dir().join(format!("chiso-server-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("users");
+    let mut users = Users::load_or_new(&path).expect("users");
+    let ninh_kieu = chiso_core::wards::WardRegistry::builtin()
+        .code("31135")
+        .expect("ward");
+    let mut tokens = std::collections::HashMap::new();
+    for (name, role, wards) in [
+        ("quantri", Role::Admin, vec![]),
+        ("ninhkieu", Role::Ward, vec![ninh_kieu]),
+        ("lanhdao", Role::Leader, vec![]),
+        ("phantich", Role::Analyst, vec![]),
+    ] {
+        users.set(name, role, wards).expect("user");
+        tokens.insert(name, users.new_token(name).expect("token"));
+    }
+    users
+        .set_password("ninhkieu", Hash::new("mật khẩu phường").expect("hash"))
+        .expect("password");
+    let (app, _state, store_dir) = server_with("users", None, QUERY_TIMEOUT, Some(users)).await;
+    let bearer = |name: &str| format!("Bearer {}", tokens[name]);
+    let as_user = |name: &'static str, method: Method, uri: &'static str, body: &'static str| {
+        let (app, auth) = (app.clone(), bearer(name));
+        async move {
+            call(
+                &app,
+                method,
+                uri,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "text/plain"),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+
+    // Nobody signed in: 401 for programs, the login page for people.
+    let api = get(&app, "/api/kpi?period=2025-W40").await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert!(api.headers.contains_key(header::WWW_AUTHENTICATE));
+    let page = get(&app, "/ward/31135?period=2025-W40").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers[header::LOCATION],
+        "/login?next=%2Fward%2F31135%3Fperiod%3D2025-W40"
+    );
+    let wrong_token = call(
+        &app,
+        Method::GET,
+        "/api/kpi",
+        &[("authorization", "Bearer chiso_00")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong_token.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
+
+    // A ward's officer sees their ward, on every route.
+    let kpi = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/api/kpi?period=2025-W40&by=ward",
+        "",
+    )
+    .await;
+    assert_eq!(kpi.status, StatusCode::OK, "{}", kpi.text());
+    let rows = kpi.json()["rows"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["ward_code"], "31135");
+    let other = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/api/kpi?period=2025-W40&ward=31120",
+        "",
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let other_page = as_user("ninhkieu", Method::GET, "/ward/31120?period=2025-W40", "").await;
+    assert_eq!(other_page.status, StatusCode::FORBIDDEN);
+    let own_page = as_user("ninhkieu", Method::GET, "/ward/31135?period=2025-W40", "").await;
+    assert_eq!(own_page.status, StatusCode::OK);
+    let sql = as_user(
+        "ninhkieu",
+        Method::POST,
+        "/api/sql?format=csv",
+        "SELECT count(DISTINCT ward_code) AS n FROM events",
+    )
+    .await;
+    assert_eq!(sql.text(), "n\n1\n");
+    let quarantine = as_user(
+        "ninhkieu",
+        Method::POST,
+        "/api/sql",
+        "SELECT * FROM quarantine",
+    )
+    .await;
+    assert_eq!(quarantine.status, StatusCode::BAD_REQUEST);
+    let download = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/api/panels/ranking/wards?period=2025-W40&format=csv",
+        "",
+    )
+    .await;
+    assert_eq!(download.text().lines().count(), 2, "{}", download.text());
+    let archive = as_user("ninhkieu", Method::GET, "/reports", "").await;
+    assert_eq!(archive.status, StatusCode::FORBIDDEN);
+    let events = as_user("ninhkieu", Method::POST, "/api/events", "").await;
+    assert_eq!(events.status, StatusCode::FORBIDDEN);
+
+    // A leader reads every ward, and writes no SQL.
+    let all = as_user(
+        "lanhdao",
+        Method::GET,
+        "/api/kpi?period=2025-W40&by=ward",
+        "",
+    )
+    .await;
+    assert_eq!(all.json()["rows"].as_array().expect("rows").len(), 103);
+    for (method, uri) in [(Method::POST, "/api/sql"), (Method::GET, "/sql")] {
+        let refused = as_user("lanhdao", method, uri, "SELECT 1").await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    // An analyst writes SQL over every ward, not over the quarantine; an
+    // administrator reads it.
+    let wards = as_user(
+        "phantich",
+        Method::POST,
+        "/api/sql?format=csv",
+        "SELECT count(DISTINCT ward_code) AS n FROM dossier_facts",
+    )
+    .await;
+    assert!(
+        wards
+            .text()
+            .lines()
+            .nth(1)
+            .and_then(|n| n.parse::<u32>().ok())
+            > Some(90)
+    );
+    let quarantine = as_user(
+        "phantich",
+        Method::POST,
+        "/api/sql",
+        "SELECT * FROM quarantine",
+    )
+    .await;
+    assert_eq!(quarantine.status, StatusCode::BAD_REQUEST);
+    let quarantine = as_user(
+        "quantri",
+        Method::POST,
+        "/api/sql",
+        "SELECT count(*) FROM quarantine",
+    )
+    .await;
+    assert_eq!(quarantine.status, StatusCode::OK, "{}", quarantine.text());
+
+    // The login page: a CSRF cookie and field, a session cookie, logout.
+    let form = get(&app, "/login?next=/ward/31135").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.text().contains("Đăng nhập"));
+    let csrf_cookie = set_cookie(&form, "chiso_csrf").expect("a CSRF cookie");
+    let csrf = csrf_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .expect("value");
+    let cookie = format!("chiso_csrf={csrf}");
+    let post = |body: String, cookie: String| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                Method::POST,
+                "/login",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("cookie", cookie.as_str()),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+    let forged = post(
+        "name=ninhkieu&password=x&csrf=other&next=/".to_owned(),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let wrong = post(
+        format!("name=ninhkieu&password=sai&csrf={csrf}&next=/"),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let signed_in = post(
+        format!(
+            "name=ninhkieu&password=m%E1%BA%ADt+kh%E1%BA%A9u+ph%C6%B0%E1%BB%9Dng&csrf={csrf}&next=%2Fward%2F31135"
+        ),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text()
+    );
+    assert_eq!(signed_in.headers[header::LOCATION], "/ward/31135");
+    let session = set_cookie(&signed_in, "chiso_session").expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let session = session.split(';').next().expect("pair").to_owned();
+    let with_session = |uri: &'static str| {
+        let (app, session) = (app.clone(), session.clone());
+        async move { call(&app, Method::GET, uri, &[("cookie", session.as_str())], "").await }
+    };
+    assert_eq!(
+        with_session("/ward/31135?period=2025-W40").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_session("/ward/31120?period=2025-W40").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let out = call(
+        &app,
+        Method::POST,
+        "/logout",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", format!("{session}; {cookie}").as_str()),
+        ],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        with_session("/ward/31135").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }
