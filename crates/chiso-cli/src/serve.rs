@@ -18,7 +18,7 @@ use crate::query::{LimitArgs, StoreArg, store_or_sample};
 #[derive(Debug, Args)]
 #[command(
     about = "Serve the dashboards, charts and JSON API in the browser",
-    after_help = "Examples:\n  chiso serve                      # the built-in sample city at http://127.0.0.1:8080/\n  chiso serve --store city --addr 0.0.0.0:8443 --allowed-host review.example.vn \\\n      --tls-cert cert.pem --tls-key key.pem --ingest-token \"$TOKEN\"\n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/x-ndjson' \\\n       --data-binary @events.ndjson http://127.0.0.1:8080/api/events"
+    after_help = "Examples:\n  chiso serve                      # the built-in sample city at http://127.0.0.1:8080/\n  chiso serve --store city --addr 0.0.0.0:8443 --allowed-host review.example.vn \\\n      --tls-cert cert.pem --tls-key key.pem --users users\n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/x-ndjson' \\\n       --data-binary @events.ndjson http://127.0.0.1:8080/api/events"
 )]
 pub struct ServeArgs {
     #[command(flatten)]

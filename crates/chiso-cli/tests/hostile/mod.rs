@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "ingest-token-for-tests";
+/// The API token of the test's administrator (`chiso user token`).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn token() -> &'static str {
+    TOKEN.get().map(String::as_str).unwrap_or_default()
+}
 const USER: &str = "analyst";
 const PASSWORD: &str = "mật khẩu thử";
 
@@ -54,7 +59,7 @@ impl Served {
             .args(["--pg-addr", &format!("127.0.0.1:{pg}")])
             .arg("--pg-users")
             .arg(users)
-            .args(["--ingest-token", TOKEN, "--query-memory-mb", "64"])
+            .args(["--query-memory-mb", "64"])
             .args(["--max-body-mb", "1"])
             .args(extra)
             .env("XDG_DATA_HOME", home)
@@ -112,7 +117,10 @@ impl Served {
     }
 
     fn get(&self, target: &str) -> String {
-        self.request(&format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+        self.request(&format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+            token()
+        ))
     }
 
     fn psql(&self, sql: &str, extra: &[&str]) -> Output {
@@ -144,18 +152,28 @@ fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A users file with the test's administrator, whose token the HTTP
+/// requests carry.
 fn users_file(dir: &Path) -> PathBuf {
     let users = dir.join("users");
     let mut child = Command::new(env!("CARGO_BIN_EXE_chiso"))
-        .args(["pg-user", "add", "--users"])
+        .args(["user", "add", "--users"])
         .arg(&users)
-        .args([USER, "--password-stdin"])
+        .args([USER, "--role", "admin", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     assert!(child.wait().unwrap().success());
+    let issued = Command::new(env!("CARGO_BIN_EXE_chiso"))
+        .args(["user", "token", "--users"])
+        .arg(&users)
+        .arg(USER)
+        .output()
+        .unwrap();
+    assert!(issued.status.success());
+    let _ = TOKEN.set(String::from_utf8_lossy(&issued.stdout).trim().to_owned());
     users
 }
 
@@ -193,7 +211,8 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
     let sql = "SELECT cardinality(range(1,500000000))";
     let answer = server.request_with_body(
         &format!(
-            "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            token(),
             sql.len()
         ),
         sql.as_bytes(),
@@ -264,8 +283,9 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
     assert!(bomb.len() < 1 << 20);
     let answer = server.request_with_body(
         &format!(
-            "POST /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+            "POST /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
              Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+            token(),
             bomb.len()
         ),
         &bomb,
