@@ -181,6 +181,22 @@ impl Engine {
         }
         // Table functions of its own: their memo holds this scope's rows.
         let functions = crate::functions::register(&context, &self.planner);
+        if let Some(wards) = &scope.wards {
+            // The index ranks every ward of the city, and the portal
+            // publishes each ward's score and rank: a ward's officers see
+            // their own rows of the whole city's index, not an index of
+            // their wards alone.
+            for name in ["kpi_index", "kpi_index_detail"] {
+                context.register_udtf(
+                    name,
+                    Arc::new(published::PublishedIndex {
+                        name,
+                        whole: self.clone(),
+                        wards: wards.iter().map(|w| w.as_str().to_owned()).collect(),
+                    }),
+                );
+            }
+        }
         Ok(Engine {
             store: self.store.clone(),
             context,
@@ -188,5 +204,109 @@ impl Engine {
             functions,
             built_derived: self.built_derived,
         })
+    }
+}
+
+/// The composite index of the whole city, a scope's wards' rows of it.
+mod published {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use chiso_core::wards::WardRegistry;
+    use chiso_exec::datafusion::arrow::datatypes::SchemaRef;
+    use chiso_exec::datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+    use chiso_exec::datafusion::common::{DataFusionError, Result, ScalarValue};
+    use chiso_exec::datafusion::logical_expr::{Expr, TableType};
+    use chiso_exec::datafusion::physical_plan::ExecutionPlan;
+    use chiso_exec::datafusion::prelude::{col, lit};
+
+    use crate::{Call, Engine};
+
+    #[derive(Debug)]
+    pub(super) struct PublishedIndex {
+        pub(super) name: &'static str,
+        pub(super) whole: Engine,
+        pub(super) wards: Vec<String>,
+    }
+
+    impl TableFunctionImpl for PublishedIndex {
+        fn call_with_args(
+            &self,
+            args: chiso_exec::datafusion::catalog::TableFunctionArgs,
+        ) -> Result<Arc<dyn TableProvider>> {
+            let texts: Vec<Option<String>> = args
+                .exprs()
+                .iter()
+                .map(|arg| match arg {
+                    Expr::Literal(
+                        ScalarValue::Utf8(Some(text))
+                        | ScalarValue::LargeUtf8(Some(text))
+                        | ScalarValue::Utf8View(Some(text)),
+                        _,
+                    ) => Some(text.clone()),
+                    _ => None,
+                })
+                .collect();
+            let call =
+                Call::from_arguments(self.name, &texts, self.whole.now(), WardRegistry::builtin())
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let table = self
+                .whole
+                .functions
+                .table(&call, &self.whole.context.state())?;
+            Ok(Arc::new(OwnRows {
+                schema: table.schema(),
+                table,
+                whole: self.whole.clone(),
+                wards: self.wards.clone(),
+            }))
+        }
+    }
+
+    /// A table of the whole engine, only the rows of `wards`, planned in
+    /// the whole engine's session.
+    #[derive(Debug)]
+    struct OwnRows {
+        table: Arc<dyn TableProvider>,
+        schema: SchemaRef,
+        whole: Engine,
+        wards: Vec<String>,
+    }
+
+    #[async_trait]
+    impl TableProvider for OwnRows {
+        fn schema(&self) -> SchemaRef {
+            Arc::clone(&self.schema)
+        }
+
+        fn table_type(&self) -> TableType {
+            TableType::View
+        }
+
+        async fn scan(
+            &self,
+            _state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            _filters: &[Expr],
+            limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            let wards: Vec<Expr> = self.wards.iter().map(|w| lit(w.as_str())).collect();
+            let mut frame = self
+                .whole
+                .context
+                .read_table(Arc::clone(&self.table))?
+                .filter(col("ward_code").in_list(wards, false))?;
+            if let Some(projection) = projection {
+                let columns: Vec<Expr> = projection
+                    .iter()
+                    .map(|&i| col(format!("\"{}\"", self.schema.field(i).name())))
+                    .collect();
+                frame = frame.select(columns)?;
+            }
+            if let Some(limit) = limit {
+                frame = frame.limit(0, Some(limit))?;
+            }
+            frame.create_physical_plan().await
+        }
     }
 }

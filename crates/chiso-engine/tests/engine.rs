@@ -604,6 +604,22 @@ async fn a_ward_scope_holds_on_every_query() {
     let theirs =
         all("SELECT received FROM kpi('2025-W40', 'ward') WHERE ward_code = '31135'").await;
     assert_eq!(count(mine), count(theirs), "the ward's city is the ward");
+    // The index is the whole city's: the ward's own rank and score among
+    // all 103, as the portal publishes them.
+    let own = rows(
+        &ward
+            .sql("SELECT ward_code, rank, score_100 FROM kpi_index('2025-07', 'portal')")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap(),
+    );
+    let published = rows(
+        &all("SELECT ward_code, rank, score_100 FROM kpi_index('2025-07', 'portal') WHERE ward_code = '31135'")
+            .await,
+    );
+    assert_eq!(own, published);
     // The operational tables are not there at all, not even by name.
     for sql in ["SELECT * FROM quarantine", "SELECT * FROM ingests"] {
         assert!(ward.sql(sql).await.is_err(), "{sql} is refused");
