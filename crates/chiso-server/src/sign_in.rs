@@ -74,19 +74,16 @@ impl Reader {
         }
     }
 
-    /// 403 unless the reader sees every ward (the archive of every
-    /// ward's packs).
-    pub fn must_see_every_ward(&self) -> Result<(), AppError> {
-        if self.scope().ward_codes().is_some() {
-            return Err(AppError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{} sees their wards only; the archive holds every ward's packs",
-                    self.name()
-                ),
-            ));
+    /// Whether the reader may open an archived pack: every pack for a
+    /// city-wide reader, their wards' packs (`chiso-ward-CODE-…`) for a
+    /// ward's officers.
+    pub fn may_open_pack(&self, file: &str) -> bool {
+        match self.scope().ward_codes() {
+            None => true,
+            Some(wards) => wards
+                .iter()
+                .any(|code| file.starts_with(&format!("chiso-ward-{code}-"))),
         }
-        Ok(())
     }
 
     /// 403 unless the reader may send events for every ward. Ward users'

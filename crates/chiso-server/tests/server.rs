@@ -1201,8 +1201,43 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
     )
     .await;
     assert_eq!(download.text().lines().count(), 2, "{}", download.text());
-    let archive = as_user("ninhkieu", Method::GET, "/reports", "").await;
-    assert_eq!(archive.status, StatusCode::FORBIDDEN);
+    // The archive lists a ward's officer their ward's packs, and serves no
+    // other ward's.
+    let week = store_dir.join("reports/2025-W40");
+    std::fs::create_dir_all(&week).expect("archive");
+    for name in [
+        "chiso-city-2025-W40.pdf",
+        "chiso-ward-31120-2025-W40.pdf",
+        "chiso-ward-31135-2025-W40.pdf",
+    ] {
+        std::fs::write(week.join(name), b"%PDF").expect("pack");
+    }
+    let archive = as_user("ninhkieu", Method::GET, "/reports", "")
+        .await
+        .text();
+    assert!(
+        archive.contains("chiso-ward-31135-2025-W40.pdf"),
+        "{archive}"
+    );
+    assert!(!archive.contains("chiso-ward-31120") && !archive.contains("chiso-city"));
+    let theirs = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/reports/2025-W40/chiso-ward-31120-2025-W40.pdf",
+        "",
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    let own = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/reports/2025-W40/chiso-ward-31135-2025-W40.pdf",
+        "",
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let leader = as_user("lanhdao", Method::GET, "/reports", "").await.text();
+    assert!(leader.contains("chiso-city-2025-W40.pdf") && leader.contains("chiso-ward-31120"));
     let events = as_user("ninhkieu", Method::POST, "/api/events", "").await;
     assert_eq!(events.status, StatusCode::FORBIDDEN);
 
