@@ -162,6 +162,10 @@ pub struct SqlArgs {
     /// Print each query's time to standard error.
     #[arg(long)]
     timing: bool,
+    /// See the store as the officers of this ward see it (repeat for
+    /// several wards): what `chiso serve --users` shows a ward user.
+    #[arg(long = "as-ward", value_name = "CODE")]
+    as_wards: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -319,7 +323,15 @@ pub async fn index(args: IndexArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sql(args: SqlArgs) -> anyhow::Result<()> {
-    let engine = open(&args.store.store, None).await?;
+    let mut engine = open(&args.store.store, None).await?;
+    if !args.as_wards.is_empty() {
+        let wards = args
+            .as_wards
+            .iter()
+            .map(|code| chiso_core::wards::WardRegistry::builtin().code(code))
+            .collect::<Result<Vec<_>, _>>()?;
+        engine = engine.scoped(&chiso_engine::Scope::wards(wards)).await?;
+    }
     let analyst = Analyst {
         engine,
         gate: QueryGate::new(args.limits.limits()),
