@@ -48,9 +48,9 @@ use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth;
 use datafusion_postgres::pgwire::api::{ConnectionManager, NoopHandler};
 
+pub use chiso_users::{FAILURE_WINDOW, MAX_FAILURES};
 pub use chiso_users::{Hash, Users};
 pub use datafusion_postgres::pgwire::tokio::TlsAcceptor;
-pub use sign_in::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
 
 /// Why the Postgres side could not start, or a users file is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ pub struct PgServer {
     users: Arc<users::UserSource>,
     connections: Arc<ConnectionManager>,
     cancels: Arc<cancel::Cancels>,
-    failures: Arc<sign_in::Failures>,
+    failures: Arc<chiso_users::Failures>,
 }
 
 impl std::fmt::Debug for PgServer {

@@ -117,6 +117,8 @@ pub struct AppState {
     pub(crate) ingest_token: Option<String>,
     pub(crate) users: Option<chiso_users::Users>,
     pub(crate) sessions: sign_in::Sessions,
+    /// Failed sign-ins of the login page, per address.
+    pub(crate) failures: chiso_users::Failures,
     pub(crate) tls: bool,
     /// The snapshot as each scope of the signed-in readers sees it, for
     /// the version being served.
@@ -164,6 +166,7 @@ impl AppState {
             ingest_token: config.ingest_token.clone(),
             users: config.users.clone(),
             sessions: sign_in::Sessions::default(),
+            failures: chiso_users::Failures::default(),
             tls: config.tls,
             scoped: std::sync::Mutex::default(),
             body_limit: config.body_limit,

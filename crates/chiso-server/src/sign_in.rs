@@ -352,12 +352,16 @@ fn csrf_holds(headers: &HeaderMap, field: &str) -> bool {
     })
 }
 
-/// `POST /login`: a session for the right name and password.
+/// `POST /login`: a session for the right name and password. Failures are
+/// logged and throttled per address ([`chiso_users::Failures`], as on the
+/// Postgres wire).
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, AppError> {
+    let address = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.0.ip());
     let form: LoginForm = read_form(&body)?;
     let Some(users) = &state.users else {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response());
@@ -371,8 +375,28 @@ pub async fn login(
             StatusCode::FORBIDDEN,
         );
     }
+    if let Some(wait) = state.failures.wait(address, Instant::now()) {
+        tracing::warn!(%address, "sign-in refused: too many failures from this address");
+        return login_form(
+            &state,
+            Lang::Vi,
+            form.next.as_deref(),
+            Some(&format!(
+                "Quá nhiều lần đăng nhập sai; hãy thử lại sau {} giây. \
+                 (Too many failed sign-ins; try again in {} s.)",
+                wait.as_secs().max(1),
+                wait.as_secs().max(1)
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     let Some(user) = users.by_password(&form.name, &form.password) else {
-        tracing::warn!(user = %form.name.chars().take(64).collect::<String>(), "failed sign-in");
+        state.failures.record(address, Instant::now());
+        tracing::warn!(
+            user = %form.name.chars().take(64).collect::<String>(),
+            %address,
+            "failed sign-in"
+        );
         return login_form(
             &state,
             Lang::Vi,

@@ -98,10 +98,10 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             let _place = place;
             match tls {
-                None => connection(socket, app, closed).await,
+                None => connection(socket, peer, app, closed).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                        Ok(Ok(stream)) => connection(stream, app, closed).await,
+                        Ok(Ok(stream)) => connection(stream, peer, app, closed).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -121,11 +121,26 @@ pub(crate) async fn serve(
     }
 }
 
-/// One connection's requests, until it closes or the server shuts down.
-async fn connection<S>(stream: S, app: Router, mut closed: watch::Receiver<bool>)
-where
+/// One connection's requests, until it closes or the server shuts down;
+/// each request knows the peer's address (`ConnectInfo`), as the login
+/// page's throttle asks.
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    app: Router,
+    mut closed: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let app = tower::ServiceExt::map_request(
+        app,
+        move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request
+        },
+    );
     let service = TowerToHyperService::new(app);
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

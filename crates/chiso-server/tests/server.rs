@@ -1376,6 +1376,26 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
         with_session("/ward/31135").await.status,
         StatusCode::SEE_OTHER
     );
+    // Failed sign-ins are throttled per address: past five within a
+    // minute, even the right password waits.
+    for _ in 0..chiso_users::MAX_FAILURES {
+        post(
+            format!("name=ninhkieu&password=sai&csrf={csrf}&next=/"),
+            cookie.clone(),
+        )
+        .await;
+    }
+    let throttled = post(
+        format!("name=ninhkieu&password=m%E1%BA%ADt+kh%E1%BA%A9u+ph%C6%B0%E1%BB%9Dng&csrf={csrf}"),
+        cookie.clone(),
+    )
+    .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text()
+    );
     let _ = std::fs::remove_dir_all(&store_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,9 +12,12 @@
 //! A user's role decides their [`Scope`], which the engine applies before
 //! any query plans (`chiso_engine::scope`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -512,12 +515,84 @@ fn unhex(text: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
+/// Failed sign-ins an address may have within [`FAILURE_WINDOW`].
+pub const MAX_FAILURES: usize = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered at most (the oldest are forgotten first).
+const MAX_ADDRESSES: usize = 10_000;
+
+/// The recent failed sign-ins of every address: after [`MAX_FAILURES`]
+/// within [`FAILURE_WINDOW`], an address waits (the login page and the
+/// Postgres wire both ask).
+#[derive(Debug, Default)]
+pub struct Failures {
+    by_address: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl Failures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Vec<Instant>>> {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `address` must wait before signing in again, if it must.
+    pub fn wait(&self, address: IpAddr, now: Instant) -> Option<Duration> {
+        let mut by_address = self.lock();
+        let recent = by_address.get_mut(&address)?;
+        recent.retain(|at| now.duration_since(*at) < FAILURE_WINDOW);
+        if recent.len() < MAX_FAILURES {
+            return None;
+        }
+        recent
+            .first()
+            .map(|oldest| FAILURE_WINDOW.saturating_sub(now.duration_since(*oldest)))
+    }
+
+    pub fn record(&self, address: IpAddr, now: Instant) {
+        let mut by_address = self.lock();
+        if by_address.len() >= MAX_ADDRESSES && !by_address.contains_key(&address) {
+            by_address.retain(|_, recent| {
+                recent.retain(|at| now.duration_since(*at) < FAILURE_WINDOW);
+                !recent.is_empty()
+            });
+            if by_address.len() >= MAX_ADDRESSES {
+                by_address.clear();
+            }
+        }
+        let recent = by_address.entry(address).or_default();
+        recent.push(now);
+        if recent.len() > MAX_FAILURES {
+            recent.remove(0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ward(code: &str) -> WardCode {
         WardRegistry::builtin().code(code).expect("a ward")
+    }
+
+    #[test]
+    fn an_address_waits_after_too_many_failures_and_others_do_not() {
+        let failures = Failures::default();
+        let (guesser, other): (IpAddr, IpAddr) = (
+            "192.0.2.1".parse().expect("ip"),
+            "192.0.2.2".parse().expect("ip"),
+        );
+        let start = Instant::now();
+        for i in 0..MAX_FAILURES {
+            assert_eq!(failures.wait(guesser, start), None, "after {i} failures");
+            failures.record(guesser, start);
+        }
+        assert!(failures.wait(guesser, start).is_some());
+        assert_eq!(failures.wait(other, start), None);
+        assert_eq!(
+            failures.wait(guesser, start + FAILURE_WINDOW),
+            None,
+            "the window passed"
+        );
     }
 
     #[test]
