@@ -259,7 +259,7 @@ struct Function {
 }
 
 /// A table function's arguments: each a text literal, or `None`.
-fn text_arguments(args: &[Expr]) -> Vec<Option<String>> {
+pub(crate) fn text_arguments(args: &[Expr]) -> Vec<Option<String>> {
     args.iter()
         .map(|arg| match arg {
             Expr::Literal(

@@ -215,7 +215,7 @@ mod published {
     use chiso_core::wards::WardRegistry;
     use chiso_exec::datafusion::arrow::datatypes::SchemaRef;
     use chiso_exec::datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
-    use chiso_exec::datafusion::common::{DataFusionError, Result, ScalarValue};
+    use chiso_exec::datafusion::common::{DataFusionError, Result};
     use chiso_exec::datafusion::logical_expr::{Expr, TableType};
     use chiso_exec::datafusion::physical_plan::ExecutionPlan;
     use chiso_exec::datafusion::prelude::{col, lit};
@@ -234,19 +234,7 @@ mod published {
             &self,
             args: chiso_exec::datafusion::catalog::TableFunctionArgs,
         ) -> Result<Arc<dyn TableProvider>> {
-            let texts: Vec<Option<String>> = args
-                .exprs()
-                .iter()
-                .map(|arg| match arg {
-                    Expr::Literal(
-                        ScalarValue::Utf8(Some(text))
-                        | ScalarValue::LargeUtf8(Some(text))
-                        | ScalarValue::Utf8View(Some(text)),
-                        _,
-                    ) => Some(text.clone()),
-                    _ => None,
-                })
-                .collect();
+            let texts = crate::functions::text_arguments(args.exprs());
             let call =
                 Call::from_arguments(self.name, &texts, self.whole.now(), WardRegistry::builtin())
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
