@@ -17,6 +17,10 @@ static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 fn token() -> &'static str {
     TOKEN.get().map(String::as_str).unwrap_or_default()
 }
+
+/// A ward's officer of Phường Ninh Kiều (31135), and their API token.
+const WARD_USER: &str = "ninhkieu";
+static WARD_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 const USER: &str = "analyst";
 const PASSWORD: &str = "mật khẩu thử";
 
@@ -124,8 +128,12 @@ impl Served {
     }
 
     fn psql(&self, sql: &str, extra: &[&str]) -> Output {
+        self.psql_as(USER, sql, extra)
+    }
+
+    fn psql_as(&self, user: &str, sql: &str, extra: &[&str]) -> Output {
         Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.pg.to_string(), "-U", USER])
+            .args(["-h", "127.0.0.1", "-p", &self.pg.to_string(), "-U", user])
             .args(["-d", "chiso", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(extra)
             .args(["-c", sql])
@@ -153,27 +161,33 @@ fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// A users file with the test's administrator, whose token the HTTP
-/// requests carry.
+/// requests carry, and a ward's officer.
 fn users_file(dir: &Path) -> PathBuf {
     let users = dir.join("users");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chiso"))
-        .args(["user", "add", "--users"])
-        .arg(&users)
-        .args([USER, "--role", "admin", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success());
-    let issued = Command::new(env!("CARGO_BIN_EXE_chiso"))
-        .args(["user", "token", "--users"])
-        .arg(&users)
-        .arg(USER)
-        .output()
-        .unwrap();
-    assert!(issued.status.success());
-    let _ = TOKEN.set(String::from_utf8_lossy(&issued.stdout).trim().to_owned());
+    let chiso = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chiso"))
+            .arg("user")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "chiso user {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let file = users.to_str().unwrap();
+    for (name, role) in [
+        (USER, &["--role", "admin"][..]),
+        (WARD_USER, &["--role", "ward", "--ward", "31135"][..]),
+    ] {
+        let mut args = vec!["add", "--users", file, name, "--password-stdin"];
+        args.extend(role);
+        chiso(&args, PASSWORD);
+    }
+    let _ = TOKEN.set(chiso(&["token", "--users", file, USER], ""));
+    let _ = WARD_TOKEN.set(chiso(&["token", "--users", file, WARD_USER], ""));
     users
 }
 
@@ -294,6 +308,56 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
     assert!(answer.contains("decompresses to more than"), "{answer}");
     server.alive();
 
+    // Without a token, with a forged one, or out of a ward user's scope:
+    // refused with the reason, and the server goes on.
+    let ward_token = WARD_TOKEN.get().map(String::as_str).unwrap_or_default();
+    for (target, auth, expected) in [
+        ("/api/kpi?period=2025-W40", String::new(), 401),
+        (
+            "/api/kpi?period=2025-W40",
+            "Authorization: Bearer chiso_forged\r\n".to_owned(),
+            401,
+        ),
+        ("/?period=2025-W40", String::new(), 303),
+        (
+            "/api/kpi?period=2025-W40&ward=31120",
+            format!("Authorization: Bearer {ward_token}\r\n"),
+            403,
+        ),
+        (
+            "/ward/31120?period=2025-W40",
+            format!("Authorization: Bearer {ward_token}\r\n"),
+            403,
+        ),
+    ] {
+        let answer = server.request(&format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}\r\n"
+        ));
+        assert_eq!(status(&answer), expected, "{target}: {answer}");
+        server.alive();
+    }
+    let ward_sql = |sql: &str| {
+        server.request_with_body(
+            &format!(
+                "POST /api/sql?format=csv HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ward_token}\r\n\
+                 Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                sql.len()
+            ),
+            sql.as_bytes(),
+        )
+    };
+    let distinct = ward_sql(
+        "SELECT count(DISTINCT f.ward_code) AS n FROM events e JOIN dossier_facts f USING (dossier_id)",
+    );
+    assert!(distinct.contains("n\n1\n"), "{distinct}");
+    assert_eq!(status(&ward_sql("SELECT * FROM quarantine")), 400);
+    let upload = server.request(&format!(
+        "POST /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ward_token}\r\n\
+         Content-Type: text/csv\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert_eq!(status(&upload), 403, "{upload}");
+    server.alive();
+
     if found("psql", "CHISO_REQUIRE_PSQL") {
         // A cursor asked for ten quadrillion rows sends the one it has.
         let fetched = server.psql(
@@ -336,6 +400,18 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
             "{range:?}"
         );
 
+        // A ward's officer on the wire: their ward, no quarantine.
+        let ward = server.psql_as(
+            WARD_USER,
+            "SELECT count(DISTINCT ward_code) FROM events",
+            &[],
+        );
+        assert!(ward.status.success(), "{ward:?}");
+        assert_eq!(String::from_utf8_lossy(&ward.stdout).trim(), "1");
+        let quarantine = server.psql_as(WARD_USER, "SELECT count(*) FROM quarantine", &[]);
+        assert!(!quarantine.status.success(), "{quarantine:?}");
+        server.alive();
+
         // Wrong passwords: refused, then throttled for that address.
         let mut throttled = false;
         for _ in 0..8 {
@@ -359,6 +435,20 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
         server.alive();
     }
     drop(server);
+
+    // Open to other machines without --users: refused before it listens.
+    let exposed = Command::new(env!("CARGO_BIN_EXE_chiso"))
+        .args(["serve", "--addr", &format!("0.0.0.0:{}", free_port())])
+        .env("XDG_DATA_HOME", &dir)
+        .env_remove("CHISO_STORE")
+        .output()
+        .unwrap();
+    assert!(!exposed.status.success());
+    assert!(
+        String::from_utf8_lossy(&exposed.stderr).contains("--users"),
+        "{}",
+        String::from_utf8_lossy(&exposed.stderr)
+    );
 
     // TLS on both ports with a certificate of our own.
     if found("openssl", "CHISO_REQUIRE_PSQL") && found("curl", "CHISO_REQUIRE_PSQL") {
