@@ -39,10 +39,12 @@ pub enum RejectReason {
     Conflict,
     /// The row itself cannot be read (wrong number of fields, bad JSON, ...).
     MalformedRow,
+    /// A ward user sent an event of a dossier outside their wards.
+    WardNotPermitted,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         Self::MissingField,
         Self::InvalidEnum,
         Self::InvalidTimestamp,
@@ -52,6 +54,7 @@ impl RejectReason {
         Self::TooLong,
         Self::Conflict,
         Self::MalformedRow,
+        Self::WardNotPermitted,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,6 +68,7 @@ impl RejectReason {
             Self::TooLong => "too_long",
             Self::Conflict => "conflict",
             Self::MalformedRow => "malformed_row",
+            Self::WardNotPermitted => "ward_not_permitted",
         }
     }
 

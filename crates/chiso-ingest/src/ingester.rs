@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::DataType;
 use chiso_core::contract::{Contract, FieldSource, RejectReason, parse_event};
-use chiso_core::event::{EventType, columns};
+use chiso_core::event::{Event, EventType, columns};
 use chiso_core::wards::WardRegistry;
 use chiso_store::{QuarantineRow, Store, StoreError, Table, column_as, lineage};
 use chrono::{DateTime, Utc};
@@ -19,6 +19,7 @@ use crate::batch::{BATCH_ROWS, EventBatchBuilder};
 use crate::index::{Index, Seen, content_hash, dossier_key, id_key};
 use crate::report::{EXAMPLES, IngestReport, Rejected};
 use crate::source::{RowSink, Source, SourceFormat};
+use crate::ward_gate::{Verdict, WardGate};
 
 /// How to ingest.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,9 @@ pub struct IngestOptions {
     /// The most bytes a gzip body ([`Ingester::ingest_bytes`]) may
     /// decompress to; unlimited when `None`.
     pub max_decompressed_bytes: Option<u64>,
+    /// The wards the uploader may send events for (a ward's officers);
+    /// `None` for every ward. See [`crate::ward_gate`].
+    pub wards: Option<Vec<String>>,
 }
 
 /// Ingests sources into one store, keeping the id index between ingests.
@@ -107,6 +111,10 @@ impl Ingester {
             _ => load_index(&self.store).await?,
         };
         index.reserve_for_source(source.estimated_events());
+        let gate = match &options.wards {
+            Some(wards) => Some(WardGate::load(&self.store, wards).await?),
+            None => None,
+        };
         let source_name = source.name.display().to_string();
         let ingest_id = ingest_id(&source_name, started_at);
         let (format, layout, gzip, bytes) =
@@ -128,6 +136,7 @@ impl Ingester {
                     started_at,
                     sender,
                 );
+                parse.gate = gate;
                 let read = source.read_into(&mut parse);
                 let flushed = parse.flush();
                 (parse.into_outcome(), read.and(flushed))
@@ -335,6 +344,17 @@ struct Parse<'a> {
     examples: Vec<Rejected>,
     /// Dossiers of accepted events other than `received`, checked at the end.
     orphan_candidates: Vec<u64>,
+    /// The uploader's wards, when limited.
+    gate: Option<WardGate>,
+    /// Events the gate judges once the whole upload is read.
+    waiting: Vec<Waiting>,
+}
+
+/// An event whose dossier was unknown when it was read.
+struct Waiting {
+    line: u64,
+    event: Event,
+    raw: String,
 }
 
 impl<'a> Parse<'a> {
@@ -360,6 +380,8 @@ impl<'a> Parse<'a> {
             by_reason: BTreeMap::new(),
             examples: Vec::new(),
             orphan_candidates: Vec::new(),
+            gate: None,
+            waiting: Vec::new(),
         }
     }
 
@@ -393,8 +415,16 @@ impl<'a> Parse<'a> {
         self.send(Batch::Quarantine(batch))
     }
 
-    /// Sends what is still buffered.
+    /// Sends what is still buffered, once the events that waited for the
+    /// end of the upload are judged.
     fn flush(&mut self) -> Result<(), IngestError> {
+        for Waiting { line, event, raw } in std::mem::take(&mut self.waiting) {
+            let verdict = match &mut self.gate {
+                Some(gate) => gate.judge_at_end(&event),
+                None => Verdict::Admit,
+            };
+            self.admit(line, event, verdict, &|| raw.clone())?;
+        }
         if self.events.len() > 0 {
             let batch = self.events.finish()?;
             self.send(Batch::Events(batch))?;
@@ -460,6 +490,42 @@ impl RowSink for Parse<'_> {
                 });
             }
         };
+        let verdict = match &mut self.gate {
+            Some(gate) => gate.judge(&event),
+            None => Verdict::Admit,
+        };
+        if let Verdict::Wait = verdict {
+            self.waiting.push(Waiting {
+                line,
+                event,
+                raw: raw(),
+            });
+            return Ok(());
+        }
+        self.admit(line, event, verdict, raw)
+    }
+}
+
+impl Parse<'_> {
+    /// Stores a valid event the gate has judged: new, duplicate or conflict.
+    fn admit(
+        &mut self,
+        line: u64,
+        event: Event,
+        verdict: Verdict,
+        raw: &dyn Fn() -> String,
+    ) -> Result<(), IngestError> {
+        if let Verdict::Refuse(rejection) = verdict {
+            self.counts.rejected += 1;
+            return self.quarantine(QuarantineRow {
+                line,
+                column: rejection.column.map(str::to_owned),
+                reason: rejection.reason.code().to_owned(),
+                message: rejection.message,
+                raw: raw(),
+                event_id: Some(event.event_id),
+            });
+        }
         let hash = content_hash(&event);
         match self.index.check(&event, hash) {
             Seen::Duplicate => self.counts.duplicate += 1,

@@ -12,6 +12,9 @@
 //! 3. Accepted events are checked against the [`index`] of every `event_id`
 //!    in the store: same content → duplicate, other content → conflict
 //!    (quarantined), new → written.
+//!    An uploader limited to some wards (a ward's officers) passes a
+//!    [`ward_gate`] first: events of other wards' dossiers are quarantined
+//!    as `ward_not_permitted`.
 //! 4. [`Ingester`] streams new events into the events table and commits them
 //!    in one Delta commit per file, then the quarantine and the ingest record.
 //!
@@ -27,6 +30,7 @@ mod ingester;
 mod report;
 pub mod sample;
 pub mod source;
+mod ward_gate;
 
 pub use error::IngestError;
 pub use ingester::{IngestOptions, Ingester};

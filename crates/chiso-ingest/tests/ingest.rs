@@ -818,3 +818,100 @@ async fn stored_events_are_grouped_by_type() {
     }
     assert_eq!(rows as u64, report.accepted);
 }
+
+/// One NDJSON event; `ward` only on `received`.
+fn event_line(id: &str, dossier: &str, kind: &str, ward: Option<&str>) -> String {
+    let received = match ward {
+        Some(ward) => format!(
+            ",\"ward_code\":\"{ward}\",\"procedure_code\":\"2.000815\",\"channel\":\"online\",\
+             \"due_at\":\"2025-10-03T17:00:00+07:00\""
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{{\"event_id\":\"{id}\",\"dossier_id\":\"{dossier}\",\"event_type\":\"{kind}\",\
+         \"occurred_at\":\"2025-10-01T09:00:00+07:00\"{received}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_uploader_adds_only_to_its_own_wards_dossiers() {
+    const OWN: &str = "31135";
+    const OTHER: &str = "31120";
+    let dir = TempDir::new("ingest-ward-gate");
+    let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+    let stored = [
+        event_line("s1", "OWN-1", "received", Some(OWN)),
+        event_line("s2", "OTHER-1", "received", Some(OTHER)),
+    ]
+    .concat();
+    let options = IngestOptions {
+        format: Some(SourceFormat::Ndjson),
+        ..IngestOptions::default()
+    };
+    ingester
+        .ingest_bytes(Path::new("admin.ndjson"), stored.into(), &options)
+        .await
+        .unwrap();
+
+    let upload = [
+        event_line("u1", "OWN-1", "digitized", None), // stored dossier of its ward
+        event_line("u2", "OWN-2", "received", Some(OWN)), // a new dossier of its ward
+        event_line("u3", "LATE-1", "digitized", None), // its `received` comes later
+        event_line("u4", "LATE-1", "received", Some(OWN)),
+        event_line("x1", "OTHER-1", "digitized", None), // another ward's dossier
+        event_line("x2", "OTHER-2", "received", Some(OTHER)), // another ward's code
+        event_line("x3", "OTHER-1", "received", Some(OWN)), // claiming another's dossier
+        event_line("x4", "NOWHERE-1", "digitized", None), // never received anywhere
+        event_line("x5", "OTHER-2", "digitized", None), // of a refused `received`
+    ]
+    .concat();
+    let ward_options = IngestOptions {
+        wards: Some(vec![OWN.to_owned()]),
+        ..options.clone()
+    };
+    let report = ingester
+        .ingest_bytes(Path::new("ward.ndjson"), upload.into(), &ward_options)
+        .await
+        .unwrap();
+    assert_eq!((report.accepted, report.rejected), (4, 5), "{report:?}");
+    assert_eq!(
+        report.quarantined_by_reason,
+        BTreeMap::from([("ward_not_permitted".to_owned(), 5)])
+    );
+    let store = ingester.store();
+    let ids = |sql: &'static str| async move {
+        let batches = store.query(sql).await.unwrap();
+        let mut ids: Vec<String> = batches
+            .iter()
+            .flat_map(|batch| {
+                let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+                    .unwrap();
+                arrow::array::AsArray::as_string::<i32>(&column)
+                    .iter()
+                    .map(|id| id.unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids("SELECT event_id FROM events WHERE event_id NOT LIKE 's%'").await,
+        ["u1", "u2", "u3", "u4"]
+    );
+    assert_eq!(
+        ids("SELECT event_id FROM quarantine WHERE reason = 'ward_not_permitted'").await,
+        ["x1", "x2", "x3", "x4", "x5"]
+    );
+    // Nothing of the refused rows is lost: an administrator sends them again.
+    let again = ingester
+        .ingest_bytes(
+            Path::new("admin-again.ndjson"),
+            event_line("x1", "OTHER-1", "digitized", None).into(),
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.accepted, 1);
+}

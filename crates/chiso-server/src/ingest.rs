@@ -23,7 +23,9 @@ fn same_token(given: &str, expected: &str) -> bool {
     difference == 0
 }
 
-fn format_of(headers: &HeaderMap) -> Result<SourceFormat, AppError> {
+/// The format the content type names; `None` (recognise it from the
+/// bytes, as `chiso ingest` does) for a file sent as it is.
+fn format_of(headers: &HeaderMap) -> Result<Option<SourceFormat>, AppError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -37,11 +39,20 @@ fn format_of(headers: &HeaderMap) -> Result<SourceFormat, AppError> {
         "application/x-ndjson"
         | "application/ndjson"
         | "application/jsonl"
-        | "application/json" => Ok(SourceFormat::Ndjson),
-        "text/csv" => Ok(SourceFormat::Csv),
+        | "application/json" => Ok(Some(SourceFormat::Ndjson)),
+        "text/csv" => Ok(Some(SourceFormat::Csv)),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+            Ok(Some(SourceFormat::Xlsx))
+        }
+        "application/vnd.apache.parquet" => Ok(Some(SourceFormat::Parquet)),
+        "application/octet-stream" | "application/gzip" => Ok(None),
         other => Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("send events as application/x-ndjson or text/csv (Content-Type was `{other}`)"),
+            format!(
+                "send events as application/x-ndjson, text/csv, an XLSX or Parquet file, or \
+                 application/octet-stream to have the format recognised (Content-Type was \
+                 `{other}`)"
+            ),
         )),
     }
 }
@@ -60,14 +71,12 @@ pub async fn post_events(
     let Some(ingester) = &state.ingester else {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
-            "ingestion over HTTP is off; start the server with --users (an administrator's \
-             token) or --ingest-token",
+            "ingestion over HTTP is off; start the server with --users (the token or session \
+             of an administrator or a ward user) or --ingest-token",
         ));
     };
-    if state.users.is_some() {
-        // Signed in by the token of a user (the middleware); may they?
-        reader.must_ingest()?;
-    } else {
+    let wards = reader.ingest_wards()?;
+    if state.users.is_none() {
         let token = state.ingest_token.as_deref().unwrap_or_default();
         let given = headers
             .get(header::AUTHORIZATION)
@@ -98,12 +107,13 @@ pub async fn post_events(
     let name = PathBuf::from(format!(
         "http-post-{}.{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-        format.name()
+        format.map_or("upload", SourceFormat::name)
     ));
     let options = IngestOptions {
-        format: Some(format),
+        format,
         now: None,
         max_decompressed_bytes: Some(limit as u64),
+        wards,
     };
     let report = {
         let mut ingester = ingester.lock().await;

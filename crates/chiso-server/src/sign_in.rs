@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use chiso_dashboard::Lang;
 use chiso_engine::Scope;
-use chiso_users::{Role, User, Users};
+use chiso_users::{User, Users};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -86,18 +86,26 @@ impl Reader {
         }
     }
 
-    /// 403 unless the reader may send events for every ward. Ward users'
-    /// uploads wait for scoped ingestion (rows of other wards quarantined).
-    pub fn must_ingest(&self) -> Result<(), AppError> {
+    /// The wards the reader may send events and dossier lists for: `None`
+    /// for every ward (an administrator, or the open server's ingest
+    /// token), a ward user's own wards (rows of other wards go to the
+    /// quarantine), 403 for leaders and analysts.
+    pub fn ingest_wards(&self) -> Result<Option<Vec<String>>, AppError> {
         match self {
-            Self::User(user) if user.role != Role::Admin => Err(AppError::new(
+            Self::Open => Ok(None),
+            Self::User(user) if !user.role.ingests() => Err(AppError::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "{} may not send events; an administrator's token may",
-                    user.name
+                    "{} is a {}: events and dossier lists are sent by ward users and \
+                     administrators",
+                    user.name,
+                    user.role.as_str()
                 ),
             )),
-            _ => Ok(()),
+            Self::User(user) => Ok(user
+                .scope()
+                .ward_codes()
+                .map(|wards| wards.iter().map(|code| code.to_string()).collect())),
         }
     }
 }

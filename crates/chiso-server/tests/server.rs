@@ -1238,7 +1238,29 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
     assert_eq!(own.status, StatusCode::OK);
     let leader = as_user("lanhdao", Method::GET, "/reports", "").await.text();
     assert!(leader.contains("chiso-city-2025-W40.pdf") && leader.contains("chiso-ward-31120"));
-    let events = as_user("ninhkieu", Method::POST, "/api/events", "").await;
+    // A ward's officer sends events of their ward; rows of another ward go
+    // to the quarantine. A leader sends none.
+    let upload = format!(
+        "{}{}",
+        received_events(7, 1),
+        received_events(8, 1).replace("31135", "31120")
+    );
+    let sent = call(
+        &app,
+        Method::POST,
+        "/api/events",
+        &[
+            ("authorization", bearer("ninhkieu").as_str()),
+            ("content-type", "application/x-ndjson"),
+        ],
+        &upload,
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text());
+    let report = sent.json();
+    assert_eq!((&report["accepted"], &report["rejected"]), (&1.into(), &1.into()));
+    assert_eq!(report["quarantined_by_reason"]["ward_not_permitted"], 1);
+    let events = as_user("lanhdao", Method::POST, "/api/events", "").await;
     assert_eq!(events.status, StatusCode::FORBIDDEN);
 
     // A leader reads every ward, and writes no SQL.
