@@ -126,6 +126,30 @@ pub enum StoreCommand {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+    /// Who asked a signed-in server for what: pages, exports, SQL, ingests
+    /// and sign-ins (failed ones too), newest first.
+    Audit {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Only entries of this user (the name given, for a failed sign-in).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this outcome: ok, refused, failed, error.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only this action: sign_in, sign_out, page, export, report, chart, api, sql, ingest.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries from this day (YYYY-MM-DD, Cần Thơ time) or instant (RFC 3339) on.
+        #[arg(long)]
+        since: Option<String>,
+        /// Entries to show (ignored with --csv, which exports every entry).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Write all matching entries to this CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
     /// Give the store the names of its procedures and departments (CSV with
     /// procedure_code, procedure_name, department_code, department_name,
     /// department_name_en; `chiso gen --procedures` writes one).
@@ -242,6 +266,65 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
                 if rows == 0 {
                     println!("no quarantined rows");
+                } else {
+                    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                }
+            }
+        }
+        StoreCommand::Audit {
+            store,
+            user,
+            outcome,
+            action,
+            since,
+            limit,
+            csv,
+        } => {
+            let store = open(&store.store).await?;
+            let mut filters = Vec::new();
+            for (column, value) in [("user_name", &user), ("outcome", &outcome), ("action", &action)] {
+                if let Some(value) = value {
+                    filters.push(format!("{column} = {}", quote(value)));
+                }
+            }
+            if let Some(since) = &since {
+                let from = match chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d") {
+                    Ok(day) => chiso_core::time::local_midnight(day),
+                    Err(_) => chiso_core::time::parse_timestamp(since).map_err(|e| {
+                        anyhow::anyhow!("--since {since}: give a day (2025-10-06) or an instant: {e}")
+                    })?,
+                };
+                filters.push(format!(
+                    "at >= TIMESTAMP {}",
+                    quote(&from.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+                ));
+            }
+            let condition = if filters.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", filters.join(" AND "))
+            };
+            // Cần Thơ time, which has no daylight saving: UTC+7 all year.
+            let columns = "to_char(at + INTERVAL '7 hours', '%Y-%m-%d %H:%M:%S') AS at_local, \
+                 user_name, role, address, entry_point, action, target, outcome, status, detail";
+            let order = " ORDER BY at DESC";
+            if let Some(path) = csv {
+                store
+                    .export_csv(&format!("SELECT {columns} FROM audit{condition}{order}"), &path)
+                    .await?;
+                println!("wrote {}", path.display());
+            } else {
+                // A screen shows the start of a long query; --csv has it whole.
+                let columns = columns.replace(
+                    "target,",
+                    "CASE WHEN character_length(target) > 100 THEN left(target, 100) || '…' \
+                     ELSE target END AS target,",
+                );
+                let sql = format!("SELECT {columns} FROM audit{condition}{order} LIMIT {limit}");
+                let batches = store.query(&sql).await?;
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                if rows == 0 {
+                    println!("no audit entries (the log is kept by `chiso serve --users`)");
                 } else {
                     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
                 }

@@ -166,9 +166,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr().unwrap_or(args.addr);
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("chiso: open {scheme}://{local}/ in a browser (Ctrl-C stops)");
+    let audit = state.audit().cloned();
     let served = chiso_server::serve(state, &config, listener, tls).await;
     if let Some(postgres) = postgres {
         postgres.abort();
+    }
+    if let Some(audit) = audit {
+        audit.flush().await;
     }
     served.with_context(|| format!("serving the store {}", store.display()))
 }
@@ -208,7 +212,12 @@ async fn start_postgres(
         let state = Arc::clone(state);
         move || state.current_engine()
     };
-    let server = chiso_pg::PgServer::new(Arc::new(source), users, state.gate().clone())?;
+    let server = chiso_pg::PgServer::new(
+        Arc::new(source),
+        users,
+        state.gate().clone(),
+        state.audit().cloned(),
+    )?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for Postgres clients on {addr}"))?;

@@ -11,7 +11,8 @@
 //! production server needs around it:
 //!
 //! * **who**: password authentication with SCRAM-SHA-256 against a users
-//!   file of salted hashes ([`users`]);
+//!   file of salted hashes ([`users`]), every sign-in and statement in the
+//!   store's audit log ([`audit`]);
 //! * **what**: the engine's read-only guard as the first query hook
 //!   ([`guard`]), so a client can open transactions and set client settings
 //!   but never write, `COPY` or `SET` the engine;
@@ -29,6 +30,7 @@
 //! holds no SQL of its own beyond what clients send; what a query may do is
 //! decided by `chiso_engine`.
 
+mod audit;
 mod cancel;
 mod cursors;
 mod guard;
@@ -97,6 +99,7 @@ pub struct PgServer {
     connections: Arc<ConnectionManager>,
     cancels: Arc<cancel::Cancels>,
     failures: Arc<chiso_users::Failures>,
+    audit: audit::Audit,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -107,28 +110,35 @@ impl std::fmt::Debug for PgServer {
 
 impl PgServer {
     /// A server for `users`, reading from `source`, admitting queries through
-    /// `gate`.
+    /// `gate`, recording sign-ins and statements in `audit` when given.
     pub fn new(
         source: Arc<dyn EngineSource>,
         users: Users,
         gate: QueryGate,
+        audit: Option<chiso_store::audit::AuditLog>,
     ) -> Result<Arc<Self>, PgError> {
         if users.is_empty() {
             return Err(PgError::NoUsers(users.path().to_owned()));
         }
         let cancels = Arc::new(cancel::Cancels::default());
         let scopes = Arc::new(users.clone());
+        let audit = audit::Audit {
+            log: audit,
+            users: Some(users.clone()),
+        };
         Ok(Arc::new(Self {
             queries: Arc::new(queries::Queries::new(
                 source,
                 scopes,
                 gate,
                 Arc::clone(&cancels),
+                audit.clone(),
             )),
             users: Arc::new(users::UserSource::new(users)?),
             connections: Arc::new(ConnectionManager::new()),
             cancels,
             failures: Arc::default(),
+            audit,
         }))
     }
 
@@ -199,6 +209,7 @@ impl PgWireServerHandlers for PgServer {
                 .with_scram(scram)
                 .with_connection_manager(Arc::clone(&self.connections)),
             failures: Arc::clone(&self.failures),
+            audit: self.audit.clone(),
         })
     }
 

@@ -42,6 +42,7 @@ use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::future::FutureExt;
 use futures::{Sink, SinkExt};
 
+use crate::audit::Audit;
 use crate::cancel::Cancels;
 use crate::cursors::{self, Running};
 use crate::{EngineSource, PgError, guard, text_rows};
@@ -167,6 +168,7 @@ pub(crate) struct Queries {
     parser: Arc<CurrentParser>,
     gate: QueryGate,
     cancels: Arc<Cancels>,
+    audit: Audit,
 }
 
 impl Queries {
@@ -175,6 +177,7 @@ impl Queries {
         users: Arc<Users>,
         gate: QueryGate,
         cancels: Arc<Cancels>,
+        audit: Audit,
     ) -> Self {
         // The guard first: a hook that answers ends the search; the rows
         // of whatever query is left last.
@@ -198,6 +201,7 @@ impl Queries {
             catalogues,
             gate,
             cancels,
+            audit,
         }
     }
 
@@ -234,6 +238,21 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let result = self.simple_query(client, query).await;
+        self.audit
+            .record(client, "sql", query, result.as_ref().map(|_| ()));
+        result
+    }
+}
+
+impl Queries {
+    async fn simple_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let catalogue = self.catalogues.for_client(client).await?;
         if !any_takes_a_place(query) {
             let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
@@ -248,6 +267,34 @@ impl SimpleQueryHandler for Queries {
             .into_iter()
             .map(|response| running.bound_response(response))
             .collect())
+    }
+
+    async fn portal_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let catalogue = self.catalogues.for_client(client).await?;
+        let parsed = portal.statement.statement.1.as_ref();
+        if parsed.is_some_and(|(statement, _)| !takes_a_place(statement)) {
+            let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
+            return ExtendedQueryHandler::do_query(&service, client, portal, max_rows).await;
+        }
+        let running = self.start(client)?;
+        let service = catalogue.bounded(running.admission.limits().memory, self.hooks());
+        let response = running
+            .run(ExtendedQueryHandler::do_query(
+                &service, client, portal, max_rows,
+            ))
+            .await?;
+        Ok(running.bound_response(response))
     }
 }
 
@@ -272,20 +319,14 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let catalogue = self.catalogues.for_client(client).await?;
-        let parsed = portal.statement.statement.1.as_ref();
-        if parsed.is_some_and(|(statement, _)| !takes_a_place(statement)) {
-            let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
-            return ExtendedQueryHandler::do_query(&service, client, portal, max_rows).await;
-        }
-        let running = self.start(client)?;
-        let service = catalogue.bounded(running.admission.limits().memory, self.hooks());
-        let response = running
-            .run(ExtendedQueryHandler::do_query(
-                &service, client, portal, max_rows,
-            ))
-            .await?;
-        Ok(running.bound_response(response))
+        let result = self.portal_query(client, portal, max_rows).await;
+        self.audit.record(
+            client,
+            "sql",
+            &portal.statement.statement.0,
+            result.as_ref().map(|_| ()),
+        );
+        result
     }
 
     /// pgwire's `Execute`, except that a portal's rows are sent as they

@@ -5,7 +5,8 @@
 //! guesser one connection: after `chiso_users::MAX_FAILURES` failed sign-ins
 //! from one address within `chiso_users::FAILURE_WINDOW`, further sign-ins from it are refused at once
 //! (SQLSTATE 28000) until the window has passed, whatever the password.
-//! Every failure is logged with the user name and the address.
+//! Every failure is logged with the user name and the address, and every
+//! sign-in, failed or not, goes to the audit log.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chiso_users::Failures;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
-use datafusion_postgres::pgwire::api::{ClientInfo, METADATA_USER};
+use datafusion_postgres::pgwire::api::{ClientInfo, METADATA_USER, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::Sink;
@@ -23,6 +24,7 @@ use futures::Sink;
 pub(crate) struct Throttled<H> {
     pub(crate) inner: H,
     pub(crate) failures: Arc<Failures>,
+    pub(crate) audit: crate::audit::Audit,
 }
 
 #[async_trait]
@@ -45,19 +47,31 @@ impl<H: StartupHandler> StartupHandler for Throttled<H> {
             .unwrap_or_default();
         if let Some(wait) = self.failures.wait(address, Instant::now()) {
             tracing::warn!(%user, %address, "Postgres sign-in refused: too many failures from this address");
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            let refused = PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".to_owned(),
                 "28000".to_owned(),
                 format!(
                     "too many failed sign-ins from {address}; try again in {} s",
                     wait.as_secs().max(1)
                 ),
-            ))));
+            )));
+            self.audit.record(client, "sign_in", "", Err(&refused));
+            return Err(refused);
         }
+        let signing_in = !matches!(client.state(), PgWireConnectionState::ReadyForQuery);
         let result = self.inner.on_startup(client, message).await;
-        if let Err(PgWireError::InvalidPassword(_)) = &result {
-            self.failures.record(address, Instant::now());
-            tracing::warn!(%user, %address, "Postgres sign-in failed: wrong password or unknown user");
+        match &result {
+            Err(error @ PgWireError::InvalidPassword(_)) => {
+                self.failures.record(address, Instant::now());
+                tracing::warn!(%user, %address, "Postgres sign-in failed: wrong password or unknown user");
+                self.audit.record(client, "sign_in", "", Err(error));
+            }
+            Ok(()) if signing_in
+                && matches!(client.state(), PgWireConnectionState::ReadyForQuery) =>
+            {
+                self.audit.record(client, "sign_in", "", Ok(()));
+            }
+            _ => {}
         }
         result
     }

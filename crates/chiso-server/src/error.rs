@@ -81,8 +81,10 @@ impl IntoResponse for AppError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
-        let body = serde_json::json!({ "error": self.message, "status": self.status.as_u16() });
-        (self.status, axum::Json(body)).into_response()
+        let body = serde_json::json!({ "error": &self.message, "status": self.status.as_u16() });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        crate::audit::note(&mut response).detail = Some(self.message);
+        response
     }
 }
 
@@ -99,6 +101,8 @@ impl IntoResponse for PageError {
             tracing::error!(status = %self.error.status, message = %self.error.message, "page failed");
         }
         let html = crate::html::error_page(self.error.status, &self.error.message, self.lang);
-        (self.error.status, Html(html)).into_response()
+        let mut response = (self.error.status, Html(html)).into_response();
+        crate::audit::note(&mut response).detail = Some(self.error.message);
+        response
     }
 }

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use chiso_ingest::{IngestError, IngestOptions, IngestReport, SourceFormat};
+use axum::response::{IntoResponse, Response};
+use chiso_ingest::{IngestError, IngestOptions, SourceFormat};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -67,7 +68,7 @@ pub async fn post_events(
     Extension(reader): Extension<Reader>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<IngestReport>), AppError> {
+) -> Result<Response, AppError> {
     let Some(ingester) = &state.ingester else {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
@@ -129,7 +130,14 @@ pub async fn post_events(
     };
     // The answer comes once the figures include this ingest.
     state.refresh().await?;
-    Ok((StatusCode::OK, Json(report)))
+    let mut response = (StatusCode::OK, Json(&report)).into_response();
+    let note = crate::audit::note(&mut response);
+    note.target = Some(report.ingest_id.clone());
+    note.detail = Some(format!(
+        "{} bytes: {} accepted, {} duplicate, {} conflict, {} rejected",
+        report.bytes, report.accepted, report.duplicate, report.conflict, report.rejected
+    ));
+    Ok(response)
 }
 
 #[cfg(test)]

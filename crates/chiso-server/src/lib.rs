@@ -16,6 +16,7 @@
 //! it holds no KPI logic of its own.
 
 mod api;
+mod audit;
 mod console;
 mod error;
 mod export;
@@ -45,6 +46,7 @@ use chiso_dashboard::{Dashboards, Table};
 use chiso_engine::memo::{Memo, Weight};
 use chiso_engine::{Engine, EngineError, EngineOptions, QueryGate, QueryLimits, Scope};
 use chiso_ingest::Ingester;
+use chiso_store::audit::AuditLog;
 use sign_in::Reader;
 
 pub use error::AppError;
@@ -119,6 +121,8 @@ pub struct AppState {
     pub(crate) sessions: sign_in::Sessions,
     /// Failed sign-ins of the login page, per address.
     pub(crate) failures: chiso_users::Failures,
+    /// Who asked for what; kept when sign-in is on.
+    pub(crate) audit: Option<AuditLog>,
     pub(crate) tls: bool,
     /// The snapshot as each scope of the signed-in readers sees it, for
     /// the version being served.
@@ -156,8 +160,17 @@ impl AppState {
             )),
             false => None,
         };
+        let audit = match config.users {
+            Some(_) => Some(
+                AuditLog::start(&config.store)
+                    .await
+                    .map_err(|e| EngineError::Query(format!("cannot open the audit log: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Arc::new(Self {
             live,
+            audit,
             dashboards: config.dashboards.clone(),
             wards: WardRegistry::builtin(),
             tables: Memo::default(),
@@ -270,6 +283,12 @@ impl AppState {
         tokio::task::spawn_blocking(draw)
             .await
             .map_err(|e| AppError::internal(e.to_string()))
+    }
+
+    /// The audit log, when sign-in is on: for the Postgres side, and to
+    /// flush when the server stops.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
     }
 
     /// The admission of analysts' queries, to share with other entry points.

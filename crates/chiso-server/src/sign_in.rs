@@ -194,7 +194,8 @@ fn is_public(path: &str) -> bool {
 }
 
 /// The middleware: the request's [`Reader`], or 401 (programs) / the
-/// login page (people).
+/// login page (people); and, when sign-in is on, the request's entry in
+/// the audit log once its answer is known ([`crate::audit`]).
 pub async fn identify(
     State(state): State<Arc<AppState>>,
     mut request: Request,
@@ -204,42 +205,57 @@ pub async fn identify(
         request.extensions_mut().insert(Reader::Open);
         return next.run(request).await;
     };
+    let asked = crate::audit::Asked {
+        method: request.method().clone(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned()),
+        address: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip()),
+        bearer: request.headers().contains_key(header::AUTHORIZATION),
+    };
     let path = request.uri().path();
-    if is_public(path) {
-        return next.run(request).await;
-    }
-    match user_of(&state, users, request.headers()) {
-        Some(user) => {
-            request
-                .extensions_mut()
-                .insert(Reader::User(Arc::new(user)));
+    let reader = match is_public(path) {
+        true => None,
+        false => user_of(&state, users, request.headers()).map(|user| Reader::User(Arc::new(user))),
+    };
+    let response = match &reader {
+        Some(reader) => {
+            request.extensions_mut().insert(reader.clone());
             next.run(request).await
         }
+        None if is_public(path) => next.run(request).await,
         None if path.starts_with("/api/") => {
-            let mut response = AppError::new(
-                StatusCode::UNAUTHORIZED,
-                "sign in: send `Authorization: Bearer TOKEN` (chiso user token), or sign in at /login",
-            )
-            .into_response();
+            let message = match asked.bearer {
+                true => "the token is not a user's: make one with `chiso user token`",
+                false => {
+                    "sign in: send `Authorization: Bearer TOKEN` (chiso user token), or sign in at /login"
+                }
+            };
+            let mut response = AppError::new(StatusCode::UNAUTHORIZED, message).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
         None => {
-            let wanted = request
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            let location = format!("/login?next={}", form_urlencoded(wanted));
+            let location = format!("/login?next={}", form_urlencoded(&asked.target));
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
             response
         }
+    };
+    if let Some(audit) = &state.audit
+        && let Some(entry) = crate::audit::entry(asked, reader.as_ref(), &response)
+    {
+        audit.record(entry);
     }
+    response
 }
 
 fn form_urlencoded(text: &str) -> String {
@@ -385,17 +401,22 @@ pub async fn login(
     }
     if let Some(wait) = state.failures.wait(address, Instant::now()) {
         tracing::warn!(%address, "sign-in refused: too many failures from this address");
-        return login_form(
+        return noted(
+            &form.name,
+            "refused",
+            "too many failed sign-ins from this address",
+            login_form(
             &state,
             Lang::Vi,
             form.next.as_deref(),
             Some(&format!(
                 "Quá nhiều lần đăng nhập sai; hãy thử lại sau {} giây. \
                  (Too many failed sign-ins; try again in {} s.)",
-                wait.as_secs().max(1),
-                wait.as_secs().max(1)
-            )),
-            StatusCode::TOO_MANY_REQUESTS,
+                    wait.as_secs().max(1),
+                    wait.as_secs().max(1)
+                )),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
         );
     }
     let Some(user) = users.by_password(&form.name, &form.password) else {
@@ -405,17 +426,25 @@ pub async fn login(
             %address,
             "failed sign-in"
         );
-        return login_form(
-            &state,
-            Lang::Vi,
-            form.next.as_deref(),
-            Some("Tên đăng nhập hoặc mật khẩu không đúng. (Wrong user name or password.)"),
-            StatusCode::UNAUTHORIZED,
+        return noted(
+            &form.name,
+            "failed",
+            "wrong user name or password",
+            login_form(
+                &state,
+                Lang::Vi,
+                form.next.as_deref(),
+                Some("Tên đăng nhập hoặc mật khẩu không đúng. (Wrong user name or password.)"),
+                StatusCode::UNAUTHORIZED,
+            ),
         );
     };
     let id = state.sessions.start(&user.name)?;
     tracing::info!(user = %user.name, role = user.role.as_str(), "signed in");
     let mut response = StatusCode::SEE_OTHER.into_response();
+    let note = crate::audit::note(&mut response);
+    note.user = Some(user.name.clone());
+    note.outcome = Some("ok");
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&local_path(form.next.as_deref())) {
         headers.insert(header::LOCATION, value);
@@ -428,6 +457,21 @@ pub async fn login(
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         headers.append(header::SET_COOKIE, value);
     }
+    Ok(response)
+}
+
+/// A sign-in's answer, with what the audit log is to say of it.
+fn noted(
+    name: &str,
+    outcome: &'static str,
+    detail: &str,
+    response: Result<Response, AppError>,
+) -> Result<Response, AppError> {
+    let mut response = response?;
+    let note = crate::audit::note(&mut response);
+    note.user = Some(name.chars().take(64).collect());
+    note.outcome = Some(outcome);
+    note.detail = Some(detail.to_owned());
     Ok(response)
 }
 

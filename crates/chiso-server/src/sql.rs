@@ -125,8 +125,15 @@ pub async fn post_sql(
     let query = Query::parse(uri.query())?;
     let format = choose_format(&query, &headers)?;
     let sql = query_text(&headers, &body)?;
-    reader.must_write_sql()?;
-    stream_query(&state, &reader, sql, format, None, query.limit).await
+    let audited = sql.clone();
+    let answer = match reader.must_write_sql() {
+        Ok(()) => stream_query(&state, &reader, sql, format, None, query.limit).await,
+        Err(refused) => Err(refused),
+    };
+    // The text is the body, which the path does not show.
+    let mut response = answer.into_response();
+    crate::audit::note(&mut response).target = Some(audited);
+    Ok(response)
 }
 
 /// Runs `sql` on the snapshot being served, within the gate's bounds, and

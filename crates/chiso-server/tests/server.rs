@@ -1113,7 +1113,7 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
     users
         .set_password("ninhkieu", Hash::new("mật khẩu phường").expect("hash"))
         .expect("password");
-    let (app, _state, store_dir) = server_with("users", None, QUERY_TIMEOUT, Some(users)).await;
+    let (app, state, store_dir) = server_with("users", None, QUERY_TIMEOUT, Some(users)).await;
     let bearer = |name: &str| format!("Bearer {}", tokens[name]);
     let as_user = |name: &'static str, method: Method, uri: &'static str, body: &'static str| {
         let (app, auth) = (app.clone(), bearer(name));
@@ -1418,6 +1418,74 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
         "{}",
         throttled.text()
     );
+
+    // The audit log: every request above, read back by an administrator
+    // through SQL, and by nobody else.
+    state.audit().expect("an audit log").flush().await;
+    let audit = |sql: &'static str| as_user("quantri", Method::POST, "/api/sql?format=csv", sql);
+    let sign_ins = audit(
+        "SELECT outcome, count(*) AS n FROM audit WHERE user_name = 'ninhkieu' \
+         AND action = 'sign_in' GROUP BY outcome ORDER BY outcome",
+    )
+    .await;
+    assert_eq!(
+        sign_ins.text(),
+        format!(
+            "outcome,n\nfailed,{}\nok,1\nrefused,1\n",
+            1 + chiso_users::MAX_FAILURES
+        )
+    );
+    for (sql, expected) in [
+        // The other ward's page, by token and by session.
+        (
+            "SELECT count(*) AS n FROM audit WHERE user_name = 'ninhkieu' AND role = 'ward' \
+             AND action = 'page' AND outcome = 'refused' AND status = 403 \
+             AND target = '/ward/31120?period=2025-W40'",
+            "2",
+        ),
+        // The SQL text sent as a body.
+        (
+            "SELECT count(*) AS n FROM audit WHERE user_name = 'ninhkieu' AND action = 'sql' \
+             AND outcome = 'ok' AND target = 'SELECT count(DISTINCT ward_code) AS n FROM events'",
+            "1",
+        ),
+        // A refused query, with the reason.
+        (
+            "SELECT count(*) AS n FROM audit WHERE user_name = 'lanhdao' AND action = 'sql' \
+             AND outcome = 'refused' AND detail LIKE '%SQL%'",
+            "2",
+        ),
+        // The ingest, by its id, with its counts.
+        (
+            "SELECT count(*) AS n FROM audit a JOIN ingests i ON a.target = i.ingest_id \
+             WHERE a.action = 'ingest' AND a.user_name = 'ninhkieu' \
+             AND a.detail LIKE '%1 accepted%1 rejected'",
+            "1",
+        ),
+        // A wrong token, and nobody at all.
+        (
+            "SELECT count(*) AS n FROM audit WHERE user_name IS NULL AND outcome = 'failed' \
+             AND status = 401 AND target = '/api/kpi'",
+            "1",
+        ),
+        (
+            "SELECT count(*) AS n FROM audit WHERE user_name IS NULL AND outcome = 'refused' \
+             AND target IN ('/api/kpi?period=2025-W40', '/ward/31135?period=2025-W40')",
+            "2",
+        ),
+        // Health checks and static files are not recorded.
+        (
+            "SELECT count(*) AS n FROM audit WHERE target LIKE '/health%' OR target LIKE '/static/%'",
+            "0",
+        ),
+    ] {
+        let answer = audit(sql).await;
+        assert_eq!(answer.text(), format!("n\n{expected}\n"), "{sql}");
+    }
+    for name in ["phantich", "ninhkieu"] {
+        let refused = as_user(name, Method::POST, "/api/sql", "SELECT count(*) FROM audit").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{name}");
+    }
     let _ = std::fs::remove_dir_all(&store_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

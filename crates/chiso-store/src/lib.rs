@@ -1,6 +1,6 @@
 //! # chiso-store: the durable store
 //!
-//! A store is one directory holding three Delta Lake tables, written with
+//! A store is one directory holding four Delta Lake tables, written with
 //! delta-rs and readable by any engine that reads Delta (Spark, DuckDB,
 //! Polars, pandas through the `deltalake` package) without chiso:
 //!
@@ -11,6 +11,7 @@
 //!   events/            the event log (partitioned by local month of occurred_at)
 //!   quarantine/        every rejected row, with where it came from and why
 //!   ingests/           one row per ingest: counts and the events version it made
+//!   audit/             who asked a signed-in server for what ([`audit`])
 //!   reference/         the procedure catalogue (procedures.csv), optional
 //!   derived/           the dossier tables the engine derives per events version
 //! ```
@@ -31,6 +32,7 @@
 //! layout; the ingester hands it Arrow batches, the engine asks it for
 //! DataFusion tables.
 
+pub mod audit;
 pub mod catalogue;
 pub mod csv_out;
 mod schema;
@@ -42,7 +44,7 @@ mod store;
 pub(crate) const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
 
 pub use schema::{
-    EVENTS_PARTITION, Table, events_schema, ingests_schema, lineage, local_month, quarantine_schema,
+    EVENTS_PARTITION, Table, audit_schema, events_schema, ingests_schema, lineage, local_month, quarantine_schema,
 };
 pub use store::{
     CompactReport, IngestRecord, QuarantineRow, Store, StoreError, StoreInfo, TableInfo,

@@ -12,10 +12,11 @@ pub enum Table {
     Events,
     Quarantine,
     Ingests,
+    Audit,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Events, Table::Quarantine, Table::Ingests];
+    pub const ALL: [Table; 4] = [Table::Events, Table::Quarantine, Table::Ingests, Table::Audit];
 
     /// The table's folder in the store, and its SQL name.
     pub fn name(self) -> &'static str {
@@ -23,6 +24,7 @@ impl Table {
             Self::Events => "events",
             Self::Quarantine => "quarantine",
             Self::Ingests => "ingests",
+            Self::Audit => "audit",
         }
     }
 
@@ -31,6 +33,7 @@ impl Table {
             Self::Events => events_schema(),
             Self::Quarantine => quarantine_schema(),
             Self::Ingests => ingests_schema(),
+            Self::Audit => audit_schema(),
         }
     }
 
@@ -48,7 +51,7 @@ impl Table {
                 chiso_core::event::columns::EVENT_TYPE,
                 chiso_core::event::columns::CHANNEL,
             ],
-            Self::Quarantine | Self::Ingests => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit => &[],
         }
     }
 
@@ -59,7 +62,7 @@ impl Table {
     pub fn unique_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[chiso_core::event::columns::EVENT_ID, lineage::CONTENT_HASH],
-            Self::Quarantine | Self::Ingests => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit => &[],
         }
     }
 
@@ -71,14 +74,14 @@ impl Table {
     pub fn cluster_column(self) -> Option<&'static str> {
         match self {
             Self::Events => Some(chiso_core::event::columns::EVENT_TYPE),
-            Self::Quarantine | Self::Ingests => None,
+            Self::Quarantine | Self::Ingests | Self::Audit => None,
         }
     }
 
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[EVENTS_PARTITION],
-            Self::Quarantine | Self::Ingests => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit => &[],
         }
     }
 }
@@ -142,6 +145,24 @@ pub fn ingests_schema() -> SchemaRef {
         count("rejected"),
         count("orphans"),
         Field::new("events_version", DataType::Int64, true),
+    ]))
+}
+
+/// One row per request or statement of a signed-in server (see
+/// [`crate::audit`]).
+pub fn audit_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("at", timestamp_type(), false),
+        text("user_name", true),
+        text("role", true),
+        text("address", true),
+        text("entry_point", false),
+        text("action", false),
+        text("target", false),
+        text("outcome", false),
+        Field::new("status", DataType::Int64, true),
+        text("detail", true),
     ]))
 }
 

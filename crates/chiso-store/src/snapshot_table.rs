@@ -316,3 +316,51 @@ impl TableProvider for SnapshotTable {
             .collect())
     }
 }
+
+/// A table read at its latest committed version by every scan, rather than
+/// at the version the session was made with: the audit log, which grows
+/// with every request while the session of a store version is kept for
+/// as long as no ingest comes.
+#[derive(Debug)]
+pub(crate) struct LatestTable {
+    schema: SchemaRef,
+    table_url: Url,
+}
+
+impl LatestTable {
+    /// The table in the folder `table_url`, shaped like `loaded`.
+    pub(crate) async fn try_new(loaded: &DeltaTable, table_url: &Url) -> Result<Self> {
+        let schema = provider(loaded, table_url, &[]).await?.schema();
+        Ok(Self {
+            schema,
+            table_url: table_url.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for LatestTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let latest = deltalake::open_table(self.table_url.clone())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        provider(&latest, &self.table_url, &[])
+            .await?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}

@@ -11,6 +11,7 @@ use arrow::array::{
     TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt32Array,
 };
 use arrow::datatypes::DataType as ArrowType;
+use chiso_exec::datafusion::catalog::TableProvider;
 use chiso_exec::datafusion::dataframe::DataFrame;
 use chiso_exec::datafusion::execution::SendableRecordBatchStream;
 use chiso_exec::datafusion::execution::context::SessionContext;
@@ -105,7 +106,7 @@ struct Marker {
     created_at: DateTime<Utc>,
 }
 
-/// An open store: the three tables at the versions last loaded.
+/// An open store: its tables at the versions last loaded.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
@@ -344,6 +345,48 @@ fn table_url(root: &Path, table: Table) -> Result<url::Url, StoreError> {
     deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(delta(table))
 }
 
+fn has_log(folder: &Path) -> bool {
+    std::fs::read_dir(folder.join("_delta_log")).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// Creates `table` in the store at `root`, keeping one that an earlier,
+/// interrupted creation (or another process, at the same moment) made.
+async fn create_table(root: &Path, table: Table) -> Result<(), StoreError> {
+    let url = table_url(root, table)?;
+    let folder = root.join(table.name());
+    std::fs::create_dir_all(&folder).map_err(io(root))?;
+    // Loading is tried only where a log exists: delta-rs logs a failed load
+    // of an empty folder as an error, which a new user would see.
+    let exists = async {
+        Ok::<_, StoreError>(
+            has_log(&folder)
+                && DeltaTable::try_from_url(url.clone())
+                    .await
+                    .map_err(delta(table))?
+                    .version()
+                    .is_some(),
+        )
+    };
+    if exists.await? {
+        return Ok(());
+    }
+    let ops = DeltaTableBuilder::from_url(url.clone())
+        .and_then(|builder| builder.build())
+        .map_err(delta(table))?;
+    let created = ops
+        .create()
+        .with_table_name(table.name())
+        .with_columns(delta_fields(table))
+        .with_partition_columns(table.partition_columns().iter().copied())
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it first.
+        Err(_) if has_log(&folder) => Ok(()),
+        Err(cause) => Err(delta(table)(cause)),
+    }
+}
+
 impl Store {
     /// Opens an existing store.
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
@@ -368,6 +411,10 @@ impl Store {
         }
         let mut tables = HashMap::new();
         for table in Table::ALL {
+            if table == Table::Audit && !has_log(&root.join(table.name())) {
+                // Stores made before the audit log get it when first opened.
+                create_table(root, table).await?;
+            }
             let url = table_url(root, table)?;
             let loaded = deltalake::open_table(url).await.map_err(delta(table))?;
             tables.insert(table, loaded);
@@ -404,32 +451,7 @@ impl Store {
         std::fs::create_dir_all(root).map_err(io(root))?;
         let _lock = lock_file(root)?;
         for table in Table::ALL {
-            let url = table_url(root, table)?;
-            let folder = root.join(table.name());
-            std::fs::create_dir_all(&folder).map_err(io(root))?;
-            // A table an earlier, interrupted creation made is kept. Loading
-            // is tried only where a log exists: delta-rs logs a failed load
-            // of an empty folder as an error, which a new user would see.
-            let has_log = std::fs::read_dir(folder.join("_delta_log"))
-                .is_ok_and(|mut entries| entries.next().is_some());
-            if has_log
-                && DeltaTable::try_from_url(url.clone())
-                    .await
-                    .map_err(delta(table))?
-                    .version()
-                    .is_some()
-            {
-                continue;
-            }
-            let ops = DeltaTableBuilder::from_url(url)
-                .and_then(|builder| builder.build())
-                .map_err(delta(table))?;
-            ops.create()
-                .with_table_name(table.name())
-                .with_columns(delta_fields(table))
-                .with_partition_columns(table.partition_columns().iter().copied())
-                .await
-                .map_err(delta(table))?;
+            create_table(root, table).await?;
         }
         let marker = Marker {
             format: "chiso-store".into(),
@@ -467,6 +489,12 @@ impl Store {
                 .map_err(delta(*table))?;
         }
         Ok(())
+    }
+
+    /// Loads the latest committed version of one table.
+    pub async fn refresh_table(&mut self, table: Table) -> Result<(), StoreError> {
+        let loaded = self.tables.get_mut(&table).expect("every table is loaded");
+        loaded.update_incremental(None).await.map_err(delta(table))
     }
 
     /// Waits for, then holds, the exclusive right to write. The wait runs
@@ -560,13 +588,17 @@ impl Store {
             loaded
                 .update_datafusion_session(&context.state())
                 .map_err(delta(table))?;
-            let provider = crate::snapshot_table::provider(
-                loaded,
-                &table_url(&self.root, table)?,
-                table.dictionary_columns(),
-            )
-            .await
-            .map_err(query_error)?;
+            let url = table_url(&self.root, table)?;
+            let provider: Arc<dyn TableProvider> = match table {
+                Table::Audit => Arc::new(
+                    crate::snapshot_table::LatestTable::try_new(loaded, &url)
+                        .await
+                        .map_err(query_error)?,
+                ),
+                _ => crate::snapshot_table::provider(loaded, &url, table.dictionary_columns())
+                    .await
+                    .map_err(query_error)?,
+            };
             context
                 .register_table(table.name(), provider)
                 .map_err(query_error)?;
