@@ -33,7 +33,8 @@ impl Audit {
         entry.address = Some(client.socket_addr().ip().to_string());
         if let Err(error) = result {
             entry.outcome = match (action, error) {
-                ("sign_in", _) => "failed",
+                ("sign_in", PgWireError::InvalidPassword(_)) => "failed",
+                ("sign_in", _) => "refused",
                 (_, PgWireError::UserError(info)) if info.code.starts_with("42501") => "refused",
                 _ => "error",
             };

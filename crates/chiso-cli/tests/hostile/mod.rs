@@ -433,6 +433,32 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
         }
         assert!(throttled, "eight failures in a row were never throttled");
         server.alive();
+
+        // Both are in the audit log, which `chiso store audit` lists (the
+        // server commits it once a second).
+        let store = dir.join("chiso/sample-city");
+        let listed = |args: &[&str]| {
+            let output = Command::new(env!("CARGO_BIN_EXE_chiso"))
+                .args(["store", "audit", "--store"])
+                .arg(&store)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (failed, statement) = loop {
+            let failed = listed(&["--action", "sign_in", "--outcome", "failed"]);
+            let statement = listed(&["--user", WARD_USER, "--action", "sql"]);
+            let logged = failed.contains("nobody") && statement.contains("count(DISTINCT ward_code)");
+            if logged || Instant::now() > deadline {
+                break (failed, statement);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(failed.contains("nobody") && failed.contains("postgres"), "{failed}");
+        assert!(statement.contains("count(DISTINCT ward_code)"), "{statement}");
     }
     drop(server);
 
