@@ -34,3 +34,28 @@ document.querySelectorAll("form.sql-form textarea").forEach(function (area) {
     }
   });
 });
+// Signed in: who, and a way out. Asked of the server rather than written
+// into the page, which is shared by every reader of the same scope.
+(function () {
+  var header = document.querySelector("header");
+  if (!header || !window.fetch) { return; }
+  fetch("/api/me", { credentials: "same-origin" })
+    .then(function (answer) { return answer.ok ? answer.json() : null; })
+    .then(function (me) {
+      if (!me || !me.name) { return; }
+      var english = document.documentElement.lang === "en";
+      var form = document.createElement("form");
+      form.className = "account";
+      form.method = "post";
+      form.action = "/logout";
+      var who = document.createElement("span");
+      who.textContent = me.name + " · " + me.role_label[english ? "en" : "vi"];
+      var button = document.createElement("button");
+      button.type = "submit";
+      button.textContent = english ? "Sign out" : "Đăng xuất";
+      form.appendChild(who);
+      form.appendChild(button);
+      header.appendChild(form);
+    })
+    .catch(function () {});
+})();

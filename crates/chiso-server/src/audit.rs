@@ -33,7 +33,8 @@ pub fn note(response: &mut Response) -> &mut AuditNote {
 /// login form, health checks, static files).
 fn action(method: &Method, path: &str) -> Option<&'static str> {
     Some(match path {
-        "/health" => return None,
+        // Asked by every page for its header: the page is recorded.
+        "/health" | "/api/me" => return None,
         _ if path.starts_with("/static/") => return None,
         "/login" if method == Method::POST => "sign_in",
         "/login" => return None,
@@ -108,6 +109,7 @@ mod tests {
         let get = Method::GET;
         let post = Method::POST;
         assert_eq!(action(&get, "/health"), None);
+        assert_eq!(action(&get, "/api/me"), None);
         assert_eq!(action(&get, "/static/chiso.css"), None);
         assert_eq!(action(&get, "/login"), None);
         assert_eq!(action(&post, "/login"), Some("sign_in"));

@@ -72,6 +72,7 @@ pub fn page(frame: &Frame, body: &str) -> String {
 pub fn error_page(status: StatusCode, message: &str, lang: Lang) -> String {
     let heading = match status {
         StatusCode::NOT_FOUND => lang.pick("Không tìm thấy", "Not found"),
+        StatusCode::FORBIDDEN => lang.pick("Không có quyền xem", "Not yours to see"),
         s if s.is_client_error() => lang.pick("Yêu cầu chưa đúng", "That request is not valid"),
         _ => lang.pick("Đã có lỗi", "Something went wrong"),
     };

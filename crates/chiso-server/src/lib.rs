@@ -366,6 +366,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         // checking the token.
         .route("/api/events", post(ingest::post_events))
         .route("/api/sql", post(sql::post_sql).get(sql::get_sql))
+        .route("/api/me", get(sign_in::me))
         .route("/api/{*rest}", get(api::unknown))
         .route("/login", get(sign_in::login_page).post(sign_in::login))
         .route("/logout", post(sign_in::logout))

@@ -17,13 +17,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use chiso_dashboard::Lang;
 use chiso_engine::Scope;
-use chiso_users::{User, Users};
+use chiso_users::{Role, User, Users};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -475,23 +475,39 @@ fn noted(
     Ok(response)
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct LogoutForm {
-    csrf: String,
+/// `GET /api/me`: who is signed in, for the pages' header (the pages
+/// themselves are shared by every reader of a scope, so they cannot say).
+pub async fn me(Extension(reader): Extension<Reader>) -> Response {
+    let body = match &reader {
+        Reader::Open => serde_json::json!({ "name": null }),
+        Reader::User(user) => {
+            let wards = user
+                .scope()
+                .ward_codes()
+                .map(|codes| codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "));
+            let (vi, en) = match (user.role, &wards) {
+                (Role::Ward, Some(wards)) => (format!("phường/xã {wards}"), format!("ward {wards}")),
+                (Role::Leader, _) => ("lãnh đạo".to_owned(), "leader".to_owned()),
+                (Role::Analyst, _) => ("phân tích".to_owned(), "analyst".to_owned()),
+                (Role::Admin, _) => ("quản trị".to_owned(), "administrator".to_owned()),
+                (Role::Ward, None) => ("phường/xã".to_owned(), "ward".to_owned()),
+            };
+            serde_json::json!({
+                "name": user.name,
+                "role": user.role.as_str(),
+                "role_label": { "vi": vi, "en": en },
+                "wards": wards,
+            })
+        }
+    };
+    axum::Json(body).into_response()
 }
 
-/// `POST /logout`: the session ends.
-pub async fn logout(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let Ok(form) = read_form::<LogoutForm>(&body) else {
-        return AppError::bad_request("the form is not understood").into_response();
-    };
-    if csrf_holds(&headers, &form.csrf)
-        && let Some(id) = cookie(&headers, SESSION_COOKIE)
-    {
+/// `POST /logout`: the session ends. No CSRF field is needed: a form on
+/// another site cannot send the session cookie (`SameSite=Lax` keeps it
+/// off cross-site POSTs) and the shield refuses its `Origin`.
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         state.sessions.end(id);
     }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();

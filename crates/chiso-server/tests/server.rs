@@ -15,6 +15,9 @@ use chiso_engine::EngineOptions;
 use chiso_server::{AppState, ServerConfig, app};
 use tower::ServiceExt;
 
+#[path = "support/webdriver.rs"]
+mod webdriver;
+
 const TOKEN: &str = "test-token-123";
 /// The limit of an ad-hoc query in these tests.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(8);
@@ -1074,6 +1077,96 @@ async fn every_page_renders_in_headless_chromium_without_console_errors() {
     server.abort();
     eprintln!("screenshots in {}", shots.display());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A ward's officer signs in through the login page in Chromium (a wrong
+/// password first), lands on the page they asked for, sees who they are
+/// and a way out, is refused another ward's page, and signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ward_officer_signs_in_and_out_through_the_login_page_in_chromium() {
+    use chiso_users::{Hash, Role, Users};
+    let (Some(chromium), Some(driver)) = (chromium(), webdriver::chromedriver()) else {
+        assert!(
+            std::env::var_os("CHISO_REQUIRE_BROWSER").is_none(),
+            "CHISO_REQUIRE_BROWSER is set but chromium or chromedriver is missing \
+             (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: no chromium and chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let folder = std::env::temp_dir().join(format!("chiso-browser-users-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).expect("dir");
+    let mut users = Users::load_or_new(&folder.join("users")).expect("users");
+    let ninh_kieu = chiso_core::wards::WardRegistry::builtin()
+        .code("31135")
+        .expect("ward");
+    users.set("ninhkieu", Role::Ward, vec![ninh_kieu]).expect("user");
+    users
+        .set_password("ninhkieu", Hash::new("mat-khau-phuong").expect("hash"))
+        .expect("password");
+    let (app, _state, dir) =
+        server_with("browser-sign-in", None, QUERY_TIMEOUT, Some(users)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let profile = dir.join("profile-sign-in");
+    tokio::task::spawn_blocking(move || {
+        let browser = webdriver::Browser::start(&driver, &chromium, &profile);
+        let wanted = format!("http://{addr}/ward/31135?period=2025-W40");
+        browser.open(&wanted);
+        assert!(browser.url().contains("/login?next="), "{}", browser.url());
+        assert!(browser.source().contains("Đăng nhập"));
+        browser.type_into("input[name=name]", "ninhkieu");
+        browser.type_into("input[name=password]", "sai");
+        browser.click("button[type=submit]");
+        assert!(
+            browser.source().contains("Tên đăng nhập hoặc mật khẩu không đúng"),
+            "{}",
+            browser.source()
+        );
+        browser.type_into("input[name=name]", "ninhkieu");
+        browser.type_into("input[name=password]", "mat-khau-phuong");
+        browser.click("button[type=submit]");
+        assert_eq!(browser.url(), wanted);
+        assert!(browser.source().contains("Phường Ninh Kiều"));
+        let session = browser
+            .cookies()
+            .into_iter()
+            .find(|c| c["name"] == "chiso_session")
+            .expect("a session cookie");
+        assert_eq!(session["httpOnly"], true, "{session}");
+        assert_eq!(session["sameSite"], "Lax", "{session}");
+        // The header's account box comes from a script: wait for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !browser.source().contains("Đăng xuất") {
+            assert!(std::time::Instant::now() < deadline, "no sign-out button");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(browser.source().contains("ninhkieu · phường/xã 31135"));
+
+        browser.open(&format!("http://{addr}/ward/31120?period=2025-W40"));
+        let refused = browser.source();
+        assert!(refused.contains("Không có quyền xem"), "{refused}");
+        assert!(!refused.contains("Phường Cái Khế"));
+
+        browser.open(&wanted);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !browser.source().contains("Đăng xuất") {
+            assert!(std::time::Instant::now() < deadline, "no sign-out button");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        browser.click("form.account button");
+        assert!(browser.url().ends_with("/login"), "{}", browser.url());
+        browser.open(&wanted);
+        assert!(browser.url().contains("/login?next="), "signed out, yet {}", browser.url());
+    })
+    .await
+    .expect("the browser steps");
+    server.abort();
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(folder);
 }
 
 /// The Set-Cookie value of `name` in an answer.
