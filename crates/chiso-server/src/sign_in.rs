@@ -381,7 +381,7 @@ fn csrf_holds(headers: &HeaderMap, field: &str) -> bool {
 /// Postgres wire).
 pub async fn login(
     State(state): State<Arc<AppState>>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, AppError> {
