@@ -282,7 +282,11 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
         } => {
             let store = open(&store.store).await?;
             let mut filters = Vec::new();
-            for (column, value) in [("user_name", &user), ("outcome", &outcome), ("action", &action)] {
+            for (column, value) in [
+                ("user_name", &user),
+                ("outcome", &outcome),
+                ("action", &action),
+            ] {
                 if let Some(value) = value {
                     filters.push(format!("{column} = {}", quote(value)));
                 }
@@ -291,7 +295,9 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                 let from = match chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d") {
                     Ok(day) => chiso_core::time::local_midnight(day),
                     Err(_) => chiso_core::time::parse_timestamp(since).map_err(|e| {
-                        anyhow::anyhow!("--since {since}: give a day (2025-10-06) or an instant: {e}")
+                        anyhow::anyhow!(
+                            "--since {since}: give a day (2025-10-06) or an instant: {e}"
+                        )
                     })?,
                 };
                 filters.push(format!(
@@ -310,7 +316,10 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
             let order = " ORDER BY at DESC";
             if let Some(path) = csv {
                 store
-                    .export_csv(&format!("SELECT {columns} FROM audit{condition}{order}"), &path)
+                    .export_csv(
+                        &format!("SELECT {columns} FROM audit{condition}{order}"),
+                        &path,
+                    )
                     .await?;
                 println!("wrote {}", path.display());
             } else {

@@ -61,18 +61,17 @@ impl WardGate {
         };
         let ward = columns::WARD_CODE;
         let (own, others) = if list.is_empty() {
-            (HashSet::new(), dossier_keys(store, &dossiers("TRUE")).await?)
+            (
+                HashSet::new(),
+                dossier_keys(store, &dossiers("TRUE")).await?,
+            )
         } else {
             (
                 dossier_keys(store, &dossiers(&format!("{ward} IN ({list})"))).await?,
                 dossier_keys(store, &dossiers(&format!("{ward} NOT IN ({list})"))).await?,
             )
         };
-        Ok(Self {
-            wards,
-            own,
-            others,
-        })
+        Ok(Self { wards, own, others })
     }
 
     /// Whether `event` may be stored now. An admitted `received` makes its

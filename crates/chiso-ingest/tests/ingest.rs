@@ -885,8 +885,9 @@ async fn a_ward_uploader_adds_only_to_its_own_wards_dossiers() {
         let mut ids: Vec<String> = batches
             .iter()
             .flat_map(|batch| {
-                let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-                    .unwrap();
+                let column =
+                    arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
                 arrow::array::AsArray::as_string::<i32>(&column)
                     .iter()
                     .map(|id| id.unwrap().to_owned())

@@ -66,8 +66,8 @@ impl<H: StartupHandler> StartupHandler for Throttled<H> {
                 tracing::warn!(%user, %address, "Postgres sign-in failed: wrong password or unknown user");
                 self.audit.record(client, "sign_in", "", Err(error));
             }
-            Ok(()) if signing_in
-                && matches!(client.state(), PgWireConnectionState::ReadyForQuery) =>
+            Ok(())
+                if signing_in && matches!(client.state(), PgWireConnectionState::ReadyForQuery) =>
             {
                 self.audit.record(client, "sign_in", "", Ok(()));
             }

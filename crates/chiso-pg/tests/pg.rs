@@ -49,7 +49,8 @@ async fn start(limits: QueryLimits) -> Server {
         let engine = engine.clone();
         move || ("v1".to_owned(), engine.clone())
     };
-    let server = PgServer::new(Arc::new(source), users, QueryGate::new(limits), None).expect("server");
+    let server =
+        PgServer::new(Arc::new(source), users, QueryGate::new(limits), None).expect("server");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -26,7 +26,9 @@ pub struct AuditNote {
 
 /// The note of `response`, made empty if it has none.
 pub fn note(response: &mut Response) -> &mut AuditNote {
-    response.extensions_mut().get_or_insert_default::<AuditNote>()
+    response
+        .extensions_mut()
+        .get_or_insert_default::<AuditNote>()
 }
 
 /// What a request to `path` does; `None` for what is not recorded (the
@@ -34,7 +36,7 @@ pub fn note(response: &mut Response) -> &mut AuditNote {
 fn action(method: &Method, path: &str) -> Option<&'static str> {
     Some(match path {
         // Asked by every page for its header: the page is recorded.
-        "/health" | "/api/me" => return None,
+        "/health" | "/api/me" | "/favicon.ico" => return None,
         _ if path.starts_with("/static/") => return None,
         "/login" if method == Method::POST => "sign_in",
         "/login" => return None,

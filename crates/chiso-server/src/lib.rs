@@ -349,6 +349,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     let allowed_hosts = state.allowed_hosts.clone();
     Router::new()
         .route("/health", get(api::health))
+        // Pages name no icon; browsers ask anyway.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NOT_FOUND }),
+        )
         .route("/static/{file}", get(pages::asset))
         .route("/sql", get(console::console))
         .route("/export/{file}", get(export::page_export))

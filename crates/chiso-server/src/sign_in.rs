@@ -190,7 +190,9 @@ fn user_of(state: &AppState, users: &Users, headers: &HeaderMap) -> Option<User>
 
 /// Paths anyone may ask for.
 fn is_public(path: &str) -> bool {
-    path == "/login" || path == "/health" || path.starts_with("/static/")
+    // A browser asks for /favicon.ico by itself: sent to the login page,
+    // it would be one more sign-in form behind the reader's back.
+    path == "/login" || path == "/health" || path == "/favicon.ico" || path.starts_with("/static/")
 }
 
 /// The middleware: the request's [`Reader`], or 401 (programs) / the
@@ -207,10 +209,10 @@ pub async fn identify(
     };
     let asked = crate::audit::Asked {
         method: request.method().clone(),
-        target: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned()),
+        target: request.uri().path_and_query().map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        ),
         address: request
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -283,6 +285,7 @@ pub struct LoginQuery {
 /// `GET /login`: the form, with a fresh CSRF token in a cookie and a field.
 pub async fn login_page(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<LoginQuery>,
 ) -> Result<Response, AppError> {
     let lang = query
@@ -290,11 +293,19 @@ pub async fn login_page(
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi);
-    login_form(&state, lang, query.next.as_deref(), None, StatusCode::OK)
+    login_form(
+        &state,
+        &headers,
+        lang,
+        query.next.as_deref(),
+        None,
+        StatusCode::OK,
+    )
 }
 
 fn login_form(
     state: &AppState,
+    headers: &HeaderMap,
     lang: Lang,
     next: Option<&str>,
     problem: Option<&str>,
@@ -303,14 +314,22 @@ fn login_form(
     if state.users.is_none() {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response());
     }
-    let csrf = random_text()?;
+    // The token the browser already holds, if any: a second login page
+    // (another tab, a reload) must not make the first one's form stale.
+    let csrf = match cookie(headers, CSRF_COOKIE) {
+        Some(held) if held.len() == 64 && held.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            held.to_owned()
+        }
+        _ => random_text()?,
+    };
     let problem = problem
         .map(|p| format!("<p class=\"error\">{}</p>", escape(p)))
         .unwrap_or_default();
     let body = format!(
         "<!doctype html><html lang=\"{lang_code}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · chỉ số</title><link rel=\"stylesheet\" href=\"/static/chiso.css\"></head>\
+<title>{title} · chỉ số</title><link rel=\"stylesheet\" href=\"/static/chiso.css\">\
+<link rel=\"icon\" href=\"data:,\"></head>\
 <body><main class=\"login\"><h1>{title}</h1>{problem}\
 <form method=\"post\" action=\"/login\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -393,6 +412,7 @@ pub async fn login(
     if !csrf_holds(&headers, &form.csrf) {
         return login_form(
             &state,
+            &headers,
             Lang::Vi,
             form.next.as_deref(),
             Some("Phiên đăng nhập đã hết hạn; hãy thử lại. (The form expired; try again.)"),
@@ -406,11 +426,12 @@ pub async fn login(
             "refused",
             "too many failed sign-ins from this address",
             login_form(
-            &state,
-            Lang::Vi,
-            form.next.as_deref(),
-            Some(&format!(
-                "Quá nhiều lần đăng nhập sai; hãy thử lại sau {} giây. \
+                &state,
+                &headers,
+                Lang::Vi,
+                form.next.as_deref(),
+                Some(&format!(
+                    "Quá nhiều lần đăng nhập sai; hãy thử lại sau {} giây. \
                  (Too many failed sign-ins; try again in {} s.)",
                     wait.as_secs().max(1),
                     wait.as_secs().max(1)
@@ -432,6 +453,7 @@ pub async fn login(
             "wrong user name or password",
             login_form(
                 &state,
+                &headers,
                 Lang::Vi,
                 form.next.as_deref(),
                 Some("Tên đăng nhập hoặc mật khẩu không đúng. (Wrong user name or password.)"),
@@ -481,12 +503,17 @@ pub async fn me(Extension(reader): Extension<Reader>) -> Response {
     let body = match &reader {
         Reader::Open => serde_json::json!({ "name": null }),
         Reader::User(user) => {
-            let wards = user
-                .scope()
-                .ward_codes()
-                .map(|codes| codes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "));
+            let wards = user.scope().ward_codes().map(|codes| {
+                codes
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
             let (vi, en) = match (user.role, &wards) {
-                (Role::Ward, Some(wards)) => (format!("phường/xã {wards}"), format!("ward {wards}")),
+                (Role::Ward, Some(wards)) => {
+                    (format!("phường/xã {wards}"), format!("ward {wards}"))
+                }
                 (Role::Leader, _) => ("lãnh đạo".to_owned(), "leader".to_owned()),
                 (Role::Analyst, _) => ("phân tích".to_owned(), "analyst".to_owned()),
                 (Role::Admin, _) => ("quản trị".to_owned(), "administrator".to_owned()),

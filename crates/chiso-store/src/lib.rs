@@ -44,7 +44,8 @@ mod store;
 pub(crate) const PROCEDURE_CATALOGUE: &str = "reference/procedures.csv";
 
 pub use schema::{
-    EVENTS_PARTITION, Table, audit_schema, events_schema, ingests_schema, lineage, local_month, quarantine_schema,
+    EVENTS_PARTITION, Table, audit_schema, events_schema, ingests_schema, lineage, local_month,
+    quarantine_schema,
 };
 pub use store::{
     CompactReport, IngestRecord, QuarantineRow, Store, StoreError, StoreInfo, TableInfo,

@@ -16,7 +16,12 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Events, Table::Quarantine, Table::Ingests, Table::Audit];
+    pub const ALL: [Table; 4] = [
+        Table::Events,
+        Table::Quarantine,
+        Table::Ingests,
+        Table::Audit,
+    ];
 
     /// The table's folder in the store, and its SQL name.
     pub fn name(self) -> &'static str {

@@ -451,14 +451,21 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
         let (failed, statement) = loop {
             let failed = listed(&["--action", "sign_in", "--outcome", "failed"]);
             let statement = listed(&["--user", WARD_USER, "--action", "sql"]);
-            let logged = failed.contains("nobody") && statement.contains("count(DISTINCT ward_code)");
+            let logged =
+                failed.contains("nobody") && statement.contains("count(DISTINCT ward_code)");
             if logged || Instant::now() > deadline {
                 break (failed, statement);
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        assert!(failed.contains("nobody") && failed.contains("postgres"), "{failed}");
-        assert!(statement.contains("count(DISTINCT ward_code)"), "{statement}");
+        assert!(
+            failed.contains("nobody") && failed.contains("postgres"),
+            "{failed}"
+        );
+        assert!(
+            statement.contains("count(DISTINCT ward_code)"),
+            "{statement}"
+        );
     }
     drop(server);
 

@@ -88,8 +88,7 @@ impl Browser {
     /// One command; its `value`, or the driver's error.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
@@ -101,19 +100,43 @@ impl Browser {
         stream
             .write_all(request.as_bytes())
             .map_err(|e| e.to_string())?;
+        // chromedriver keeps the connection open whatever the request
+        // says: read the head, then exactly the body it announces.
         let mut answer = Vec::new();
-        stream
-            .read_to_end(&mut answer)
-            .map_err(|e| e.to_string())?;
-        let split = answer
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("no answer")?;
+        let mut chunk = [0u8; 8192];
+        let split = loop {
+            if let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break split;
+            }
+            let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+            if read == 0 {
+                return Err("the driver closed the connection".into());
+            }
+            answer.extend_from_slice(&chunk[..read]);
+        };
         let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
-        let body = &answer[split + 4..];
+        let mut body = answer[split + 4..].to_vec();
+        let length = head.lines().find_map(|line| {
+            let value = line.strip_prefix("content-length:")?;
+            value.trim().parse::<usize>().ok()
+        });
+        match length {
+            Some(length) => {
+                while body.len() < length {
+                    let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+                    if read == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..read]);
+                }
+            }
+            None => {
+                stream.read_to_end(&mut body).map_err(|e| e.to_string())?;
+            }
+        }
         let body = match head.contains("transfer-encoding: chunked") {
-            true => String::from_utf8_lossy(&dechunk(body)).into_owned(),
-            false => String::from_utf8_lossy(body).into_owned(),
+            true => String::from_utf8_lossy(&dechunk(&body)).into_owned(),
+            false => String::from_utf8_lossy(&body).into_owned(),
         };
         let value: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
         match value["value"].get("error") {
@@ -174,7 +197,11 @@ impl Browser {
     /// Clicks `css` (a submit button waits for the next page).
     pub fn click(&self, css: &str) {
         let element = self.element(css);
-        self.command("POST", &format!("/element/{element}/click"), Some(json!({})));
+        self.command(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
     }
 
     /// The browser's cookies, as `name=value` pairs with their flags.
