@@ -66,7 +66,10 @@ fn crates_depend_on_each_other_as_architecture_md_says() {
             ],
         ),
         ("chiso-users", &["chiso-core", "chiso-engine"]),
-        ("chiso-pg", &["chiso-core", "chiso-engine", "chiso-users"]),
+        (
+            "chiso-pg",
+            &["chiso-core", "chiso-store", "chiso-engine", "chiso-users"],
+        ),
         (
             "chiso-test-support",
             &["chiso-core", "chiso-engine", "chiso-ingest"],

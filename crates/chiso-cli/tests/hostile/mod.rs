@@ -351,11 +351,25 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
     );
     assert!(distinct.contains("n\n1\n"), "{distinct}");
     assert_eq!(status(&ward_sql("SELECT * FROM quarantine")), 400);
-    let upload = server.request(&format!(
-        "POST /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ward_token}\r\n\
-         Content-Type: text/csv\r\nContent-Length: 0\r\n\r\n"
-    ));
-    assert_eq!(status(&upload), 403, "{upload}");
+    // A ward's officer sending another ward's dossier: stored nowhere but
+    // the quarantine.
+    let other_ward = "{\"event_id\":\"hostile-1\",\"dossier_id\":\"HOSTILE-1\",\
+        \"event_type\":\"received\",\"occurred_at\":\"2025-10-01T09:00:00+07:00\",\
+        \"ward_code\":\"31120\",\"procedure_code\":\"2.000815\",\"channel\":\"online\",\
+        \"due_at\":\"2025-10-03T17:00:00+07:00\"}\n";
+    let upload = server.request_with_body(
+        &format!(
+            "POST /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ward_token}\r\n\
+             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            other_ward.len()
+        ),
+        other_ward.as_bytes(),
+    );
+    assert_eq!(status(&upload), 200, "{upload}");
+    assert!(
+        upload.contains("\"accepted\":0") && upload.contains("\"ward_not_permitted\":1"),
+        "{upload}"
+    );
     server.alive();
 
     if found("psql", "CHISO_REQUIRE_PSQL") {
