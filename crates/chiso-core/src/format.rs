@@ -41,6 +41,32 @@ pub fn vi_decimal(x: f64, decimals: usize) -> String {
     }
 }
 
+/// A decimal as a Vietnamese (`1.234,50`) or English (`1,234.50`) reader
+/// writes it.
+pub fn decimal_in(x: f64, decimals: usize, english: bool) -> String {
+    let vi = vi_decimal(x, decimals);
+    match english {
+        false => vi,
+        true => vi
+            .chars()
+            .map(|c| match c {
+                '.' => ',',
+                ',' => '.',
+                c => c,
+            })
+            .collect(),
+    }
+}
+
+/// An integer as a Vietnamese (`1.234`) or English (`1,234`) reader writes it.
+pub fn integer_in(n: i64, english: bool) -> String {
+    let vi = vi_integer(n);
+    match english {
+        false => vi,
+        true => vi.replace('.', ","),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,6 +74,10 @@ mod tests {
         assert_eq!(super::vi_integer(1_234_567), "1.234.567");
         assert_eq!(super::vi_integer(-1_000), "-1.000");
         assert_eq!(super::vi_decimal(98.25, 2), "98,25");
+        assert_eq!(super::decimal_in(1234.5, 2, true), "1,234.50");
+        assert_eq!(super::decimal_in(-7.236, 2, false), "-7,24");
+        assert_eq!(super::integer_in(8000, false), "8.000");
+        assert_eq!(super::integer_in(8000, true), "8,000");
         assert_eq!(super::vi_decimal(1234.5, 1), "1.234,5");
         assert_eq!(super::vi_decimal(-0.001, 2), "0,00");
         assert_eq!(super::vi_decimal(-2.5, 2), "-2,50");

@@ -1,6 +1,6 @@
 //! The dashboard files: what they may say, and the checks made on loading.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +64,18 @@ struct PageFile {
     filters: Vec<Filter>,
     #[serde(default, rename = "panel")]
     panels: Vec<PanelFile>,
+    /// SQL shared by panels of any page (`{{name}}` in a panel's query is
+    /// replaced by the fragment of that name): read by [`FragmentsFile`]
+    /// before the pages, accepted here.
+    #[serde(default, rename = "fragments")]
+    _fragments: BTreeMap<String, String>,
+}
+
+/// The fragments of a file, read before its pages (any page may use them).
+#[derive(Debug, Default, Deserialize)]
+struct FragmentsFile {
+    #[serde(default)]
+    fragments: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -73,6 +85,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum KindName {
+    Text,
     Tiles,
     Table,
     Line,
@@ -169,6 +182,10 @@ pub struct Column {
 /// What a panel shows; the columns' roles depend on it (see dashboards/README.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PanelKind {
+    /// Sentences the query writes from the figures, one paragraph per row.
+    Text {
+        text: Column,
+    },
     Tiles {
         tiles: Vec<Column>,
     },
@@ -199,7 +216,10 @@ pub enum PanelKind {
 
 impl PanelKind {
     pub fn is_chart(&self) -> bool {
-        !matches!(self, PanelKind::Tiles { .. } | PanelKind::Table { .. })
+        !matches!(
+            self,
+            PanelKind::Text { .. } | PanelKind::Tiles { .. } | PanelKind::Table { .. }
+        )
     }
 }
 
@@ -310,9 +330,26 @@ impl Dashboards {
         pack_files: Vec<(PathBuf, String)>,
         origin: String,
     ) -> Result<Self, DashboardError> {
+        let mut fragments = BTreeMap::new();
+        for (path, text) in &files {
+            // A file that does not parse is reported by parse_page below.
+            let file: FragmentsFile = toml::from_str(text).unwrap_or_default();
+            for (name, sql) in file.fragments {
+                if PARAMETERS.contains(&name.as_str()) || fragments.contains_key(&name) {
+                    return Err(DashboardError::Invalid {
+                        path: path.clone(),
+                        line: 1,
+                        reason: format!(
+                            "the fragment `{name}` is already a parameter or another fragment"
+                        ),
+                    });
+                }
+                fragments.insert(name, sql);
+            }
+        }
         let mut pages = Vec::with_capacity(files.len());
         for (path, text) in files {
-            pages.push(parse_page(&path, &text)?);
+            pages.push(parse_page(&path, &text, &fragments)?);
         }
         if pages.is_empty() {
             return Err(DashboardError::Invalid {
@@ -405,7 +442,11 @@ pub(crate) fn line_of(text: &str, span: Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
 
-fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
+fn parse_page(
+    path: &Path,
+    text: &str,
+    fragments: &BTreeMap<String, String>,
+) -> Result<Page, DashboardError> {
     let invalid = |line: usize, reason: String| DashboardError::Invalid {
         path: path.to_owned(),
         line,
@@ -462,8 +503,11 @@ fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
             ));
         }
         let sql_line = line_of(text, panel.sql.span());
-        check_placeholders(panel.sql.get_ref(), page_path.ends_with("{ward}"))
+        let mut panel = panel;
+        let sql = expand_fragments(panel.sql.get_ref(), fragments);
+        check_placeholders(&sql, page_path.ends_with("{ward}"))
             .map_err(|reason| invalid(sql_line, format!("panel `{id}`: {reason}")))?;
+        *panel.sql.get_mut() = sql;
         let built = build_panel(panel)
             .map_err(|reason| invalid(line, format!("panel `{id}`: {reason}")))?;
         panels.push(built);
@@ -486,6 +530,27 @@ fn parse_page(path: &Path, text: &str) -> Result<Page, DashboardError> {
             Ok(page)
         }
     })
+}
+
+/// `sql` with each `{{name}}` of a fragment replaced by the fragment (one
+/// level: a fragment's own `{{…}}` are parameters).
+fn expand_fragments(sql: &str, fragments: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        match fragments.get(after[..close].trim()) {
+            Some(fragment) => out.push_str(fragment),
+            None => out.push_str(&rest[open..open + 2 + close + 2]),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every `{{name}}` must be a parameter chiso fills in; `{{ward}}` only on
@@ -581,6 +646,14 @@ fn build_panel(file: PanelFile) -> Result<Panel, String> {
         }
     };
     let kind = match file.kind {
+        KindName::Text => {
+            if columns.len() != 1 {
+                return Err("a text panel has exactly one column: the text".into());
+            }
+            PanelKind::Text {
+                text: columns.remove(0),
+            }
+        }
         KindName::Tiles => {
             need(1, "one per tile")?;
             PanelKind::Tiles { tiles: columns }
@@ -655,7 +728,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Page, DashboardError> {
-        parse_page(Path::new("dashboards/test.toml"), text)
+        parse_page(Path::new("dashboards/test.toml"), text, &BTreeMap::new())
     }
 
     fn error_of(text: &str) -> String {
@@ -687,6 +760,40 @@ columns = [{ column = "received", format = "integer" }]
             Some("overview")
         );
         assert!(dashboards.route("/nowhere").is_none());
+    }
+
+    #[test]
+    fn fragments_are_shared_by_the_pages_of_every_file() {
+        let shared = r#"
+id = "s"
+path = "/s"
+title = "S"
+
+[fragments]
+worst = "SELECT ward_code FROM kpi({{period}}, 'ward') WHERE on_time_rate < 90"
+"#;
+        let using = PAGE.replace(
+            "SELECT * FROM kpi({{period}}, 'city')",
+            "WITH w AS ({{worst}}) SELECT count(*) AS received FROM w",
+        );
+        let files = vec![
+            (PathBuf::from("a.toml"), using),
+            (PathBuf::from("b.toml"), shared.to_owned()),
+        ];
+        let dashboards = Dashboards::from_files(files.clone(), Vec::new(), "test".into())
+            .expect("fragments resolve");
+        let sql = &dashboards.page("t").expect("page").panels[0].sql;
+        assert_eq!(
+            sql,
+            "WITH w AS (SELECT ward_code FROM kpi({{period}}, 'ward') WHERE on_time_rate < 90) \
+             SELECT count(*) AS received FROM w"
+        );
+        // A fragment may not take a parameter's name, nor be defined twice.
+        let clash = shared.replace("worst =", "period =");
+        let files = vec![(PathBuf::from("b.toml"), clash)];
+        let error = Dashboards::from_files(files, Vec::new(), "test".into())
+            .expect_err("a fragment named like a parameter");
+        assert!(error.to_string().contains("`period`"), "{error}");
     }
 
     #[test]

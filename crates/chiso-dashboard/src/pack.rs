@@ -5,8 +5,11 @@
 //! ```toml
 //! id = "city"
 //! title = { vi = "Báo cáo chỉ số phục vụ…", en = "Service index report" }
-//! sections = ["overview/headline", "ranking/wards", "flags/below-target"]
+//! sections = ["overview/headline", "ranking/wards", "flags/attention"]
 //! ```
+//!
+//! `front = [...]` lists sections printed before the cover, so that page 1
+//! carries the message (the summary, the wards that need attention).
 //!
 //! A pack `per_ward = true` is made for one ward and may use the panels of
 //! pages per ward; the others may not.
@@ -27,6 +30,9 @@ struct PackFile {
     title: TextFile,
     #[serde(default)]
     per_ward: bool,
+    /// Sections printed before the cover: the message of page 1.
+    #[serde(default)]
+    front: Vec<Spanned<String>>,
     sections: Vec<Spanned<String>>,
 }
 
@@ -36,8 +42,10 @@ pub struct Pack {
     pub id: String,
     pub title: Text,
     pub per_ward: bool,
-    /// (page id, panel id), in order.
+    /// (page id, panel id), in order: the first `front` come before the
+    /// cover.
     pub sections: Vec<(String, String)>,
+    pub front: usize,
     pub source: PathBuf,
 }
 
@@ -94,8 +102,8 @@ fn parse_pack(path: &Path, text: &str, pages: &[Page]) -> Result<Pack, Dashboard
     if file.sections.is_empty() {
         return Err(invalid(1, "a pack needs sections".into()));
     }
-    let mut sections = Vec::with_capacity(file.sections.len());
-    for section in &file.sections {
+    let mut sections = Vec::with_capacity(file.front.len() + file.sections.len());
+    for section in file.front.iter().chain(&file.sections) {
         let line = line_of(text, section.span());
         let reference = section.get_ref();
         let (page_id, panel_id) = reference.split_once('/').ok_or_else(|| {
@@ -145,6 +153,7 @@ fn parse_pack(path: &Path, text: &str, pages: &[Page]) -> Result<Pack, Dashboard
         title: file.title.into(),
         per_ward: file.per_ward,
         sections,
+        front: file.front.len(),
         source: path.to_owned(),
     })
 }

@@ -1,7 +1,7 @@
 //! Values as people read them (Vietnamese first), and panels as charts.
 
 use chiso_chart::{Bar, Chart, Series, Tone};
-use chiso_core::format::{vi_decimal, vi_integer};
+use chiso_core::format::{decimal_in, integer_in};
 use chiso_core::time::business_offset;
 use chiso_engine::{Grain, Period};
 use chrono::Datelike;
@@ -74,6 +74,18 @@ pub enum Format {
     Sparkline,
     /// A band of the composite index (excellent … weak), in words.
     Band,
+    /// A red flag's severity (`critical`, `warning`), in words.
+    Severity,
+}
+
+impl Format {
+    /// Whether values of this format are numbers, aligned to the right.
+    pub fn is_numeric(self) -> bool {
+        !matches!(
+            self,
+            Format::Text | Format::Band | Format::Severity | Format::Sparkline
+        )
+    }
 }
 
 pub fn grain_label(grain: Grain, lang: Lang) -> &'static str {
@@ -116,26 +128,11 @@ pub fn period_name(period: &Period, lang: Lang) -> String {
 }
 
 fn number(x: f64, decimals: usize, lang: Lang) -> String {
-    let vi = vi_decimal(x, decimals);
-    match lang {
-        Lang::Vi => vi,
-        Lang::En => vi
-            .chars()
-            .map(|c| match c {
-                '.' => ',',
-                ',' => '.',
-                c => c,
-            })
-            .collect(),
-    }
+    decimal_in(x, decimals, lang == Lang::En)
 }
 
 fn integer(n: i64, lang: Lang) -> String {
-    let vi = vi_integer(n);
-    match lang {
-        Lang::Vi => vi,
-        Lang::En => vi.replace('.', ","),
-    }
+    integer_in(n, lang == Lang::En)
 }
 
 /// The words of a band code of index_summary.sql.
@@ -157,6 +154,24 @@ pub fn band_tone(code: &str) -> Tone {
         "excellent" | "good" => Tone::Good,
         "fair" | "average" => Tone::Warn,
         "weak" => Tone::Bad,
+        _ => Tone::Neutral,
+    }
+}
+
+/// The words of a severity code of the red flags.
+pub fn severity_name(code: &str, lang: Lang) -> &str {
+    let (vi, en) = match code {
+        "critical" => ("Nghiêm trọng", "Critical"),
+        "warning" => ("Cần chú ý", "Needs attention"),
+        other => (other, other),
+    };
+    lang.pick(vi, en)
+}
+
+fn severity_tone(code: &str) -> Tone {
+    match code {
+        "critical" => Tone::Bad,
+        "warning" => Tone::Warn,
         _ => Tone::Neutral,
     }
 }
@@ -197,6 +212,7 @@ pub fn display(value: &Value, format: Format, lang: Lang) -> String {
         }
         (Format::Month, Value::Date(d)) => format!("{:02}/{}", d.month(), d.year()),
         (Format::Band, Value::Text(code)) => band_name(code, lang).to_owned(),
+        (Format::Severity, Value::Text(code)) => severity_name(code, lang).to_owned(),
         (_, Value::Text(t)) => t.clone(),
         (_, Value::Int(n)) => integer(*n, lang),
         (_, Value::Float(x)) => number(*x, 2, lang),
@@ -216,13 +232,36 @@ pub fn resolve(format: Format, params: &Params) -> Format {
 
 /// The colour a column's thresholds give `value` (or its band).
 pub fn tone(column: &Column, value: &Value) -> Tone {
-    if let (Format::Band, Value::Text(code)) = (column.format, value) {
-        return band_tone(code);
+    match (column.format, value) {
+        (Format::Band, Value::Text(code)) => return band_tone(code),
+        (Format::Severity, Value::Text(code)) => return severity_tone(code),
+        _ => {}
     }
     match (column.thresholds, value.as_f64()) {
         (Some(thresholds), Some(x)) => thresholds.tone(x),
         _ => Tone::Neutral,
     }
+}
+
+/// A change as printed beside its value: an arrow, the signed change in
+/// the value's own unit (whole numbers for counts, percentage points,
+/// "điểm %", for rates); `None` for a missing change.
+pub fn change_text(column: &Column, change: &Value, lang: Lang) -> Option<String> {
+    let x = change.as_f64()?;
+    let arrow = match x {
+        x if x > 0.0005 => "▲",
+        x if x < -0.0005 => "▼",
+        _ => "",
+    };
+    let amount = match column.format {
+        Format::Integer => display(&Value::Int(x.round() as i64), Format::Change, lang),
+        _ => display(&Value::Float(x), Format::Change, lang),
+    };
+    let unit = match column.format {
+        Format::Percent => lang.pick(" điểm %", " pp"),
+        _ => "",
+    };
+    Some(format!("{arrow}{amount}{unit}"))
 }
 
 /// Whether a change is for the better, for the worse, or none.
@@ -260,7 +299,9 @@ pub fn chart(
 ) -> Result<Option<Chart>, DashboardError> {
     let lang = params.lang;
     let chart = match &panel.kind {
-        PanelKind::Tiles { .. } | PanelKind::Table { .. } => return Ok(None),
+        PanelKind::Text { .. } | PanelKind::Tiles { .. } | PanelKind::Table { .. } => {
+            return Ok(None);
+        }
         PanelKind::Line { x, series, target } => Chart::Line {
             categories: labels(table, x, params)?,
             series: series

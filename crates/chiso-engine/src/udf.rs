@@ -10,6 +10,10 @@
 //!   n-th working day after processing starts, 15:00 cut-off);
 //! * `percentile_nearest_rank(x, p)`: an aggregate, the `ceil(p × n)`-th
 //!   smallest value (docs/kpis.md's 90th percentile is `p = 0.9`);
+//! * `format_number(x, decimals, lang)` and `format_change(x, decimals,
+//!   lang)`: a number as a reader of `lang` (`'vi'`, `'en'`) writes it
+//!   (`1.234,50` / `1,234.50`), the change with its sign (`+1,25`), for the
+//!   sentences the dashboards write from figures;
 //! * `dossier_chunk(dossier_id, n)`: which of `n` chunks a dossier falls in,
 //!   by a hash of its id that never changes between runs or machines; chiso
 //!   derives a big city's dossier tables one chunk at a time (derived.rs).
@@ -17,13 +21,16 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringViewArray,
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, StringViewArray,
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chiso_core::calendar::WorkCalendar;
+use chiso_core::format::decimal_in;
 use chiso_core::time::local_date;
-use chiso_exec::datafusion::common::cast::{as_float64_array, as_int64_array, as_list_array};
+use chiso_exec::datafusion::common::cast::{
+    as_float64_array, as_int64_array, as_list_array, as_string_array,
+};
 use chiso_exec::datafusion::common::{DataFusionError, Result, ScalarValue};
 use chiso_exec::datafusion::logical_expr::{
     Accumulator, AggregateUDF, ColumnarValue, ScalarUDF, Volatility, create_udaf, create_udf,
@@ -61,6 +68,20 @@ pub fn all(calendar: Arc<WorkCalendar>) -> Vec<ScalarUDF> {
             timestamp_type(),
             Volatility::Immutable,
             Arc::new(move |args: &[ColumnarValue]| add_working_days(&calendar, args)),
+        ),
+        create_udf(
+            "format_number",
+            vec![DataType::Float64, DataType::Int64, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| format_number(args, false)),
+        ),
+        create_udf(
+            "format_change",
+            vec![DataType::Float64, DataType::Int64, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| format_number(args, true)),
         ),
         create_udf(
             "dossier_chunk",
@@ -200,6 +221,38 @@ fn percent(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         .map(|(n, d)| rate(n?, d?))
         .collect();
     Ok(ColumnarValue::Array(Arc::new(rates)))
+}
+
+/// Places a formatted number may have; more is never meant.
+const MAX_DECIMALS: i64 = 6;
+
+/// `x` with `decimals` places the way a reader of `lang` writes it;
+/// `signed` puts `+` before a positive change (a negative one has `-`).
+fn format_number(args: &[ColumnarValue], signed: bool) -> Result<ColumnarValue> {
+    let arrays = arrays(args)?;
+    let values = as_float64_array(&arrays[0])?;
+    let decimals = as_int64_array(&arrays[1])?;
+    let langs = as_string_array(&arrays[2])?;
+    let texts: StringArray = (0..values.len())
+        .map(|row| {
+            if values.is_null(row) || !values.value(row).is_finite() {
+                return None;
+            }
+            let x = values.value(row);
+            let places = match decimals.is_valid(row) {
+                true => decimals.value(row).clamp(0, MAX_DECIMALS) as usize,
+                false => 2,
+            };
+            let english = langs.is_valid(row) && langs.value(row).eq_ignore_ascii_case("en");
+            let text = decimal_in(x, places, english);
+            let shows_digit = text.chars().any(|c| c.is_ascii_digit() && c != '0');
+            Some(match signed && x > 0.0 && shows_digit {
+                true => format!("+{text}"),
+                false => text,
+            })
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(texts)))
 }
 
 fn instant(micros: i64) -> Option<DateTime<Utc>> {

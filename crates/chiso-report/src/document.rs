@@ -15,6 +15,9 @@ use crate::ReportError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Freshness {
     pub events_version: i64,
+    /// The store has the names of its procedures and departments; without
+    /// them a document says so rather than printing dashes.
+    pub has_catalogue: bool,
     /// When the last ingest finished.
     pub last_ingest: Option<DateTime<Utc>>,
     /// The first and last local day with data.
@@ -32,6 +35,7 @@ impl Freshness {
             .map_err(|e| ReportError::Data(e.to_string()))?;
         Ok(Self {
             events_version: engine.events_version(),
+            has_catalogue: store.has_procedure_catalogue(),
             last_ingest: info.last_ingests.first().map(|i| i.finished_at),
             data_range: engine
                 .data_range()
@@ -60,6 +64,8 @@ pub struct Document {
     pub params: Params,
     pub freshness: Freshness,
     pub sections: Vec<Section>,
+    /// How many of the sections come before the cover (page 1's message).
+    pub front: usize,
     /// The definitions used; empty for a single page's export.
     pub methods: Vec<Measure>,
     /// A name for the file: `chiso-city-2025-W40`.
@@ -75,6 +81,18 @@ impl Document {
     pub fn period_name(&self) -> String {
         present::period_name(&self.params.period, self.params.lang)
     }
+}
+
+/// What a page or document says when the store has no procedure catalogue.
+pub fn no_catalogue_warning(lang: Lang) -> &'static str {
+    lang.pick(
+        "Kho dữ liệu chưa có danh mục thủ tục: tên thủ tục và lĩnh vực hiện là “–”. \
+         Nạp danh mục bằng lệnh chiso store procedures --store KHO procedures.csv \
+         (tệp như chiso gen --procedures viết).",
+        "The store has no procedure catalogue: procedure and department names show as “–”. \
+         Load one with chiso store procedures --store STORE procedures.csv \
+         (a file like the one chiso gen --procedures writes).",
+    )
 }
 
 /// Whose figures `params` are about, in words.
@@ -97,6 +115,8 @@ pub fn scope_name(params: &Params) -> String {
 pub struct Outline<'a> {
     pub title: String,
     pub panels: Vec<(&'a Page, &'a Panel)>,
+    /// How many of the panels come before the cover.
+    pub front: usize,
     /// State the definitions at the end (a pack does; a page does not).
     pub methods: bool,
     pub file_stem: String,
@@ -119,6 +139,7 @@ impl<'a> Outline<'a> {
         Ok(Self {
             title: pack.title.get(params.lang).to_owned(),
             panels: pack.panels(&dashboards.pages).collect(),
+            front: pack.front,
             methods: true,
             file_stem: file_stem(&pack.id, params),
         })
@@ -160,6 +181,7 @@ impl<'a> Outline<'a> {
             params: params.clone(),
             freshness,
             sections,
+            front: self.front,
             methods,
             file_stem: self.file_stem,
         })

@@ -18,7 +18,7 @@ fn style() -> String {
     format!(
         "body{{font-family:'DejaVu Sans',sans-serif;color:{ink};margin:2rem auto;max-width:1200px;padding:0 1rem;font-size:14px}}\
 h1{{font-size:1.7rem;margin:.2rem 0}}h2{{font-size:1.2rem;margin:2rem 0 .4rem;border-bottom:1px solid {line}}}\
-.muted{{color:{muted}}}table{{border-collapse:collapse;width:100%;font-size:.85rem}}\
+.muted{{color:{muted}}}.warning{{padding:.5rem .8rem;border-left:5px solid #d9a400;background:#fff8e1}}table{{border-collapse:collapse;width:100%;font-size:.85rem}}\
 th,td{{padding:.25rem .45rem;border-bottom:1px solid {line};text-align:left}}th{{background:#eef2f6}}\
 td.num,th.num{{text-align:right;white-space:nowrap}}.good{{color:{good}}}.warn{{color:{warn_text}}}.bad{{color:{bad};font-weight:bold}}\
 .change{{display:block;font-size:.75rem}}.tiles{{display:grid;grid-template-columns:repeat(4,1fr);gap:.5rem}}\
@@ -107,6 +107,13 @@ pub fn html(document: &Document) -> Result<String, ReportError> {
         let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(label), escape(&value));
     }
     out.push_str("</dl>");
+    if !freshness.has_catalogue {
+        let _ = write!(
+            out,
+            "<p class=\"warning\">{}</p>",
+            escape(crate::document::no_catalogue_warning(lang))
+        );
+    }
     for section in &document.sections {
         write_section(&mut out, document, section)?;
     }
@@ -149,18 +156,13 @@ fn value_html(
         .change
         .as_deref()
         .and_then(|c| section.table.get(row, c))
-        .filter(|c| !matches!(c, Value::Null))
+        && let Some(change_text) = present::change_text(column, change, lang)
     {
-        let arrow = match change.as_f64() {
-            Some(x) if x > 0.0005 => "▲",
-            Some(x) if x < -0.0005 => "▼",
-            _ => "",
-        };
         let _ = write!(
             text,
-            "<span class=\"change {}\">{arrow}{}</span>",
+            "<span class=\"change {}\">{}</span>",
             class(change_tone(column, change)),
-            escape(&display(change, Format::Change, lang))
+            escape(&change_text)
         );
     }
     (text, tone(column, value))
@@ -188,6 +190,12 @@ fn write_section(
         return Ok(());
     }
     match &panel.kind {
+        PanelKind::Text { text } => {
+            for row in 0..table.rows.len() {
+                let (text, _) = value_html(document, section, text, row);
+                let _ = write!(out, "<p class=\"summary\">{text}</p>");
+            }
+        }
         PanelKind::Tiles { tiles } => {
             out.push_str("<div class=\"tiles\">");
             for column in tiles {
@@ -203,8 +211,7 @@ fn write_section(
         }
         PanelKind::Table { columns } => {
             out.push_str("<table><tr>");
-            let numeric =
-                |c: &Column| !matches!(c.format, Format::Text | Format::Band | Format::Sparkline);
+            let numeric = |c: &Column| c.format.is_numeric();
             for column in columns {
                 let _ = write!(
                     out,

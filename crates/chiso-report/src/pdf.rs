@@ -1,5 +1,6 @@
 //! PDF, rendered here and offline with Typst used as a library: A4
-//! landscape, a cover that says which data the pages show, a contents list,
+//! landscape, the pack's front sections on page 1 (its message), a cover
+//! that says which data the pages show, a contents list,
 //! tables that break across pages with their header repeated, charts as
 //! vector graphics, page numbers, and Vietnamese shaped with the bundled
 //! DejaVu Sans (no system fonts, no network, no browser).
@@ -129,14 +130,42 @@ pub fn markup(document: &Document, images: &mut Vec<Vec<u8>>) -> Result<String, 
         page = lit(lang.pick("Trang", "Page")),
         code = lang.code(),
     );
+    let (front, rest) = document
+        .sections
+        .split_at(document.front.min(document.sections.len()));
+    if !front.is_empty() {
+        // Page 1 is the message: what the pack is, then its front sections.
+        let _ = writeln!(
+            out,
+            "#text(16pt, weight: \"bold\", {})\n#v(1mm)\n#text(11pt, fill: luma(70), {})",
+            lit(&document.title),
+            lit(&format!("{} · {}", document.scope, document.period_name()))
+        );
+        no_catalogue(&mut out, document);
+        for section in front {
+            write_section(&mut out, document, section, images)?;
+        }
+        out.push_str("#pagebreak()\n");
+    }
     cover(&mut out, document);
-    for section in &document.sections {
+    for section in rest {
         write_section(&mut out, document, section, images)?;
     }
     if !document.methods.is_empty() {
         methods(&mut out, document);
     }
     Ok(out)
+}
+
+/// The warning of a store without procedure names, where a reader sees it.
+fn no_catalogue(out: &mut String, document: &Document) {
+    if !document.freshness.has_catalogue {
+        let _ = writeln!(
+            out,
+            "#block(width: 100%, inset: 6pt, radius: 2pt, fill: rgb(\"#fff8e1\"), stroke: (left: 3pt + rgb(\"#d9a400\")), text(9pt, {}))",
+            lit(crate::document::no_catalogue_warning(document.lang()))
+        );
+    }
 }
 
 fn cover(out: &mut String, document: &Document) {
@@ -190,6 +219,9 @@ fn cover(out: &mut String, document: &Document) {
         );
     }
     out.push_str(")\n");
+    if document.front == 0 {
+        no_catalogue(out, document);
+    }
     let _ = writeln!(
         out,
         "#v(8mm)\n#text(7.5pt, fill: luma(100), {})\n#pagebreak()\n#outline(title: {}, depth: 1)\n#pagebreak()",
@@ -232,6 +264,16 @@ fn write_section(
         return Ok(());
     }
     match &panel.kind {
+        PanelKind::Text { text } => {
+            for row in 0..table.rows.len() {
+                let value = table.get(row, &text.column).unwrap_or(&Value::Null);
+                let _ = writeln!(
+                    out,
+                    "#block(above: 0.5em, below: 0.6em, text(10.5pt, {}))",
+                    lit(&display(value, text.format, lang))
+                );
+            }
+        }
         PanelKind::Tiles { tiles } => write_tiles(out, document, section, tiles),
         PanelKind::Table { columns } => write_table(out, document, section, columns, images)?,
         PanelKind::Bar { .. } if table.rows.len() > BARS_PER_COLUMN => {
@@ -276,23 +318,15 @@ fn cell(document: &Document, section: &Section, column: &Column, row: usize, siz
     if text.chars().count() <= NO_WRAP_CHARS {
         content = format!("#box({})", content.trim_start_matches('#'));
     }
-    if let Some(change) = column
-        .change
-        .as_deref()
-        .and_then(|c| table.get(row, c))
-        .filter(|c| !matches!(c, Value::Null))
+    if let Some(change) = column.change.as_deref().and_then(|c| table.get(row, c))
+        && let Some(change_text) = present::change_text(column, change, lang)
     {
-        let arrow = match change.as_f64() {
-            Some(x) if x > 0.0005 => "▲",
-            Some(x) if x < -0.0005 => "▼",
-            _ => "",
-        };
         let colour =
             tone_colour(change_tone(column, change)).unwrap_or_else(|| "luma(100)".to_owned());
         let _ = write!(
             content,
             " #text(6.5pt, fill: {colour}, {})",
-            lit(&format!("{arrow}{}", display(change, Format::Change, lang)))
+            lit(&change_text)
         );
     }
     content
@@ -315,10 +349,6 @@ fn write_tiles(out: &mut String, document: &Document, section: &Section, tiles: 
     out.push_str(")\n");
 }
 
-fn numeric(format: Format) -> bool {
-    !matches!(format, Format::Text | Format::Band | Format::Sparkline)
-}
-
 fn write_table(
     out: &mut String,
     document: &Document,
@@ -330,7 +360,13 @@ fn write_table(
     let widths = vec!["auto"; columns.len()].join(", ");
     let aligns: Vec<&str> = columns
         .iter()
-        .map(|c| if numeric(c.format) { "right" } else { "left" })
+        .map(|c| {
+            if c.format.is_numeric() {
+                "right"
+            } else {
+                "left"
+            }
+        })
         .collect();
     let _ = write!(
         out,

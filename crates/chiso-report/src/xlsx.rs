@@ -77,7 +77,7 @@ impl SheetColumn {
 
 fn default_width(header: &str, format: Format) -> f64 {
     let content: f64 = match format {
-        Format::Text | Format::Band => 16.0,
+        Format::Text | Format::Band | Format::Severity => 16.0,
         Format::Datetime => 17.0,
         Format::Date => 11.0,
         _ => 10.0,
@@ -531,6 +531,7 @@ fn sheet_columns(
     use chiso_dashboard::PanelKind;
     let declared: Vec<&chiso_dashboard::Column> = match &panel.kind {
         PanelKind::Table { columns } => columns.iter().collect(),
+        PanelKind::Text { text } => vec![text],
         PanelKind::Tiles { tiles } => tiles.iter().collect(),
         PanelKind::Line { x, series, .. } | PanelKind::Stacked { x, parts: series } => {
             std::iter::once(x).chain(series.iter()).collect()
@@ -565,8 +566,13 @@ fn sheet_columns(
                 .map(|r| r[i].raw_text().chars().count())
                 .max()
                 .unwrap_or(0);
+            // A summary's sentences get a wide column; other texts their length.
+            let widest = match panel.kind {
+                PanelKind::Text { .. } => 140.0,
+                _ => 60.0,
+            };
             if format == Format::Text {
-                sheet_column = sheet_column.width((longest as f64 + 2.0).clamp(10.0, 60.0));
+                sheet_column = sheet_column.width((longest as f64 + 2.0).clamp(10.0, widest));
             }
         }
         out.push((index, sheet_column));

@@ -230,6 +230,69 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
         let count = pages(&path);
         assert!((8..=40).contains(&count), "{count} pages");
         keep_pictures(&path, "city-2025-W40");
+
+        // Page 1 is the message, before the cover and the contents: the
+        // summary, then the wards needing attention with their reasons.
+        let first_page = text.split('\u{c}').next().unwrap_or_default();
+        assert!(first_page.contains("Tóm tắt"), "{first_page}");
+        assert!(first_page.contains("xã, phường cần chú ý"), "{first_page}");
+        assert!(!first_page.contains("Nội dung"), "the contents come later");
+        let overview = dashboards.page("overview").expect("overview");
+        let top = chiso_dashboard::evaluate(
+            engine,
+            overview.panel("attention").expect("attention"),
+            &params,
+        )
+        .await
+        .expect("attention");
+        assert!(!top.rows.is_empty() && top.rows.len() <= 10);
+        for row in 0..top.rows.len() {
+            let name = top.get(row, "ward_name").expect("name").raw_text();
+            let reasons = top.get(row, "reasons").expect("reasons").raw_text();
+            let first_reason = reasons.split("; ").next().unwrap_or_default();
+            assert!(first_page.contains(&name), "page 1 lacks {name}");
+            assert!(
+                first_page.contains(first_reason),
+                "page 1 lacks {name}'s reason {first_reason}"
+            );
+        }
+    }
+
+    // The rule as stated: every ward with 20 overdue dossiers or more, or
+    // on time below 85 %, is on the flags page as critical; none is
+    // flagged without a reason.
+    let flags = dashboards.page("flags").expect("flags");
+    let flagged = chiso_dashboard::evaluate(
+        engine,
+        flags.panel("attention").expect("attention"),
+        &params,
+    )
+    .await
+    .expect("flags");
+    let grave = rows(
+        engine,
+        "SELECT ward_code FROM kpi('2025-W40', 'ward') \
+         WHERE in_progress_overdue >= 20 OR on_time_rate < 85",
+    )
+    .await;
+    for row in &grave.rows {
+        let code = row[0].raw_text();
+        let found = (0..flagged.rows.len())
+            .find(|&i| flagged.get(i, "ward_code").map(Value::raw_text) == Some(code.clone()));
+        let row = found.unwrap_or_else(|| panic!("{code} is not flagged"));
+        assert_eq!(
+            flagged.get(row, "severity").map(Value::raw_text).as_deref(),
+            Some("critical")
+        );
+    }
+    for row in 0..flagged.rows.len() {
+        assert!(
+            !flagged
+                .get(row, "reasons")
+                .expect("reasons")
+                .raw_text()
+                .is_empty()
+        );
     }
 
     // The XLSX: the ranking sheet's numbers are the engine's, rates as

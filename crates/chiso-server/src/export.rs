@@ -96,6 +96,7 @@ pub async fn page_export(
     let outline = Outline {
         title,
         panels: page.panels.iter().map(|panel| (page, panel)).collect(),
+        front: 0,
         methods: false,
         file_stem: chiso_report::document::file_stem(&page.id, &params),
     };

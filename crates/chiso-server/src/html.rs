@@ -257,6 +257,7 @@ fn section(panel: &Panel, inner: &str) -> String {
 
 fn kind_name(kind: &PanelKind) -> &'static str {
     match kind {
+        PanelKind::Text { .. } => "text",
         PanelKind::Tiles { .. } => "tiles",
         PanelKind::Table { .. } => "table",
         PanelKind::Line { .. } => "line",
@@ -296,19 +297,13 @@ fn change_html(column: &Column, table: &Table, row: usize, params: &Params) -> S
     let Some(change) = table.get(row, change_column) else {
         return String::new();
     };
-    if matches!(change, Value::Null) {
+    let Some(text) = present::change_text(column, change, params.lang) else {
         return String::new();
-    }
-    let arrow = match change.as_f64() {
-        Some(x) if x > 0.0005 => "▲",
-        Some(x) if x < -0.0005 => "▼",
-        _ => "",
     };
-    let format = Format::Change;
     format!(
-        "<span class=\"change {}\">{arrow}{}</span>",
+        "<span class=\"change {}\">{}</span>",
         change_tone(column, change).css_class(),
-        escape(&display(change, format, params.lang))
+        escape(&text)
     )
 }
 
@@ -318,6 +313,33 @@ pub fn downloads(links: &[(&str, String)]) -> String {
         .iter()
         .map(|(label, href)| format!("<a href=\"{}\" download>{label}</a>", escape(href)))
         .collect()
+}
+
+/// A warning above a page's panels: something about the data the reader
+/// must know to read them.
+pub fn warning(text: &str) -> String {
+    format!("<p class=\"warning\" role=\"alert\">{}</p>", escape(text))
+}
+
+/// A text panel: each row's text as a paragraph.
+pub fn text(panel: &Panel, text: &Column, table: &Table, params: &Params, actions: &str) -> String {
+    let lang = params.lang;
+    let mut inner = panel_head(panel, lang, actions);
+    if table.rows.is_empty() {
+        inner.push_str(&empty_paragraph(panel, lang));
+        return section(panel, &inner);
+    }
+    inner.push_str("<div class=\"summary\">");
+    for row in 0..table.rows.len() {
+        let value = table.get(row, &text.column).unwrap_or(&Value::Null);
+        let _ = write!(
+            inner,
+            "<p>{}</p>",
+            escape(&display(value, text.format, lang))
+        );
+    }
+    inner.push_str("</div>");
+    section(panel, &inner)
 }
 
 pub fn tiles(
@@ -392,10 +414,7 @@ pub fn table(
     }
     inner.push_str("<div class=\"scroll\"><table class=\"sortable\"><thead><tr>");
     for column in columns {
-        let numeric = !matches!(
-            column.format,
-            Format::Text | Format::Band | Format::Sparkline
-        );
+        let numeric = column.format.is_numeric();
         let _ = write!(
             inner,
             "<th{}>{}</th>",
@@ -427,16 +446,13 @@ pub fn table(
             };
             let tone = tone(column, value);
             let mut classes = Vec::new();
-            if !matches!(
-                column.format,
-                Format::Text | Format::Band | Format::Sparkline
-            ) {
+            if column.format.is_numeric() {
                 classes.push("num");
             }
             if tone != Tone::Neutral {
                 classes.push(tone.css_class());
             }
-            if column.format == Format::Band {
+            if matches!(column.format, Format::Band | Format::Severity) {
                 classes.push("band");
             }
             let _ = write!(

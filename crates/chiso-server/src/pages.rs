@@ -181,7 +181,13 @@ async fn render_page(
         base.ward = None;
         query_string(&base, &[])
     };
-    let mut body = String::from("<div class=\"panels\">");
+    let mut body = String::new();
+    if !snapshot.engine.store().has_procedure_catalogue() {
+        body.push_str(&html::warning(
+            chiso_report::document::no_catalogue_warning(lang),
+        ));
+    }
+    body.push_str("<div class=\"panels\">");
     for (panel, table) in page.panels.iter().zip(tables) {
         let table = match table {
             Ok(table) => table,
@@ -192,6 +198,7 @@ async fn render_page(
         };
         let actions = panel_downloads(page, panel, params);
         let rendered = match &panel.kind {
+            PanelKind::Text { text } => html::text(panel, text, &table, params, &actions),
             PanelKind::Tiles { tiles } => html::tiles(panel, tiles, &table, params, &actions),
             PanelKind::Table { columns } => html::table(
                 panel,
