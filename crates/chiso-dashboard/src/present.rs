@@ -158,6 +158,28 @@ pub fn band_tone(code: &str) -> Tone {
     }
 }
 
+/// Words for the result columns a dashboard file leaves without a label
+/// (a chart's axis), so that no header reads like a column name.
+pub fn column_words(column: &str, lang: Lang) -> Option<&'static str> {
+    let (vi, en) = match column {
+        "ward_name" => ("Xã, phường", "Ward"),
+        "ward_code" => ("Mã ĐVHC", "Ward code"),
+        "period_start" => ("Kỳ", "Period"),
+        "score_100" => ("Điểm 766 (thang 100)", "766 score (of 100)"),
+        "on_time_rate" => ("Đúng hạn", "On time"),
+        "received" => ("Tiếp nhận", "Received"),
+        "resolved" => ("Đã giải quyết", "Resolved"),
+        "early" => ("Trước hạn", "Early"),
+        "on_time" => ("Đúng hạn", "On time"),
+        "late" => ("Trễ hạn", "Late"),
+        "channel" => ("Kênh", "Channel"),
+        "department_name" => ("Lĩnh vực", "Department"),
+        "procedure_name" => ("Thủ tục", "Procedure"),
+        _ => return None,
+    };
+    Some(lang.pick(vi, en))
+}
+
 /// The words of a severity code of the red flags.
 pub fn severity_name(code: &str, lang: Lang) -> &str {
     let (vi, en) = match code {

@@ -11,6 +11,7 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
 use chiso_core::time::business_offset;
+use chiso_dashboard::present::display;
 use chiso_dashboard::{Format, Table, Value};
 use rust_xlsxwriter::{Format as CellFormat, FormatAlign, Workbook as XlsxWorkbook, Worksheet};
 
@@ -51,7 +52,7 @@ impl SheetColumn {
     /// type: `*_rate` and `progress_ratio` are percentages (docs/kpis.md),
     /// integers get thousands separators, other numbers stay as they are.
     pub fn guess(name: &str, data_type: &DataType) -> Self {
-        let format = if name.ends_with("_rate") || name == "progress_ratio" {
+        let format = if is_rate(name) {
             Format::Percent
         } else if data_type.is_integer() {
             Format::Integer
@@ -92,6 +93,7 @@ struct Formats {
     decimal: CellFormat,
     percent: CellFormat,
     change: CellFormat,
+    change_integer: CellFormat,
     date: CellFormat,
     datetime: CellFormat,
     text: CellFormat,
@@ -111,6 +113,7 @@ impl Formats {
             decimal: CellFormat::new().set_num_format("#,##0.00"),
             percent: CellFormat::new().set_num_format("0.00%"),
             change: CellFormat::new().set_num_format("+0.00;-0.00;0.00"),
+            change_integer: CellFormat::new().set_num_format("+#,##0;-#,##0;0"),
             date: CellFormat::new().set_num_format("dd/mm/yyyy"),
             datetime: CellFormat::new().set_num_format("dd/mm/yyyy hh:mm"),
             text: CellFormat::new(),
@@ -284,7 +287,14 @@ impl Workbook {
         }
         if !columns.is_empty() {
             worksheet.set_freeze_panes(row + 1, 0).map_err(xlsx)?;
+            // Printed as it is sent upward: A4 landscape, as wide as a
+            // page, the header row on every page.
+            worksheet.set_repeat_rows(row, row).map_err(xlsx)?;
         }
+        worksheet
+            .set_paper_size(9)
+            .set_landscape()
+            .set_print_fit_to_pages(1, 0);
         Ok((index, row + 1, name))
     }
 
@@ -307,7 +317,7 @@ impl Workbook {
             .map(|c| if "[]:*?/\\".contains(c) { '-' } else { c })
             .collect();
         let clean = clean.trim_matches('\'').trim();
-        let base: String = clean.chars().take(SHEET_NAME).collect();
+        let base = shorten(clean, SHEET_NAME);
         let base = if base.is_empty() {
             "Sheet".to_owned()
         } else {
@@ -321,10 +331,42 @@ impl Workbook {
             .map(|n| {
                 let suffix = format!(" ({n})");
                 let room = SHEET_NAME - suffix.chars().count();
-                format!("{}{suffix}", base.chars().take(room).collect::<String>())
+                format!("{}{suffix}", shorten(&base, room))
             })
             .find(|name| !taken(name))
             .unwrap_or(base)
+    }
+}
+
+/// A column of docs/kpis.md's rates, in percent: `*_rate`, `progress_ratio`.
+fn is_rate(name: &str) -> bool {
+    name.ends_with("_rate") || name == "progress_ratio"
+}
+
+/// `text` in at most `room` characters, cut between words (a single word
+/// longer than that is cut where it must be).
+fn shorten(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        let wanted = out.chars().count() + usize::from(!out.is_empty()) + word.chars().count();
+        if wanted > room {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    let out = out
+        .trim_end_matches([',', ';', ':', '-', '(', '·'])
+        .trim_end();
+    if out.is_empty() {
+        text.chars().take(room).collect()
+    } else {
+        out.to_owned()
     }
 }
 
@@ -351,6 +393,8 @@ fn write_cell(
                 Format::Percent => (x / 100.0, &formats.percent),
                 Format::Integer => (x, &formats.integer),
                 Format::Decimal => (x, &formats.decimal),
+                // A count's change is a whole number: -116, not -116.00.
+                Format::Change if matches!(value, Value::Int(_)) => (x, &formats.change_integer),
                 Format::Change => (x, &formats.change),
                 _ if matches!(value, Value::Int(_)) => (x, &formats.integer),
                 _ => (x, &formats.text),
@@ -489,7 +533,16 @@ pub fn workbook(document: &crate::Document) -> Result<Vec<u8>, ReportError> {
                 for row in &table.rows {
                     let values: Vec<Value> = columns
                         .iter()
-                        .map(|(index, _)| index.map_or(Value::Null, |i| row[i].clone()))
+                        .map(|(index, column)| {
+                            let value = index.map_or(Value::Null, |i| row[i].clone());
+                            match (column.format, &value) {
+                                // Bands and levels in words, as on paper.
+                                (Format::Band | Format::Severity, Value::Text(_)) => {
+                                    Value::Text(display(&value, column.format, lang))
+                                }
+                                _ => value,
+                            }
+                        })
                         .collect();
                     workbook.row(sheet, &values)?;
                 }
@@ -540,21 +593,30 @@ fn sheet_columns(
         PanelKind::Heatmap { x, y, value, .. } => vec![x, y, value],
     };
     let mut out = Vec::new();
-    for column in declared {
+    let declares = |name: &str| declared.iter().any(|c| c.column == name);
+    for column in &declared {
         if column.format == Format::Sparkline {
             continue;
         }
+        // A ward is sent upward with its code (mã ĐVHC) beside its name.
+        if column.column == "ward_name" && !declares("ward_code") {
+            if let Some(code) = table.column_index("ward_code") {
+                out.push((
+                    Some(code),
+                    SheetColumn::new(lang.pick("Mã ĐVHC", "Ward code"), Format::Text).width(10.0),
+                ));
+            }
+        }
         let index = table.column_index(&column.column);
+        let holds_numbers = index
+            .and_then(|i| table.rows.first().map(|r| &r[i]))
+            .is_some_and(|v| matches!(v, Value::Float(_)));
         let format = match column.format {
             // Week and month labels are dates in a spreadsheet.
             Format::Series | Format::Week | Format::Month => Format::Date,
-            Format::Text
-                if index
-                    .and_then(|i| table.rows.first().map(|r| &r[i]))
-                    .is_some_and(|v| matches!(v, Value::Float(_))) =>
-            {
-                Format::Decimal
-            }
+            // A chart's rates are percentages like every other sheet's.
+            Format::Text if holds_numbers && is_rate(&column.column) => Format::Percent,
+            Format::Text if holds_numbers => Format::Decimal,
             other => other,
         };
         let header = column_label(column, lang);
@@ -586,11 +648,15 @@ fn sheet_columns(
     out
 }
 
-/// A column's label, or its name when the file gives none (a chart's axis).
+/// A column's label; when the file gives none (a chart's axis), the words
+/// for the column's name, or the name itself.
 fn column_label(column: &chiso_dashboard::Column, lang: chiso_dashboard::Lang) -> String {
     let label = column.label.get(lang);
-    if label.is_empty() {
-        column.column.clone()
+    // A column without a label is labelled with its own name.
+    if label.is_empty() || label == column.column {
+        chiso_dashboard::present::column_words(&column.column, lang)
+            .unwrap_or(&column.column)
+            .to_owned()
     } else {
         label.to_owned()
     }
@@ -601,13 +667,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_are_shortened_between_words() {
+        assert_eq!(
+            shorten("Tỷ lệ đúng hạn theo kỳ của các xã, phường cần chú ý", 31),
+            "Tỷ lệ đúng hạn theo kỳ của các"
+        );
+        assert_eq!(shorten("Tóm tắt", 31), "Tóm tắt");
+        assert_eq!(
+            shorten("Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 31)
+                .chars()
+                .count(),
+            31
+        );
+        assert_eq!(shorten("Xã, phường cần chú ý", 10), "Xã, phường");
+        assert_eq!(shorten("Điểm 766 của xã, phường", 13), "Điểm 766 của");
+    }
+
+    #[test]
     fn sheet_names_are_shortened_cleaned_and_unique() {
         let mut workbook = Workbook::new();
         let long = "Xếp hạng theo Bộ chỉ số 766 của các xã: tháng 7/2025";
         workbook.sheet(long, &[], Vec::new()).expect("first");
         workbook.sheet(long, &[], Vec::new()).expect("second");
         let (first, second) = (workbook.names[0].clone(), workbook.names[1].clone());
-        assert_eq!(first.chars().count(), 31);
+        assert!(first.chars().count() <= 31, "{first}");
+        assert_eq!(first, "Xếp hạng theo Bộ chỉ số 766 của");
         assert!(!first.contains(':') && !first.contains('/'));
         assert!(
             second.ends_with(" (2)") && second.chars().count() <= 31,

@@ -143,6 +143,83 @@ fn ranking_sheet_agrees(xlsx: &[u8], wards: &Table) {
     }
 }
 
+/// The workbook can be sent upward as it is: sheet names cut between
+/// words, headers in words (no column names), bands in Vietnamese, ward
+/// codes beside names, and every table sheet prints its header row on
+/// every page.
+fn workbook_reads_as_sent(xlsx: &[u8], titles: &[String]) {
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.to_vec())).expect("an XLSX file");
+    let names = workbook.sheet_names();
+    for name in &names {
+        assert!(name.chars().count() <= 31, "{name}");
+        let whole_words = titles.iter().any(|title| {
+            // Excel refuses []:*?/\ in a sheet name; they become dashes.
+            let title = title.replace(['[', ']', ':', '*', '?', '/', '\\'], "-");
+            title.starts_with(name.as_str())
+                && title[name.len()..]
+                    .trim_start_matches([',', ';', ':', '-', '·'])
+                    .chars()
+                    .next()
+                    .is_none_or(char::is_whitespace)
+        });
+        assert!(
+            whole_words || ["Thông tin", "Định nghĩa"].contains(&name.as_str()),
+            "the sheet name `{name}` cuts a title mid-word"
+        );
+    }
+    let print_titles = workbook
+        .defined_names()
+        .iter()
+        .filter(|(name, _)| name.contains("Print_Titles"))
+        .count();
+    assert!(
+        print_titles >= names.len() - 1,
+        "{print_titles} sheets repeat their header"
+    );
+    let code_like = |text: &str| {
+        !text.is_empty()
+            && text.contains('_')
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    for name in &names {
+        let range = workbook.worksheet_range(name).expect("sheet");
+        // The title, a blank line, then the header.
+        let Some(header) = range.rows().nth(2) else {
+            continue;
+        };
+        for cell in header {
+            let text = cell.to_string();
+            assert!(!code_like(&text), "sheet `{name}` has the header `{text}`");
+        }
+    }
+    let ranking = names
+        .iter()
+        .find(|n| n.starts_with("Bảng xếp hạng"))
+        .expect("the ranking sheet")
+        .clone();
+    let range = workbook.worksheet_range(&ranking).expect("sheet");
+    let rows: Vec<_> = range.rows().collect();
+    let header = &rows[2];
+    let at = |label: &str| {
+        header
+            .iter()
+            .position(|c| c.get_string() == Some(label))
+            .unwrap_or_else(|| panic!("no column {label}"))
+    };
+    let (code, band) = (at("Mã"), at("Xếp loại"));
+    for row in &rows[3..] {
+        assert_eq!(row[code].to_string().len(), 5, "a ward code");
+        let band = row[band].to_string();
+        assert!(
+            ["Xuất sắc", "Tốt", "Khá", "Trung bình", "Yếu", ""].contains(&band.as_str()),
+            "band `{band}`"
+        );
+    }
+}
+
 /// `xlsx` opened and saved again by LibreOffice headless, when it is
 /// installed (it is optional: CI does not install it).
 fn resaved_by_libreoffice(xlsx: &[u8], dir: &Path) -> Option<Vec<u8>> {
@@ -300,6 +377,12 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
     // (when installed) has opened the workbook and saved it again.
     let xlsx = DocumentFormat::Xlsx.write(&document).expect("xlsx");
     ranking_sheet_agrees(&xlsx, &wards);
+    let titles: Vec<String> = document
+        .sections
+        .iter()
+        .map(|s| s.panel.title.get(Lang::Vi).to_owned())
+        .collect();
+    workbook_reads_as_sent(&xlsx, &titles);
     if let Some(saved) = resaved_by_libreoffice(&xlsx, dir) {
         ranking_sheet_agrees(&saved, &wards);
     }
