@@ -450,7 +450,34 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
             text.contains("Hồ sơ đang quá hạn")
                 && text.contains("Hồ sơ trễ hạn chưa có thư xin lỗi")
         );
+        // The ward's own 766 points, indicator by indicator.
+        assert!(text.contains("Điểm 766 của xã, phường theo từng chỉ tiêu"));
+        let points = rows(
+            engine,
+            "SELECT points FROM kpi_index_detail('2025-09', 'portal') \
+             WHERE ward_code = '31135' AND assessed",
+        )
+        .await;
+        assert!(!points.rows.is_empty());
+        for row in &points.rows {
+            let written = chiso_core::format::vi_decimal(row[0].as_f64().expect("points"), 2);
+            assert!(
+                text.contains(&written),
+                "the ward pack lacks the points {written}"
+            );
+        }
+        assert!(
+            !text.contains("chưa có danh mục thủ tục"),
+            "the sample has names"
+        );
         keep_pictures(&path, "ward-31135-2025-09");
+
+        // A store without the names of its procedures says so on the pack.
+        let mut nameless = document.clone();
+        nameless.freshness.has_catalogue = false;
+        let path = dir.join("ward-nameless.pdf");
+        std::fs::write(&path, DocumentFormat::Pdf.write(&nameless).expect("pdf")).expect("write");
+        assert!(pdf_text(&path).contains("chưa có danh mục thủ tục"));
     }
 
     // A period with no data: a document that says so, in every format.
