@@ -12,6 +12,8 @@ use chiso_core::format::thousands;
 use chiso_gen::summary::{Tally, rate};
 use chiso_gen::{City, Format, Params, dirty, write, xlsx};
 
+use crate::ingest::CATALOGUE_FILE;
+
 #[derive(Debug, Args)]
 #[command(
     about = "Generate the sample city: the dossier events of Cần Thơ's 103 communes and wards",
@@ -51,8 +53,9 @@ pub struct GenArgs {
     /// that ward staff export. With --dirty, a re-export of the same list is written too.
     #[arg(long, value_name = "FILE.xlsx")]
     dossier_list: Option<PathBuf>,
-    /// Also write the procedure catalogue of the sample city (codes, Vietnamese names,
-    /// departments, statutory days) as CSV.
+    /// Where to write the procedure catalogue of the sample city (codes, Vietnamese names,
+    /// departments, statutory days) as CSV [default: procedures.csv beside the event log,
+    /// which `chiso ingest` loads into a store that has no names yet].
     #[arg(long, value_name = "FILE.csv")]
     procedures: Option<PathBuf>,
     /// Ward code for --dossier-list (31135 is Ninh Kiều).
@@ -174,19 +177,25 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    if let Some(path) = &args.procedures {
-        create_parent(path)?;
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        chiso_gen::catalogue::write_csv(std::io::BufWriter::new(file))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(
-            out,
-            "wrote {} ({} procedures)",
-            path.display(),
-            chiso_gen::catalogue::PROCEDURES.len()
-        )?;
-    }
+    // The names travel with the events: `chiso ingest` of the log loads the
+    // catalogue beside it, so a new store's pages never show bare codes.
+    let catalogue = args.procedures.clone().unwrap_or_else(|| {
+        events_path.parent().map_or_else(
+            || PathBuf::from(CATALOGUE_FILE),
+            |dir| dir.join(CATALOGUE_FILE),
+        )
+    });
+    create_parent(&catalogue)?;
+    let file = std::fs::File::create(&catalogue)
+        .with_context(|| format!("cannot write {}", catalogue.display()))?;
+    chiso_gen::catalogue::write_csv(std::io::BufWriter::new(file))
+        .with_context(|| format!("cannot write {}", catalogue.display()))?;
+    writeln!(
+        out,
+        "wrote {} ({} procedures)",
+        catalogue.display(),
+        chiso_gen::catalogue::PROCEDURES.len()
+    )?;
     print_summary(&mut out, &city)?;
     Ok(())
 }

@@ -12,6 +12,10 @@ use chiso_store::Store;
 /// Where the store lives unless `--store` says otherwise.
 const DEFAULT_STORE: &str = "chiso-store";
 
+/// The procedure catalogue `chiso gen` writes beside an event log, which
+/// `chiso ingest` loads into a store that has none.
+pub const CATALOGUE_FILE: &str = "procedures.csv";
+
 #[derive(Debug, Args)]
 pub struct StoreArg {
     /// The store directory (created by the first ingest).
@@ -60,6 +64,40 @@ pub enum Outcome {
     Strict,
 }
 
+/// Gives a store without procedure names the catalogue found beside one of
+/// the files ingested (`chiso gen` writes it there), and says so.
+fn name_procedures_from_beside(
+    store: &Store,
+    files: &[PathBuf],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if store.has_procedure_catalogue() {
+        return Ok(());
+    }
+    let beside = files.iter().find_map(|file| {
+        let candidate = file.parent()?.join(CATALOGUE_FILE);
+        candidate.is_file().then_some(candidate)
+    });
+    match beside {
+        Some(catalogue) => {
+            let count = store.set_procedure_catalogue(&catalogue)?;
+            if !quiet {
+                println!(
+                    "{count} procedures named from {} (the store had no names)",
+                    catalogue.display()
+                );
+            }
+        }
+        None if !quiet => eprintln!(
+            "chiso: note: the store has no procedure names; pages show codes until \
+             `chiso store procedures --store {} FILE.csv` (chiso gen writes one as {CATALOGUE_FILE})",
+            store.root().display()
+        ),
+        None => {}
+    }
+    Ok(())
+}
+
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<Outcome> {
     let mut ingester = Ingester::open(&args.store.store)
         .await
@@ -71,6 +109,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<Outcome> {
     let mut reports = Vec::new();
     let mut failed = false;
     let mut quarantined = false;
+    name_procedures_from_beside(ingester.store(), &args.files, args.json)?;
     for file in &args.files {
         match ingester.ingest_file(file, &options).await {
             Ok(report) => {

@@ -86,6 +86,35 @@ fn gen_writes_the_files_and_summarises_the_city() {
     assert!(dir.join("nested/city.ndjson.manifest.json").exists());
     assert!(dir.join("nested/city-late.ndjson").exists());
     assert!(list.exists() && dir.join("list-reexport.xlsx").exists());
+    // The names of the procedures travel with the log: ingesting it gives
+    // a new store its catalogue.
+    assert!(dir.join("nested/procedures.csv").exists());
+    let store = dir.join("store");
+    let ingested = chiso(&[
+        "ingest",
+        "--store",
+        store.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&ingested.stdout).contains("procedures named from"),
+        "{}",
+        text(&ingested.stdout)
+    );
+    let named = chiso(&[
+        "sql",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM procedures WHERE procedure_name IS NOT NULL",
+    ]);
+    let count = text(&named.stdout);
+    assert!(
+        count.lines().nth(1).and_then(|n| n.parse::<u32>().ok()) > Some(10),
+        "{count}{}",
+        text(&named.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
