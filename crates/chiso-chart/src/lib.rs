@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use unicode_normalization::UnicodeNormalization;
 
 /// The bundled font (DejaVu Sans), served to browsers for the SVG charts.
@@ -138,6 +139,14 @@ pub struct Series {
     pub values: Vec<Option<f64>>,
 }
 
+/// A reference line (a target rate) and the words drawn beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub value: f64,
+    /// "Mục tiêu 95" — already in the reader's language.
+    pub label: String,
+}
+
 /// One bar of a horizontal bar chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
@@ -154,12 +163,12 @@ pub enum Chart {
         categories: Vec<String>,
         series: Vec<Series>,
         /// A horizontal reference line, such as a target rate.
-        target: Option<f64>,
+        target: Option<Target>,
     },
     /// Horizontal bars, first on top: rankings.
     Bar {
         bars: Vec<Bar>,
-        target: Option<f64>,
+        target: Option<Target>,
         /// The value axis; `None` fits the bars.
         range: Option<(f64, f64)>,
     },
@@ -196,12 +205,16 @@ impl Chart {
         else {
             return vec![self.clone()];
         };
-        let shared = range
-            .unwrap_or_else(|| value_range(bars.iter().filter_map(|b| b.value.as_ref()), *target));
+        let shared = range.unwrap_or_else(|| {
+            value_range(
+                bars.iter().filter_map(|b| b.value.as_ref()),
+                target.as_ref().map(|t| t.value),
+            )
+        });
         bars.chunks(per_chart.max(1))
             .map(|chunk| Chart::Bar {
                 bars: chunk.to_vec(),
-                target: *target,
+                target: target.clone(),
                 range: Some(shared),
             })
             .collect()
@@ -209,7 +222,7 @@ impl Chart {
 
     pub fn natural_size(&self) -> (u32, u32) {
         match self {
-            Chart::Bar { bars, .. } => (720, 60 + 18 * bars.len().max(1) as u32),
+            Chart::Bar { bars, .. } => (720, 74 + 18 * bars.len().max(1) as u32),
             Chart::Heatmap { rows, .. } => (760, 90 + 14 * rows.len().max(1) as u32),
             Chart::Sparkline { .. } => (120, 28),
             Chart::Line { .. } | Chart::StackedBar { .. } => (720, 320),
@@ -262,12 +275,12 @@ impl Chart {
                 categories,
                 series,
                 target,
-            } => draw_line(root, categories, series, *target),
+            } => draw_line(root, categories, series, target.as_ref()),
             Chart::Bar {
                 bars,
                 target,
                 range,
-            } => draw_bars(root, bars, *target, *range),
+            } => draw_bars(root, bars, target.as_ref(), *range),
             Chart::StackedBar { categories, parts } => draw_stacked(root, categories, parts),
             Chart::Heatmap {
                 columns,
@@ -349,6 +362,34 @@ fn value_range<'a>(values: impl Iterator<Item = &'a f64>, extra: Option<f64>) ->
     (low, high + (high - low) * 0.05)
 }
 
+/// The y range of a line chart: zero-based like [`value_range`] unless the
+/// values keep far from zero (rates between 85 and 100), where a zero-based
+/// axis would flatten every movement; then it starts at a round number
+/// below the lowest value, and the chart marks the axis as cut. Returns
+/// the range and whether it was cut.
+fn fitted_range<'a>(
+    values: impl Iterator<Item = &'a f64>,
+    extra: Option<f64>,
+) -> ((f64, f64), bool) {
+    let values: Vec<f64> = values.copied().chain(extra).collect();
+    let (low, high) = value_range(values.iter(), None);
+    let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
+    if low != 0.0 || !lowest.is_finite() || lowest < 0.5 * high {
+        return ((low, high), false);
+    }
+    let highest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let spread = (highest - lowest).max(1.0);
+    let step = if spread > 20.0 {
+        10.0
+    } else if spread > 4.0 {
+        5.0
+    } else {
+        1.0
+    };
+    let start = ((lowest - spread * 0.15) / step).floor() * step;
+    ((start.max(0.0), high), start > 0.0)
+}
+
 /// Every n-th category label, so labels never overlap.
 fn label_step(count: usize, width: u32, label_px: u32) -> usize {
     let fit = (width / label_px.max(1)).max(1) as usize;
@@ -410,23 +451,45 @@ fn draw_line<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     categories: &[String],
     series: &[Series],
-    target: Option<f64>,
+    target: Option<&Target>,
 ) -> Result<(), ChartError> {
-    let (low, high) = value_range(
+    let ((low, high), cut) = fitted_range(
         series.iter().flat_map(|s| s.values.iter().flatten()),
-        target,
+        target.map(|t| t.value),
     );
     let count = categories.len().max(1);
-    let mut chart = category_axes(root, categories, low, high)?;
+    let legend: Vec<(String, RGBColor)> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), PALETTE[i % PALETTE.len()]))
+        .collect();
+    let plot = match series.len() > 1 {
+        true => beside_legend(root, &legend, LegendMark::Line)?,
+        false => root.clone(),
+    };
+    let mut chart = category_axes(&plot, categories, low, high)?;
     if let Some(target) = target {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![
-                    (SegmentValue::Exact(0), target),
-                    (SegmentValue::Exact(count), target),
+                    (SegmentValue::Exact(0), target.value),
+                    (SegmentValue::Exact(count), target.value),
                 ],
                 TARGET.stroke_width(1),
             )))
+            .map_err(draw_error)?;
+        // At the right end, above the line, where the latest points are
+        // read against it.
+        let label = nfc(&target.label);
+        let (x, y) = chart.backend_coord(&(SegmentValue::Exact(count), target.value));
+        let width = 7 * label.chars().count() as i32;
+        plot.draw_text(&label, &font(11.0), (x - width - 4, y - 15))
+            .map_err(draw_error)?;
+    }
+    if cut {
+        // The axis does not start at zero: say so where it starts.
+        let (x, y) = chart.backend_coord(&(SegmentValue::Exact(0), low));
+        plot.draw_text("≈", &font(14.0), (x - 6, y - 10))
             .map_err(draw_error)?;
     }
     for (index, line) in series.iter().enumerate() {
@@ -443,49 +506,105 @@ fn draw_line<DB: DrawingBackend>(
                 None => runs.push(Vec::new()),
             }
         }
-        let drawn = chart
+        chart
             .draw_series(
                 runs.into_iter()
                     .filter(|run| !run.is_empty())
                     .map(|run| PathElement::new(run, colour.stroke_width(2))),
             )
             .map_err(draw_error)?;
-        drawn.label(nfc(&line.name)).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-        });
         chart
             .draw_series(line.values.iter().enumerate().filter_map(|(i, v)| {
                 v.map(|v| Circle::new((SegmentValue::CenterOf(i), v), 2, colour.filled()))
             }))
             .map_err(draw_error)?;
     }
-    if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GRID)
-            .label_font(font(12.0))
-            .draw()
-            .map_err(draw_error)?;
-    }
     Ok(())
+}
+
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy)]
+enum LegendMark {
+    Line,
+    Block,
+}
+
+/// Draws `entries` in a strip under `root`, outside the plot, so a legend
+/// never covers the latest point or bar; returns the area left for the plot.
+fn beside_legend<'a, DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor)],
+    mark: LegendMark,
+) -> Result<DrawingArea<DB, Shift>, ChartError> {
+    const ROW: u32 = 20;
+    let (width, height) = root.dim_in_pixel();
+    // Entries flow left to right, wrapping into as many rows as they need.
+    let widths: Vec<u32> = entries
+        .iter()
+        .map(|(name, _)| 30 + 7 * nfc(name).chars().count() as u32)
+        .collect();
+    let mut rows = 1;
+    let mut x = 60;
+    for w in &widths {
+        if x + w > width && x > 60 {
+            rows += 1;
+            x = 60;
+        }
+        x += w;
+    }
+    let strip = (rows * ROW + 6).min(height / 3);
+    let (plot, legend) = root.split_vertically(height.saturating_sub(strip));
+    let (mut x, mut y) = (60i32, 4i32);
+    for ((name, colour), w) in entries.iter().zip(&widths) {
+        if x + *w as i32 > width as i32 && x > 60 {
+            x = 60;
+            y += ROW as i32;
+        }
+        let middle = y + 8;
+        match mark {
+            LegendMark::Line => legend
+                .draw(&PathElement::new(
+                    vec![(x, middle), (x + 18, middle)],
+                    colour.stroke_width(2),
+                ))
+                .map_err(draw_error)?,
+            LegendMark::Block => legend
+                .draw(&Rectangle::new(
+                    [(x + 4, middle - 5), (x + 14, middle + 5)],
+                    colour.filled(),
+                ))
+                .map_err(draw_error)?,
+        }
+        legend
+            .draw_text(&nfc(name), &font(12.0), (x + 24, y + 1))
+            .map_err(draw_error)?;
+        x += *w as i32;
+    }
+    Ok(plot)
 }
 
 fn draw_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     bars: &[Bar],
-    target: Option<f64>,
+    target: Option<&Target>,
     range: Option<(f64, f64)>,
 ) -> Result<(), ChartError> {
-    let (low, high) =
-        range.unwrap_or_else(|| value_range(bars.iter().filter_map(|b| b.value.as_ref()), target));
+    let (low, high) = range.unwrap_or_else(|| {
+        value_range(
+            bars.iter().filter_map(|b| b.value.as_ref()),
+            target.map(|t| t.value),
+        )
+    });
+    // Room after the longest bar for its value.
+    let high = high + (high - low) * 0.08;
     let count = bars.len().max(1);
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     // The first bar on top: segments count from the bottom.
     let row = |i: usize| count - 1 - i;
     let mut chart = ChartBuilder::on(root)
         .margin(10)
+        // Room above the bars for the target's label.
+        .margin_top(24)
         .x_label_area_size(24)
         .y_label_area_size(190)
         .build_cartesian_2d(low..high, (0..count).into_segmented())
@@ -520,18 +639,39 @@ fn draw_bars<DB: DrawingBackend>(
             Some(rect)
         }))
         .map_err(draw_error)?;
+    // Each bar's value at its end: bars that look alike still read apart.
+    chart
+        .draw_series(bars.iter().enumerate().filter_map(|(i, bar)| {
+            let value = bar.value?;
+            Some(Text::new(
+                value_label(value),
+                (value, SegmentValue::CenterOf(row(i))),
+                font(10.0).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+        }))
+        .map_err(draw_error)?;
     if let Some(target) = target {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![
-                    (target, SegmentValue::Exact(0)),
-                    (target, SegmentValue::Exact(count)),
+                    (target.value, SegmentValue::Exact(0)),
+                    (target.value, SegmentValue::Exact(count)),
                 ],
                 TEXT.stroke_width(1),
             )))
             .map_err(draw_error)?;
+        let (x, y) = chart.backend_coord(&(target.value, SegmentValue::Exact(count)));
+        root.draw_text(&nfc(&target.label), &font(10.0), (x + 3, (y - 16).max(1)))
+            .map_err(draw_error)?;
     }
     Ok(())
+}
+
+/// A bar's value as written at its end: up to two decimals, Vietnamese.
+fn value_label(value: f64) -> String {
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    group_thousands(text)
 }
 
 fn draw_stacked<DB: DrawingBackend>(
@@ -549,7 +689,13 @@ fn draw_stacked<DB: DrawingBackend>(
         })
         .collect();
     let (_, high) = value_range(totals.iter(), None);
-    let mut chart = category_axes(root, categories, 0.0, high)?;
+    let legend: Vec<(String, RGBColor)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.clone(), stacked_colour(i, parts.len())))
+        .collect();
+    let plot = beside_legend(root, &legend, LegendMark::Block)?;
+    let mut chart = category_axes(&plot, categories, 0.0, high)?;
     let mut base = vec![0.0; count];
     for (index, part) in parts.iter().enumerate() {
         let colour = stacked_colour(index, parts.len());
@@ -569,20 +715,8 @@ fn draw_stacked<DB: DrawingBackend>(
                 Some(rect)
             })
             .collect();
-        chart
-            .draw_series(rects)
-            .map_err(draw_error)?
-            .label(nfc(&part.name))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+        chart.draw_series(rects).map_err(draw_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .label_font(font(12.0))
-        .draw()
-        .map_err(draw_error)?;
     Ok(())
 }
 
@@ -714,12 +848,30 @@ fn draw_sparkline<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Axis numbers without trailing zeros, with the Vietnamese decimal comma.
+/// Axis numbers without trailing zeros, the Vietnamese way: 8.000, 97,5.
 fn trim_number(value: f64) -> String {
     let text = format!("{value:.1}");
-    text.strip_suffix(".0")
-        .map(str::to_owned)
-        .unwrap_or_else(|| text.replace('.', ","))
+    group_thousands(text.strip_suffix(".0").unwrap_or(&text))
+}
+
+/// `1234.5` (Rust's way) as `1.234,5`.
+fn group_thousands(text: &str) -> String {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    match fraction.is_empty() {
+        true => format!("{sign}{grouped}"),
+        false => format!("{sign}{grouped},{fraction}"),
+    }
 }
 
 #[cfg(test)]
@@ -739,7 +891,10 @@ mod tests {
                     name: "Đúng hạn".into(),
                     values: vec![Some(91.0), None, Some(95.5), Some(97.0), Some(96.0)],
                 }],
-                target: Some(95.0),
+                target: Some(Target {
+                    value: 95.0,
+                    label: "Mục tiêu 95".into(),
+                }),
             },
             Chart::Bar {
                 bars: vec![
@@ -754,7 +909,10 @@ mod tests {
                         tone: Tone::Neutral,
                     },
                 ],
-                target: Some(95.0),
+                target: Some(Target {
+                    value: 95.0,
+                    label: "Mục tiêu 95".into(),
+                }),
                 range: None,
             },
             Chart::StackedBar {
@@ -833,6 +991,28 @@ mod tests {
         let chart = Chart::Sparkline { values: vec![] };
         assert!(matches!(chart.svg(0, 10), Err(ChartError::Size { .. })));
         assert!(matches!(chart.png(5000, 10), Err(ChartError::Size { .. })));
+    }
+
+    #[test]
+    fn axis_numbers_and_values_read_the_vietnamese_way() {
+        assert_eq!(trim_number(8000.0), "8.000");
+        assert_eq!(trim_number(97.5), "97,5");
+        assert_eq!(trim_number(-1200.0), "-1.200");
+        assert_eq!(value_label(88.4), "88,4");
+        assert_eq!(value_label(1234.5678), "1.234,57");
+    }
+
+    #[test]
+    fn rates_far_from_zero_get_a_fitted_axis() {
+        let rates = [96.0, 98.5, 91.2];
+        let ((low, high), cut) = fitted_range(rates.iter(), Some(95.0));
+        assert!(
+            cut && low > 80.0 && low <= 91.2 && high > 98.5,
+            "{low}..{high}"
+        );
+        let counts = [3.0, 250.0];
+        let ((low, _), cut) = fitted_range(counts.iter(), None);
+        assert!(!cut && low == 0.0);
     }
 
     #[test]

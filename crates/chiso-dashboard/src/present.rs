@@ -1,6 +1,6 @@
 //! Values as people read them (Vietnamese first), and panels as charts.
 
-use chiso_chart::{Bar, Chart, Series, Tone};
+use chiso_chart::{Bar, Chart, Series, Target, Tone};
 use chiso_core::format::{decimal_in, integer_in};
 use chiso_core::time::business_offset;
 use chiso_engine::{Grain, Period};
@@ -314,6 +314,22 @@ fn labels(table: &Table, column: &Column, params: &Params) -> Result<Vec<String>
 }
 
 /// The chart of a chart panel (`None` for tiles and tables).
+/// A panel's target as a labelled reference line.
+fn chart_target(value: f64, lang: Lang) -> Target {
+    Target {
+        value,
+        label: format!(
+            "{} {}",
+            lang.pick("Mục tiêu", "Target"),
+            decimal_in(
+                value,
+                if value.fract() == 0.0 { 0 } else { 2 },
+                lang == Lang::En
+            )
+        ),
+    }
+}
+
 pub fn chart(
     panel: &Panel,
     table: &Table,
@@ -335,7 +351,7 @@ pub fn chart(
                     })
                 })
                 .collect::<Result<_, DashboardError>>()?,
-            target: *target,
+            target: target.map(|value| chart_target(value, lang)),
         },
         PanelKind::Bar {
             label,
@@ -354,7 +370,7 @@ pub fn chart(
                         tone: tone(value, v),
                     })
                     .collect(),
-                target: *target,
+                target: target.map(|value| chart_target(value, lang)),
                 range: None,
             }
         }
