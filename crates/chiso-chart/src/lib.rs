@@ -531,7 +531,7 @@ enum LegendMark {
 
 /// Draws `entries` in a strip under `root`, outside the plot, so a legend
 /// never covers the latest point or bar; returns the area left for the plot.
-fn beside_legend<'a, DB: DrawingBackend>(
+fn beside_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor)],
     mark: LegendMark,

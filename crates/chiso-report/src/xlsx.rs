@@ -599,13 +599,14 @@ fn sheet_columns(
             continue;
         }
         // A ward is sent upward with its code (mã ĐVHC) beside its name.
-        if column.column == "ward_name" && !declares("ward_code") {
-            if let Some(code) = table.column_index("ward_code") {
-                out.push((
-                    Some(code),
-                    SheetColumn::new(lang.pick("Mã ĐVHC", "Ward code"), Format::Text).width(10.0),
-                ));
-            }
+        if column.column == "ward_name"
+            && !declares("ward_code")
+            && let Some(code) = table.column_index("ward_code")
+        {
+            out.push((
+                Some(code),
+                SheetColumn::new(lang.pick("Mã ĐVHC", "Ward code"), Format::Text).width(10.0),
+            ));
         }
         let index = table.column_index(&column.column);
         let holds_numbers = index
