@@ -869,7 +869,12 @@ async fn pages_download_as_documents_and_the_archive_lists_its_packs() {
         .find(|n| n.starts_with("Bảng xếp hạng"))
         .expect("the ranking sheet");
     let range = calamine::Reader::worksheet_range(&mut workbook, &sheet).expect("sheet");
-    let names: Vec<String> = range.rows().skip(3).map(|r| r[1].to_string()).collect();
+    let header = range.rows().nth(2).expect("a header row");
+    let name = header
+        .iter()
+        .position(|c| c.to_string() == "Xã, phường")
+        .expect("the ward column");
+    let names: Vec<String> = range.rows().skip(3).map(|r| r[name].to_string()).collect();
     assert!(
         !names.is_empty() && names.iter().all(|n| n.starts_with("Xã ")),
         "{names:?}"
@@ -1124,17 +1129,27 @@ async fn a_ward_officer_signs_in_and_out_through_the_login_page_in_chromium() {
         browser.type_into("input[name=name]", "ninhkieu");
         browser.type_into("input[name=password]", "sai");
         browser.click("button[type=submit]");
-        assert!(
+        // A click may return before the next page has loaded: wait for it.
+        let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !ready() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "waited in vain for {what}: {}",
+                    browser.source()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        wait_for("the refusal", &|| {
             browser
                 .source()
-                .contains("Tên đăng nhập hoặc mật khẩu không đúng"),
-            "{}",
-            browser.source()
-        );
+                .contains("Tên đăng nhập hoặc mật khẩu không đúng")
+        });
         browser.type_into("input[name=name]", "ninhkieu");
         browser.type_into("input[name=password]", "mat-khau-phuong");
         browser.click("button[type=submit]");
-        assert_eq!(browser.url(), wanted);
+        wait_for("the page asked for", &|| browser.url() == wanted);
         assert!(browser.source().contains("Phường Ninh Kiều"));
         let session = browser
             .cookies()
@@ -1143,12 +1158,10 @@ async fn a_ward_officer_signs_in_and_out_through_the_login_page_in_chromium() {
             .expect("a session cookie");
         assert_eq!(session["httpOnly"], true, "{session}");
         assert_eq!(session["sameSite"], "Lax", "{session}");
-        // The header's account box comes from a script: wait for it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !browser.source().contains("Đăng xuất") {
-            assert!(std::time::Instant::now() < deadline, "no sign-out button");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The header's account box comes from a script.
+        wait_for("the sign-out button", &|| {
+            browser.source().contains("Đăng xuất")
+        });
         assert!(browser.source().contains("ninhkieu · phường/xã 31135"));
 
         browser.open(&format!("http://{addr}/ward/31120?period=2025-W40"));
@@ -1157,13 +1170,11 @@ async fn a_ward_officer_signs_in_and_out_through_the_login_page_in_chromium() {
         assert!(!refused.contains("Phường Cái Khế"));
 
         browser.open(&wanted);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !browser.source().contains("Đăng xuất") {
-            assert!(std::time::Instant::now() < deadline, "no sign-out button");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for("the sign-out button", &|| {
+            browser.source().contains("Đăng xuất")
+        });
         browser.click("form.account button");
-        assert!(browser.url().ends_with("/login"), "{}", browser.url());
+        wait_for("the login page", &|| browser.url().ends_with("/login"));
         browser.open(&wanted);
         assert!(
             browser.url().contains("/login?next="),
