@@ -335,6 +335,57 @@ async fn the_city_pack_says_what_the_engine_says_in_pdf_and_xlsx() {
         }
     }
 
+    // Each language's pack speaks that language: no label of the other one
+    // (ward names, proper names, stay as they are).
+    if poppler() {
+        let mut english = params.clone();
+        english.lang = Lang::En;
+        let document = pack_document(
+            &chiso_report::Tables::new(engine),
+            &dashboards,
+            pack,
+            &english,
+        )
+        .await
+        .expect("English document");
+        let path = dir.join("city-en.pdf");
+        std::fs::write(&path, DocumentFormat::Pdf.write(&document).expect("pdf")).expect("write");
+        let english = pdf_text(&path);
+        for label in ["Summary", "wards need attention", "Target 95", "Page 1 /"] {
+            assert!(english.contains(label), "the English pack lacks {label}");
+        }
+        for label in [
+            "Tóm tắt",
+            "cần chú ý",
+            "Nghiêm trọng",
+            "Mục tiêu",
+            "điểm %",
+            "Trang ",
+            "Xếp loại",
+            "Tiếp nhận",
+            "Phương pháp",
+            "Xuất sắc",
+        ] {
+            assert!(!english.contains(label), "the English pack says {label}");
+        }
+        let vietnamese = pdf_text(&dir.join("city.pdf"));
+        for label in [
+            "Summary",
+            "Needs attention",
+            "Critical",
+            "Target",
+            "Page ",
+            " pp",
+            "Excellent",
+            "Ranking",
+        ] {
+            assert!(
+                !vietnamese.contains(label),
+                "the Vietnamese pack says {label}"
+            );
+        }
+    }
+
     // The rule as stated: every ward with 20 overdue dossiers or more, or
     // on time below 85 %, is on the flags page as critical; none is
     // flagged without a reason.
