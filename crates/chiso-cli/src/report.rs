@@ -60,10 +60,11 @@ impl FileFormat {
 #[derive(Debug, Args)]
 #[command(
     about = "The review pack of a week, month, quarter or year: PDF, XLSX or HTML",
-    after_help = "The city pack: the headline figures with their change, the 766 index and the ranking of \
-all 103 wards, the red flags, the backlog by ward, the trends, and the methods. With --ward, that ward's \
-pack: its figures, departments and procedures, and its overdue and unapologised late dossiers. The \
-sections are the panels listed in dashboards/packs/.\n\n\
+    after_help = "The city pack opens with its message: a summary written from the figures, the 10 wards \
+needing attention with their reasons, and the headline figures with their change; then the 766 index and \
+the ranking of all 103 wards, the red flags, the backlog by ward, the trends, and the methods. With --ward, \
+that ward's pack: its figures and its 766 points per indicator, its overdue dossiers, departments and \
+procedures, and its unapologised late dossiers. The sections are the panels listed in dashboards/packs/.\n\n\
 Examples:\n  chiso report weekly --week 2025-W40 --format pdf\n  chiso report monthly --month 2025-07 --ward 31135 --format xlsx\n  \
 chiso report weekly --week 2025-W40 --lang en --out review.pdf\n  chiso report weekly --week 2025-W40 --all --out-dir packs/"
 )]
