@@ -872,7 +872,7 @@ async fn pages_download_as_documents_and_the_archive_lists_its_packs() {
     let header = range.rows().nth(2).expect("a header row");
     let name = header
         .iter()
-        .position(|c| c.to_string() == "Xã, phường")
+        .position(|c| c.get_string() == Some("Xã, phường"))
         .expect("the ward column");
     let names: Vec<String> = range.rows().skip(3).map(|r| r[name].to_string()).collect();
     assert!(
