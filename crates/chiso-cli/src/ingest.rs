@@ -224,6 +224,49 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Rows of a store table, as `chiso store quarantine` and `audit` list them:
+/// the first `limit` on the screen, or every one to a CSV file.
+struct Listing {
+    table: &'static str,
+    /// SQL conditions, all of which must hold.
+    filters: Vec<String>,
+    order: &'static str,
+    /// What to print when no row matches.
+    empty: &'static str,
+}
+
+impl Listing {
+    async fn show(
+        &self,
+        store: &Store,
+        columns: &str,
+        on_screen: &str,
+        limit: usize,
+        csv: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let condition = match self.filters.is_empty() {
+            true => String::new(),
+            false => format!(" WHERE {}", self.filters.join(" AND ")),
+        };
+        let (table, order) = (self.table, self.order);
+        if let Some(path) = csv {
+            let sql = format!("SELECT {columns} FROM {table}{condition} ORDER BY {order}");
+            store.export_csv(&sql, &path).await?;
+            println!("wrote {}", path.display());
+            return Ok(());
+        }
+        let sql =
+            format!("SELECT {on_screen} FROM {table}{condition} ORDER BY {order} LIMIT {limit}");
+        let batches = store.query(&sql).await?;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            println!("{}", self.empty);
+        } else {
+            println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        }
+        Ok(())
+    }
+}
+
 pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
     match command {
         StoreCommand::Info { store, json } => {
@@ -282,33 +325,15 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
             if let Some(reason) = &reason {
                 filters.push(format!("reason = {}", quote(reason)));
             }
-            let condition = if filters.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", filters.join(" AND "))
-            };
             let columns =
                 "source_file, line, \"column\", reason, message, raw, event_id, ingest_id";
-            let order = " ORDER BY quarantined_at, source_file, line";
-            if let Some(path) = csv {
-                store
-                    .export_csv(
-                        &format!("SELECT {columns} FROM quarantine{condition}{order}"),
-                        &path,
-                    )
-                    .await?;
-                println!("wrote {}", path.display());
-            } else {
-                let sql =
-                    format!("SELECT {columns} FROM quarantine{condition}{order} LIMIT {limit}");
-                let batches = store.query(&sql).await?;
-                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                if rows == 0 {
-                    println!("no quarantined rows");
-                } else {
-                    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
-                }
-            }
+            let listing = Listing {
+                table: "quarantine",
+                filters,
+                order: "quarantined_at, source_file, line",
+                empty: "no quarantined rows",
+            };
+            listing.show(&store, columns, columns, limit, csv).await?;
         }
         StoreCommand::Audit {
             store,
@@ -344,39 +369,24 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
                     quote(&from.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
                 ));
             }
-            let condition = if filters.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", filters.join(" AND "))
-            };
             // Cần Thơ time, which has no daylight saving: UTC+7 all year.
             let columns = "to_char(at + INTERVAL '7 hours', '%Y-%m-%d %H:%M:%S') AS at_local, \
                  user_name, role, address, entry_point, action, target, outcome, status, detail";
-            let order = " ORDER BY at DESC";
-            if let Some(path) = csv {
-                store
-                    .export_csv(
-                        &format!("SELECT {columns} FROM audit{condition}{order}"),
-                        &path,
-                    )
-                    .await?;
-                println!("wrote {}", path.display());
-            } else {
-                // A screen shows the start of a long query; --csv has it whole.
-                let columns = columns.replace(
-                    "target,",
-                    "CASE WHEN character_length(target) > 100 THEN left(target, 100) || '…' \
-                     ELSE target END AS target,",
-                );
-                let sql = format!("SELECT {columns} FROM audit{condition}{order} LIMIT {limit}");
-                let batches = store.query(&sql).await?;
-                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                if rows == 0 {
-                    println!("no audit entries (the log is kept by `chiso serve --users`)");
-                } else {
-                    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
-                }
-            }
+            // A screen shows the start of a long query; --csv has it whole.
+            let on_screen = columns.replace(
+                "target,",
+                "CASE WHEN character_length(target) > 100 THEN left(target, 100) || '…' \
+                 ELSE target END AS target,",
+            );
+            let listing = Listing {
+                table: "audit",
+                filters,
+                order: "at DESC",
+                empty: "no audit entries (the log is kept by `chiso serve --users`)",
+            };
+            listing
+                .show(&store, columns, &on_screen, limit, csv)
+                .await?;
         }
         StoreCommand::Compact { store } => {
             let mut store = open(&store.store).await?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::DataType;
-use chiso_core::contract::{Contract, FieldSource, RejectReason, parse_event};
+use chiso_core::contract::{Contract, FieldSource, RejectReason, Rejection, parse_event};
 use chiso_core::event::{Event, EventType, columns};
 use chiso_core::wards::WardRegistry;
 use chiso_store::{QuarantineRow, Store, StoreError, Table, column_as, lineage};
@@ -391,6 +391,25 @@ impl<'a> Parse<'a> {
             .map_err(|_| IngestError::Interrupted("the store writer stopped".into()))
     }
 
+    /// Counts a row the contract or the ward gate refused, and quarantines it.
+    fn reject(
+        &mut self,
+        line: u64,
+        rejection: Rejection,
+        raw: String,
+        event_id: Option<String>,
+    ) -> Result<(), IngestError> {
+        self.counts.rejected += 1;
+        self.quarantine(QuarantineRow {
+            line,
+            column: rejection.column.map(str::to_owned),
+            reason: rejection.reason.code().to_owned(),
+            message: rejection.message,
+            raw,
+            event_id,
+        })
+    }
+
     fn quarantine(&mut self, row: QuarantineRow) -> Result<(), IngestError> {
         *self.by_reason.entry(row.reason.clone()).or_default() += 1;
         if self.examples.len() < EXAMPLES {
@@ -479,15 +498,8 @@ impl RowSink for Parse<'_> {
         let event = match parse_event(fields, &self.contract) {
             Ok(event) => event,
             Err(rejection) => {
-                self.counts.rejected += 1;
-                return self.quarantine(QuarantineRow {
-                    line,
-                    column: rejection.column.map(str::to_owned),
-                    reason: rejection.reason.code().to_owned(),
-                    message: rejection.message,
-                    raw: raw(),
-                    event_id: fields.field(columns::EVENT_ID).map(str::to_owned),
-                });
+                let event_id = fields.field(columns::EVENT_ID).map(str::to_owned);
+                return self.reject(line, rejection, raw(), event_id);
             }
         };
         let verdict = match &mut self.gate {
@@ -516,15 +528,7 @@ impl Parse<'_> {
         raw: &dyn Fn() -> String,
     ) -> Result<(), IngestError> {
         if let Verdict::Refuse(rejection) = verdict {
-            self.counts.rejected += 1;
-            return self.quarantine(QuarantineRow {
-                line,
-                column: rejection.column.map(str::to_owned),
-                reason: rejection.reason.code().to_owned(),
-                message: rejection.message,
-                raw: raw(),
-                event_id: Some(event.event_id),
-            });
+            return self.reject(line, rejection, raw(), Some(event.event_id));
         }
         let hash = content_hash(&event);
         match self.index.check(&event, hash) {
