@@ -198,6 +198,14 @@ pub enum StoreCommand {
         /// The catalogue file.
         file: PathBuf,
     },
+    /// Derive the dossier tables again from every event. An ingest updates
+    /// them for the dossiers it touched; this rebuilds them whole, as a new
+    /// store or a new release's definitions do. Stop servers of the store
+    /// first: they read the tables being replaced.
+    Rederive {
+        #[command(flatten)]
+        store: StoreArg,
+    },
     /// Rewrite small files into large ones; safe while others read.
     Compact {
         #[command(flatten)]
@@ -387,6 +395,21 @@ pub async fn store(command: StoreCommand) -> anyhow::Result<()> {
             listing
                 .show(&store, columns, &on_screen, limit, csv)
                 .await?;
+        }
+        StoreCommand::Rederive { store } => {
+            let started = std::time::Instant::now();
+            let options = chiso_engine::EngineOptions {
+                derive_afresh: true,
+                ..chiso_engine::EngineOptions::default()
+            };
+            let engine = chiso_engine::Engine::open(&store.store, options)
+                .await
+                .with_context(|| format!("cannot open the store {}", store.store.display()))?;
+            println!(
+                "derived the dossiers of events version {} afresh in {:.1} s",
+                engine.events_version(),
+                started.elapsed().as_secs_f64()
+            );
         }
         StoreCommand::Compact { store } => {
             let mut store = open(&store.store).await?;

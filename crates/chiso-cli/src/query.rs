@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use chiso_core::format::{vi_decimal, vi_integer};
 use chiso_engine::datafusion::prelude::DataFrame;
-use chiso_engine::{Call, Engine, EngineOptions, Grouping, Layout, Period, QueryGate};
+use chiso_engine::{Call, Derivation, Engine, EngineOptions, Grouping, Layout, Period, QueryGate};
 use chiso_report::encode::{Encoder, JsonLayout, ResultFormat};
 
 /// The store a query command reads; without one, the built-in sample city.
@@ -203,12 +203,18 @@ async fn open(store: &Option<PathBuf>, external: Option<PathBuf>) -> anyhow::Res
     let engine = Engine::open(store, options)
         .await
         .with_context(|| format!("cannot open the store {}", store.display()))?;
-    if engine.built_derived_tables() {
-        eprintln!(
-            "chiso: derived the dossiers of events version {} in {:.1} s (once per ingest)",
-            engine.store().version(chiso_store::Table::Events),
-            started.elapsed().as_secs_f64()
-        );
+    let version = engine.store().version(chiso_store::Table::Events);
+    let seconds = started.elapsed().as_secs_f64();
+    match engine.derivation() {
+        Derivation::Reused => {}
+        Derivation::Full => eprintln!(
+            "chiso: derived the dossiers of events version {version} in {seconds:.1} s \
+             (once per ingest)"
+        ),
+        Derivation::Updated { dossiers } => eprintln!(
+            "chiso: derived again the {dossiers} dossiers that events version {version} \
+             touched, in {seconds:.1} s"
+        ),
     }
     Ok(engine)
 }

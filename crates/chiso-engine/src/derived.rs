@@ -27,14 +27,24 @@
 //! crash or a concurrent reader never sees half a table; two processes that
 //! build the same version at once both succeed and one rename wins.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use chiso_exec::datafusion::catalog::TableProvider;
 use chiso_exec::datafusion::common::config::TableParquetOptions;
 use chiso_exec::datafusion::dataframe::DataFrameWriteOptions;
 use chiso_exec::datafusion::datasource::empty::EmptyTable;
-use chiso_exec::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use chiso_exec::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use chiso_exec::datafusion::functions_aggregate::expr_fn::min;
+use chiso_exec::datafusion::prelude::{
+    Expr, ParquetReadOptions, SessionContext, cast as cast_expr, col, lit, not,
+};
+use chrono::{DateTime, Utc};
 use chiso_store::{Store, Table};
 
 use crate::{EngineError, queries};
@@ -106,35 +116,511 @@ fn chunk_file(folder: &Path, table: &str, chunk: u64) -> PathBuf {
     table_folder(folder, table).join(format!("chunk-{chunk:04}.parquet"))
 }
 
-/// Registers the derived tables in `context`, building them first if this
-/// version of the events has not been derived yet. `events_per_chunk`
-/// overrides [`EVENTS_PER_CHUNK`]. Returns whether it built.
+/// How the derived tables of an engine's events version came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derivation {
+    /// Derived earlier, by this process or another, and read as they are.
+    Reused,
+    /// Derived from every event.
+    Full,
+    /// An earlier version's tables with the dossiers that the events since
+    /// its full derivation touched derived again (`dossiers` of them).
+    Updated { dossiers: u64 },
+}
+
+/// What a derived folder holds, written into it before it is renamed into
+/// place. A folder without one is half-built or from an earlier release,
+/// and is derived afresh.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// The events table's files (as its log names them) derived from.
+    events_files: BTreeSet<String>,
+    /// Dossiers of the full derivation: the base's, for an update.
+    base_dossiers: u64,
+    /// For an update: the folder of the full derivation it amends.
+    #[serde(default)]
+    base: Option<String>,
+    /// For an update: the dossiers it derived again.
+    #[serde(default)]
+    updated_dossiers: u64,
+    /// For an update: the events version it was derived from.
+    #[serde(default)]
+    since_version: Option<i64>,
+    /// For an update: the earliest `received_at` (µs) of a dossier that the
+    /// events added since `since_version` touched.
+    #[serde(default)]
+    received_from_us: Option<i64>,
+}
+
+/// What an update changed since the version it was derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// The events version the update was derived from.
+    pub since: i64,
+    /// The earliest reception of a dossier the events added since then
+    /// touched; `None` when none of them has a `received` event. Adding
+    /// events never makes a reception later, so every dossier whose rows
+    /// changed was received at or after it, before and after the update.
+    pub received_from: Option<DateTime<Utc>>,
+}
+
+impl Manifest {
+    fn change(&self) -> Option<Change> {
+        Some(Change {
+            since: self.since_version?,
+            received_from: self
+                .received_from_us
+                .and_then(DateTime::<Utc>::from_timestamp_micros),
+        })
+    }
+}
+
+const MANIFEST: &str = "manifest.json";
+/// An update's rows of a stored table, in that table's folder.
+const UPDATE_FILE: &str = "update.parquet";
+/// An update's dossiers: `dossier_id`, and `base_key`, the key of the row
+/// it replaces in the base (null for a dossier the base does not hold).
+const TOUCHED: &str = "touched.parquet";
+/// Keys of an update's rows start here: above every key of its base, whose
+/// keys count rows (`chunks × row_number + chunk`), so the two never meet.
+const UPDATE_KEYS: u64 = 1 << 50;
+
+/// The most dossiers an update derives again, for a base of `dossiers`:
+/// beyond a quarter of the city, or 100,000 dossiers, deriving everything
+/// costs little more and leaves nothing to filter.
+fn update_limit(dossiers: u64) -> u64 {
+    (dossiers / 4).clamp(1_000, 100_000)
+}
+
+/// Registers the derived tables in `context`, deriving them first if this
+/// version of the events has not been derived yet: as an update of the
+/// latest earlier version when every file of that version is still in the
+/// events table and the events added since touch few dossiers, otherwise in
+/// full. `events_per_chunk` overrides [`EVENTS_PER_CHUNK`].
+///
+/// An update re-derives each touched dossier from all of its events, so
+/// late, out-of-order and backdated events, and orphans whose `received`
+/// arrives later, come out as a full derivation would give them; its rows
+/// replace the base's rows of the same dossiers (see [`attach`]). Updates
+/// accumulate: each re-derives every dossier touched since the base, so a
+/// version is its base plus one update, whatever came between.
+///
+/// `afresh` derives in full even when the version was derived already, for
+/// `chiso store rederive`.
 pub async fn register(
     store: &Store,
     context: &SessionContext,
     events_per_chunk: Option<u64>,
-) -> Result<bool, EngineError> {
+    afresh: bool,
+) -> Result<(Derivation, Option<Change>), EngineError> {
     let target = folder(store);
-    let complete = stored_tables().all(|table| table_folder(&target, table).is_dir());
-    if target.is_dir() && !complete {
-        // Derived by an earlier release, one file per table: derive afresh.
-        std::fs::remove_dir_all(&target).map_err(EngineError::io(&target))?;
-    }
-    let built = if complete {
-        false
+    let derivation = if !afresh && usable(&target).is_some() {
+        Derivation::Reused
     } else {
-        let events = store.rows(Table::Events)?;
-        let per_chunk = events_per_chunk.unwrap_or(EVENTS_PER_CHUNK).max(1);
-        build(context, &target, events.div_ceil(per_chunk).max(1)).await?;
-        true
+        if target.exists() {
+            // Half-built, or derived by an earlier release: derive afresh.
+            std::fs::remove_dir_all(&target).map_err(EngineError::io(&target))?;
+        }
+        let events_files = store.file_paths(Table::Events)?;
+        let updated = match earlier(&target, &events_files).filter(|_| !afresh) {
+            Some(earlier) => update(context, &target, &earlier, &events_files).await?,
+            None => None,
+        };
+        match updated {
+            Some(dossiers) => Derivation::Updated { dossiers },
+            None => {
+                let events = store.rows(Table::Events)?;
+                let per_chunk = events_per_chunk.unwrap_or(EVENTS_PER_CHUNK).max(1);
+                let chunks = events.div_ceil(per_chunk).max(1);
+                build(context, &target, chunks, &events_files).await?;
+                Derivation::Full
+            }
+        }
     };
-    for table in stored_tables() {
-        register_path(context, table, &table_folder(&target, table)).await?;
-    }
-    if built {
+    // Read back whatever won the rename: this process's folder or another's.
+    let manifest = usable(&target).ok_or_else(|| {
+        EngineError::Query(format!(
+            "the derived tables in {} are incomplete",
+            target.display()
+        ))
+    })?;
+    attach(context, &target, &manifest).await?;
+    if derivation != Derivation::Reused {
         remove_old_versions(&target);
     }
-    Ok(built)
+    Ok((derivation, manifest.change()))
+}
+
+/// The manifest of a complete derived folder whose base, for an update, is
+/// complete too; `None` for anything else.
+fn usable(folder: &Path) -> Option<Manifest> {
+    let text = std::fs::read_to_string(folder.join(MANIFEST)).ok()?;
+    let manifest: Manifest = serde_json::from_str(&text).ok()?;
+    if !stored_tables().all(|table| table_folder(folder, table).is_dir()) {
+        return None;
+    }
+    if let Some(base) = &manifest.base {
+        let base = usable(&folder.parent()?.join(base))?;
+        if base.base.is_some() {
+            return None;
+        }
+    }
+    Some(manifest)
+}
+
+/// The latest derived folder of an earlier events version, by the same
+/// definitions, whose events files are all still in the table (a
+/// compaction rewrites them, and then nothing earlier can be updated).
+struct Earlier {
+    name: String,
+    folder: PathBuf,
+    manifest: Manifest,
+}
+
+fn earlier(target: &Path, events_files: &BTreeMap<String, PathBuf>) -> Option<Earlier> {
+    let parent = target.parent()?;
+    let name = target.file_name()?.to_str()?;
+    let version = events_version(name)?;
+    let suffix = format!("-{}", definitions_fingerprint());
+    let mut candidates: Vec<(i64, String)> = std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.ends_with(&suffix))
+        .filter_map(|name| Some((events_version(&name)?, name)))
+        .filter(|(v, _)| *v < version)
+        .collect();
+    candidates.sort();
+    let (_, name) = candidates.pop()?;
+    let folder = parent.join(&name);
+    let manifest = usable(&folder)?;
+    let kept = manifest
+        .events_files
+        .iter()
+        .all(|file| events_files.contains_key(file));
+    kept.then_some(Earlier {
+        name,
+        folder,
+        manifest,
+    })
+}
+
+/// Derives `target` as an update of `earlier`; `None` (nothing written)
+/// when it would touch too many dossiers. Returns the dossiers derived.
+async fn update(
+    context: &SessionContext,
+    target: &Path,
+    earlier: &Earlier,
+    events_files: &BTreeMap<String, PathBuf>,
+) -> Result<Option<u64>, EngineError> {
+    let added: Vec<&PathBuf> = events_files
+        .iter()
+        .filter(|(name, _)| !earlier.manifest.events_files.contains(*name))
+        .map(|(_, location)| location)
+        .collect();
+    let (base, mut touched) = match &earlier.manifest.base {
+        Some(base) => (base.clone(), touched_dossiers(context, &earlier.folder).await?),
+        None => (earlier.name.clone(), BTreeSet::new()),
+    };
+    let added_dossiers = dossiers_of(context, &added).await?;
+    touched.extend(added_dossiers.iter().cloned());
+    let dossiers = touched.len() as u64;
+    if dossiers > update_limit(earlier.manifest.base_dossiers) {
+        return Ok(None);
+    }
+    let mut manifest = Manifest {
+        events_files: events_files.keys().cloned().collect(),
+        base_dossiers: earlier.manifest.base_dossiers,
+        base: Some(base.clone()),
+        updated_dossiers: dossiers,
+        since_version: events_version(&earlier.name),
+        received_from_us: None,
+    };
+    let base_folder = earlier.folder.with_file_name(&base);
+    staged(target, |staging| async move {
+        write_update(context, &staging, &base_folder, &touched).await?;
+        let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
+        manifest.received_from_us = earliest_reception(context, &facts, &added_dossiers).await?;
+        write_manifest(&staging, &manifest)
+    })
+    .await?;
+    Ok(Some(dossiers))
+}
+
+/// The earliest `received_at` (µs) among `dossiers` in a derived facts file.
+async fn earliest_reception(
+    context: &SessionContext,
+    facts: &Path,
+    dossiers: &BTreeSet<String>,
+) -> Result<Option<i64>, EngineError> {
+    if dossiers.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<Expr> = dossiers.iter().map(|id| lit(id.as_str())).collect();
+    let batches = context
+        .read_parquet(
+            facts.to_string_lossy().into_owned(),
+            ParquetReadOptions::default(),
+        )
+        .await?
+        .filter(col(DOSSIER_ID).in_list(ids, false))?
+        .aggregate(
+            vec![],
+            vec![min(cast_expr(col("received_at"), DataType::Int64)).alias("earliest")],
+        )?
+        .collect()
+        .await?;
+    Ok(batches
+        .iter()
+        .find(|batch| batch.num_rows() > 0)
+        .and_then(|batch| {
+            let earliest = batch.column(0).as_primitive::<Int64Type>();
+            earliest.is_valid(0).then(|| earliest.value(0))
+        }))
+}
+
+/// The distinct dossiers of some events files.
+async fn dossiers_of(
+    context: &SessionContext,
+    files: &[&PathBuf],
+) -> Result<BTreeSet<String>, EngineError> {
+    if files.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let paths: Vec<String> = files
+        .iter()
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    let batches = context
+        .read_parquet(paths, ParquetReadOptions::default())
+        .await?
+        .select_columns(&[DOSSIER_ID])?
+        .distinct()?
+        .collect()
+        .await?;
+    let mut ids = BTreeSet::new();
+    for batch in &batches {
+        let column = cast(batch.column(0), &DataType::Utf8).map_err(arrow_error)?;
+        ids.extend(column.as_string::<i32>().iter().flatten().map(str::to_owned));
+    }
+    Ok(ids)
+}
+
+/// An update's dossiers, from its `touched.parquet`.
+async fn touched_dossiers(
+    context: &SessionContext,
+    folder: &Path,
+) -> Result<BTreeSet<String>, EngineError> {
+    let (ids, _) = read_touched(context, folder).await?;
+    Ok(ids)
+}
+
+/// An update's dossiers, and the keys of the base rows they replace.
+async fn read_touched(
+    context: &SessionContext,
+    folder: &Path,
+) -> Result<(BTreeSet<String>, HashSet<i64>), EngineError> {
+    let path = folder.join(TOUCHED);
+    let batches = context
+        .read_parquet(
+            path.to_string_lossy().into_owned(),
+            ParquetReadOptions::default(),
+        )
+        .await?
+        .collect()
+        .await?;
+    let (mut ids, mut keys) = (BTreeSet::new(), HashSet::new());
+    for batch in &batches {
+        let column = |name: &str, data_type: &DataType| {
+            let array = batch.column_by_name(name).ok_or_else(|| {
+                EngineError::Query(format!("{} has no column {name}", path.display()))
+            })?;
+            cast(array, data_type).map_err(arrow_error)
+        };
+        let id = column(DOSSIER_ID, &DataType::Utf8)?;
+        ids.extend(id.as_string::<i32>().iter().flatten().map(str::to_owned));
+        let key = column(BASE_KEY, &DataType::Int64)?;
+        keys.extend(key.as_primitive::<Int64Type>().iter().flatten());
+    }
+    Ok((ids, keys))
+}
+
+const DOSSIER_ID: &str = "dossier_id";
+const DOSSIER_KEY: &str = "dossier_key";
+const BASE_KEY: &str = "base_key";
+
+/// Writes an update into `staging`: each stored table's rows of the
+/// `touched` dossiers, derived from all of their events, and the touched
+/// dossiers with the keys of the base rows they replace.
+async fn write_update(
+    context: &SessionContext,
+    staging: &Path,
+    base: &Path,
+    touched: &BTreeSet<String>,
+) -> Result<(), EngineError> {
+    for table in stored_tables() {
+        let path = table_folder(staging, table);
+        std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
+    }
+    let ids = || -> Vec<Expr> { touched.iter().map(|id| lit(id.as_str())).collect() };
+    let events = context.table_provider(EVENTS).await?;
+    // The scan reads the dossier ids first and the other columns of the
+    // matching rows only (the session pushes filters into Parquet).
+    let theirs = context
+        .read_table(Arc::clone(&events))?
+        .filter(col(DOSSIER_ID).in_list(ids(), false))?
+        .into_view();
+    let result = match context
+        .deregister_table(EVENTS)
+        .and_then(|_| context.register_table(EVENTS, theirs))
+    {
+        Ok(_) => {
+            write_steps(context, 1, UPDATE_KEYS, &|table| {
+                table_folder(staging, table).join(UPDATE_FILE)
+            })
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
+    let restored = context
+        .deregister_table(EVENTS)
+        .and_then(|_| context.register_table(EVENTS, events))
+        .map_err(EngineError::query);
+    result.and(restored.map(drop))?;
+
+    let base_facts = context
+        .read_parquet(
+            location(&table_folder(base, "dossier_facts")),
+            ParquetReadOptions::default(),
+        )
+        .await?
+        .filter(col(DOSSIER_ID).in_list(ids(), false))?
+        .select(vec![
+            cast_expr(col(DOSSIER_ID), DataType::Utf8).alias(DOSSIER_ID),
+            cast_expr(col(DOSSIER_KEY), DataType::Int64).alias(BASE_KEY),
+        ])?
+        .collect()
+        .await?;
+    let mut keys: HashMap<String, i64> = HashMap::new();
+    for batch in &base_facts {
+        let id = batch.column(0).as_string::<i32>();
+        let key = batch.column(1).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            if id.is_valid(row) && key.is_valid(row) {
+                keys.insert(id.value(row).to_owned(), key.value(row));
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(DOSSIER_ID, DataType::Utf8, false),
+        Field::new(BASE_KEY, DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(touched.iter())),
+            Arc::new(Int64Array::from_iter(
+                touched.iter().map(|id| keys.get(id).copied()),
+            )),
+        ],
+    )
+    .map_err(arrow_error)?;
+    let path = staging.join(TOUCHED);
+    context
+        .read_batch(batch)?
+        .write_parquet(
+            path.to_string_lossy().as_ref(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
+fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<(), EngineError> {
+    let path = folder.join(MANIFEST);
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| EngineError::Query(format!("writing {}: {e}", path.display())))?;
+    std::fs::write(&path, text + "\n").map_err(EngineError::io(&path))
+}
+
+/// Registers the stored tables of a derived folder. A full derivation's
+/// are its Parquet folders; an update's are views: its base's rows but
+/// those of the touched dossiers, then its own rows. The base rows left
+/// out are told by their keys, one hash lookup per row; each view is a
+/// union of two scans, so a query's filters still reach both Parquet
+/// scans and prune their row groups.
+async fn attach(
+    context: &SessionContext,
+    folder: &Path,
+    manifest: &Manifest,
+) -> Result<(), EngineError> {
+    let Some(base) = &manifest.base else {
+        for table in stored_tables() {
+            register_path(context, table, &table_folder(folder, table)).await?;
+        }
+        return Ok(());
+    };
+    let base = folder.with_file_name(base);
+    let (_, replaced) = read_touched(context, folder).await?;
+    let replaced = Arc::new(replaced);
+    let is_replaced = create_udf(
+        "replaced_by_update",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let keys = match &args[0] {
+                ColumnarValue::Array(array) => array.as_primitive::<Int64Type>().clone(),
+                ColumnarValue::Scalar(scalar) => {
+                    let array = scalar.to_array()?;
+                    array.as_primitive::<Int64Type>().clone()
+                }
+            };
+            let flags: BooleanArray = keys
+                .iter()
+                .map(|key| key.map(|key| replaced.contains(&key)))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(flags)))
+        }),
+    );
+    for table in stored_tables() {
+        let kept = context
+            .read_parquet(
+                location(&table_folder(&base, table)),
+                ParquetReadOptions::default(),
+            )
+            .await?
+            .filter(not(
+                is_replaced.call(vec![cast_expr(col(DOSSIER_KEY), DataType::Int64)])
+            ))?;
+        let updated = context
+            .read_parquet(
+                location(&table_folder(folder, table).join(UPDATE_FILE)),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+        let view = kept.union(updated)?.into_view();
+        context
+            .deregister_table(table)
+            .and_then(|_| context.register_table(table, view))
+            .map_err(EngineError::query)?;
+    }
+    Ok(())
+}
+
+fn arrow_error(error: arrow::error::ArrowError) -> EngineError {
+    EngineError::Query(error.to_string())
+}
+
+/// A path as DataFusion reads it: a trailing separator is how it tells a
+/// folder from a file.
+fn location(path: &Path) -> String {
+    let mut location = path.to_string_lossy().into_owned();
+    if path.is_dir() {
+        location.push(std::path::MAIN_SEPARATOR);
+    }
+    location
 }
 
 /// Registers a Parquet file, or a folder of them, as `table`.
@@ -146,34 +632,64 @@ async fn register_path(
     context
         .deregister_table(table)
         .map_err(EngineError::query)?;
-    let mut location = path.to_string_lossy().into_owned();
-    if path.is_dir() {
-        // A trailing separator is how DataFusion tells a folder from a file.
-        location.push(std::path::MAIN_SEPARATOR);
-    }
     context
-        .register_parquet(table, &location, ParquetReadOptions::default())
+        .register_parquet(table, &location(path), ParquetReadOptions::default())
         .await
         .map_err(EngineError::query)
 }
 
-async fn build(context: &SessionContext, target: &Path, chunks: u64) -> Result<(), EngineError> {
+/// Derives every dossier into `target`, in `chunks` chunks.
+async fn build(
+    context: &SessionContext,
+    target: &Path,
+    chunks: u64,
+    events_files: &BTreeMap<String, PathBuf>,
+) -> Result<(), EngineError> {
+    staged(target, |staging| async move {
+        write_tables(context, &staging, chunks).await?;
+        let dossiers = context
+            .read_parquet(
+                location(&table_folder(&staging, "dossier_facts")),
+                ParquetReadOptions::default(),
+            )
+            .await?
+            .count()
+            .await?;
+        let manifest = Manifest {
+            events_files: events_files.keys().cloned().collect(),
+            base_dossiers: dossiers as u64,
+            base: None,
+            updated_dossiers: 0,
+            since_version: None,
+            received_from_us: None,
+        };
+        write_manifest(&staging, &manifest)
+    })
+    .await
+}
+
+/// Runs `write` on a new staging folder, then renames it to `target`: a
+/// crash or a concurrent reader never sees half a folder. When another
+/// process derived the same version first, its folder stays.
+async fn staged<F, Fut>(target: &Path, write: F) -> Result<(), EngineError>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: Future<Output = Result<(), EngineError>>,
+{
     let parent = target.parent().unwrap_or(target);
     std::fs::create_dir_all(parent).map_err(EngineError::io(parent))?;
     let staging = parent.join(format!(
         ".building-{}-{}",
         std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
     ));
     std::fs::create_dir_all(&staging).map_err(EngineError::io(&staging))?;
-    let result = write_tables(context, &staging, chunks).await;
-    if let Err(error) = result {
+    if let Err(error) = write(staging.clone()).await {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(error);
     }
     if let Err(error) = std::fs::rename(&staging, target) {
         let _ = std::fs::remove_dir_all(&staging);
-        // Another process derived the same version first: use its folder.
         if !target.is_dir() {
             return Err(EngineError::io(target)(error));
         }
@@ -191,7 +707,7 @@ async fn write_tables(
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
     if chunks == 1 {
-        return write_chunk(context, staging, 1, 0).await;
+        return write_steps(context, 1, 0, &|table| chunk_file(staging, table, 0)).await;
     }
     // The events split by chunk in one pass; each chunk is then derived from
     // its own files, with `events` meaning that chunk's events.
@@ -205,7 +721,9 @@ async fn write_tables(
     for chunk in 0..chunks {
         result = bind_events(context, &split.join(format!("chunk={chunk}")), &events).await;
         if result.is_ok() {
-            result = write_chunk(context, staging, chunks, chunk).await;
+            result =
+                write_steps(context, chunks, chunk, &|table| chunk_file(staging, table, chunk))
+                    .await;
         }
         if result.is_err() {
             break;
@@ -288,12 +806,14 @@ async fn bind_events(
         .map_err(EngineError::query)
 }
 
-/// Derives one chunk's rows of every derived table from `events`.
-async fn write_chunk(
+/// Derives every derived table from `events` (a chunk's, or an update's
+/// dossiers'), writing each stored one to `destination(table)`. Keys are
+/// `chunks × row_number + chunk`.
+async fn write_steps(
     context: &SessionContext,
-    staging: &Path,
     chunks: u64,
     chunk: u64,
+    destination: &(dyn Fn(&str) -> PathBuf + Send + Sync),
 ) -> Result<(), EngineError> {
     let mut options = TableParquetOptions::default();
     options.global.max_row_group_size = ROW_GROUP_ROWS;
@@ -323,7 +843,7 @@ async fn write_chunk(
                     .map_err(EngineError::query)?;
             }
             Kept::Stored => {
-                let path = chunk_file(staging, table, chunk);
+                let path = destination(table);
                 frame
                     .write_parquet(
                         path.to_string_lossy().as_ref(),
@@ -347,7 +867,8 @@ async fn write_chunk(
 }
 
 /// Keeps the folder just built and the one before it (a process that opened
-/// the previous version may still be reading it); removes the rest.
+/// the previous version may still be reading it), and the full derivations
+/// either updates; removes the rest.
 fn remove_old_versions(current: &Path) {
     let Some(parent) = current.parent() else {
         return;
@@ -362,9 +883,16 @@ fn remove_old_versions(current: &Path) {
         .filter_map(|p| events_version(p.file_name()?.to_str()?).map(|v| (v, p)))
         .collect();
     others.sort();
-    others.pop();
+    let previous = others.pop().map(|(_, path)| path);
+    let bases: Vec<PathBuf> = [Some(current.to_owned()), previous]
+        .into_iter()
+        .flatten()
+        .filter_map(|folder| Some(folder.with_file_name(usable(&folder)?.base?)))
+        .collect();
     for (_, path) in others {
-        let _ = std::fs::remove_dir_all(path);
+        if !bases.contains(&path) {
+            let _ = std::fs::remove_dir_all(path);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use chiso_exec::datafusion::execution::context::SessionState;
 use chiso_exec::datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableType};
 use chiso_exec::datafusion::physical_plan::ExecutionPlan;
 use chiso_exec::datafusion::prelude::SessionContext;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use chiso_core::wards::{WardCode, WardRegistry};
 
@@ -137,6 +137,23 @@ impl Functions {
         }))
     }
 
+    /// Takes over the remembered results of `earlier`, the functions of an
+    /// earlier events version, for periods the events since cannot have
+    /// changed: every dossier those events touched was received at or after
+    /// `changed_from`, and a period's figures count only the dossiers
+    /// received before its T. `None`: they touched no received dossier.
+    pub(crate) fn carry_over(&self, earlier: &Functions, changed_from: Option<DateTime<Utc>>) {
+        let limit = changed_from.map(|instant| instant.timestamp_micros());
+        self.results.carry_over(&earlier.results, |key| {
+            let t = key.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
+            match (t, limit) {
+                (Some(t), Some(limit)) => t <= limit,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+        });
+    }
+
     /// The SQL of a call, as one query.
     pub(crate) fn sql(&self, call: &Call) -> std::result::Result<String, EngineError> {
         let periods = call.periods()?;
@@ -166,10 +183,22 @@ pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) -> Arc<
 /// The SQL of a call: one query per period, and the row order of the result.
 struct CallSql {
     periods: Vec<String>,
+    /// Each period's evaluation instant T, in microseconds: what its rows
+    /// depend on ([`Functions::carry_over`]); `None` for rows that may not
+    /// be carried to another version (dossier keys, which number rows).
+    instants: Vec<Option<i64>>,
     order: String,
 }
 
 impl CallSql {
+    /// The memo key of a period's rows: its T, then its SQL.
+    fn key(&self, index: usize) -> String {
+        match self.instants[index] {
+            Some(t) => format!("{t}|{}", self.period(index)),
+            None => format!("-|{}", self.period(index)),
+        }
+    }
+
     /// One period's rows, in the call's order.
     fn period(&self, index: usize) -> String {
         format!(
@@ -222,8 +251,13 @@ fn sql_for(
         Kind::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
         Kind::Dossiers => "received_at, dossier_id".to_owned(),
     };
+    let instant = |period: &Period| {
+        let t = period.evaluation_instant(planner.now()).timestamp_micros();
+        (kind != Kind::Dossiers).then_some(t)
+    };
     Ok(CallSql {
         periods: periods.iter().map(one).collect::<Result<_, _>>()?,
+        instants: periods.iter().map(instant).collect(),
         order,
     })
 }
@@ -329,9 +363,10 @@ impl SqlTable {
         let mut rows = Vec::new();
         for index in 0..self.sql.periods.len() {
             let sql = self.sql.period(index);
+            let key = self.sql.key(index);
             let batches = functions
                 .results
-                .get_or_try(sql.clone(), || async {
+                .get_or_try(key.clone(), || async {
                     let plan = state.create_logical_plan(&sql).await?;
                     let physical = state.create_physical_plan(&plan).await?;
                     let batches = collect(physical, state.task_ctx()).await?;
@@ -339,7 +374,7 @@ impl SqlTable {
                 })
                 .await?;
             if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
-                functions.results.forget(&sql);
+                functions.results.forget(&key);
             }
             rows.extend(batches.iter().cloned());
         }

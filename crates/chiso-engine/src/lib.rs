@@ -51,6 +51,7 @@ use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use call::Call;
+pub use derived::Derivation;
 pub use chiso_core::wards::{UnknownWard, WardCode};
 pub use chiso_exec::datafusion;
 pub use limits::{
@@ -309,6 +310,9 @@ pub struct EngineOptions {
     /// Events per chunk when deriving the dossier tables, in place of
     /// [`derived::EVENTS_PER_CHUNK`] (a smaller chunk needs less memory).
     pub derivation_chunk_events: Option<u64>,
+    /// Derive the dossier tables from every event even when this version
+    /// was derived already (`chiso store rederive`).
+    pub derive_afresh: bool,
 }
 
 /// A store opened for querying.
@@ -318,7 +322,8 @@ pub struct Engine {
     context: SessionContext,
     planner: Arc<Planner>,
     functions: Arc<functions::Functions>,
-    built_derived: bool,
+    derivation: Derivation,
+    change: Option<derived::Change>,
 }
 
 /// Turns a period and a grouping into the SQL of `queries/`.
@@ -487,8 +492,14 @@ impl Engine {
         for (name, batch) in tables {
             register_batch(&context, name, batch)?;
         }
-        let built_derived =
-            derived::register(&store, &context, options.derivation_chunk_events).await?;
+        let (derivation, change) =
+            derived::register(
+                &store,
+                &context,
+                options.derivation_chunk_events,
+                options.derive_afresh,
+            )
+            .await?;
         let planner = Arc::new(Planner { now: options.now });
         let view = context
             .sql(&planner.dossiers_view_sql()?)
@@ -504,7 +515,8 @@ impl Engine {
             context,
             planner,
             functions,
-            built_derived,
+            derivation,
+            change,
         })
     }
 
@@ -523,9 +535,28 @@ impl Engine {
     }
 
     /// Whether opening had to derive the dossier tables (the first query of a
-    /// new events version).
+    /// new events version), in full or as an update.
     pub fn built_derived_tables(&self) -> bool {
-        self.built_derived
+        self.derivation != Derivation::Reused
+    }
+
+    /// Takes over what `earlier`, an engine of the events version this
+    /// one's tables update, remembered of periods the update cannot have
+    /// changed (see [`derived::Change`]): after a live ingest, only the
+    /// periods of the dossiers it touched are computed again.
+    pub fn carry_over(&self, earlier: &Engine) {
+        if let Some(change) = self.change
+            && change.since == earlier.events_version()
+            && self.planner.now == earlier.planner.now
+        {
+            self.functions
+                .carry_over(&earlier.functions, change.received_from);
+        }
+    }
+
+    /// How opening came by the dossier tables.
+    pub fn derivation(&self) -> Derivation {
+        self.derivation
     }
 
     /// The engine's clock.

@@ -111,6 +111,29 @@ impl<V: Clone + Weight> Memo<V> {
         self.bytes.store(0, Ordering::Relaxed);
     }
 
+    /// Takes over the computed entries of `earlier` whose keys `keep`
+    /// accepts: values a new version of the data would compute the same.
+    pub fn carry_over(&self, earlier: &Memo<V>, keep: impl Fn(&str) -> bool) {
+        let kept: Vec<(String, Arc<OnceCell<V>>)> = earlier
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(key, cell)| cell.initialized() && keep(key))
+            .map(|(key, cell)| (key.clone(), Arc::clone(cell)))
+            .collect();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, cell) in kept {
+            if entries.len() >= self.max_entries {
+                break;
+            }
+            if let Some(value) = cell.get() {
+                self.bytes.fetch_add(value.weight(), Ordering::Relaxed);
+            }
+            entries.entry(key).or_insert(cell);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().map(|e| e.len()).unwrap_or(0)
     }

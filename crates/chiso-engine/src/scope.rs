@@ -202,7 +202,8 @@ impl Engine {
             context,
             planner: Arc::clone(&self.planner),
             functions,
-            built_derived: self.built_derived,
+            derivation: self.derivation,
+            change: self.change,
         })
     }
 }

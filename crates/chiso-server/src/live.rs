@@ -35,7 +35,7 @@ impl Snapshot {
         let data_range = engine.data_range().await?;
         tracing::info!(
             events_version = versions[0],
-            derived = engine.built_derived_tables(),
+            derived = ?engine.derivation(),
             seconds = started.elapsed().as_secs_f64(),
             "serving store version"
         );
@@ -140,6 +140,8 @@ impl Live {
             return Ok(false);
         }
         let snapshot = Arc::new(Snapshot::open(store, &self.options).await?);
+        // Periods the new events cannot have changed are not computed again.
+        snapshot.engine.carry_over(&self.current().engine);
         prepare(Arc::clone(&snapshot)).await;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
         Ok(true)

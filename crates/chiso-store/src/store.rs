@@ -1,6 +1,6 @@
 //! Opening, creating, writing and maintaining a store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -702,6 +702,37 @@ impl Store {
             .snapshot()
             .and_then(|s| s.add_actions_table(true))
             .map_err(delta(table))
+    }
+
+    /// The files of a table's loaded version: each one's path as the log
+    /// names it (relative to the table's folder, stable when the store
+    /// moves), with its location on disk.
+    pub fn file_paths(&self, table: Table) -> Result<BTreeMap<String, PathBuf>, StoreError> {
+        let files = self.files(table)?;
+        let Some(paths) = column_as::<StringArray>(&files, "path", &ArrowType::Utf8) else {
+            return Ok(BTreeMap::new());
+        };
+        let mut folder = table_url(&self.root, table)?;
+        if !folder.path().ends_with('/') {
+            folder.set_path(&format!("{}/", folder.path()));
+        }
+        paths
+            .iter()
+            .flatten()
+            .map(|path| {
+                let location = folder
+                    .join(path)
+                    .ok()
+                    .and_then(|url| url.to_file_path().ok())
+                    .ok_or_else(|| {
+                        StoreError::Query(format!(
+                            "the add action `{path}` of {} is not a file of the table",
+                            table.name()
+                        ))
+                    })?;
+                Ok((path.to_owned(), location))
+            })
+            .collect()
     }
 
     /// Rows of a table's loaded version, from the commit statistics (no scan).

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Live figures (issue 31): how soon an ingest is visible, and what readers
+# feel meanwhile, on the generator's city at SCALE, with DuckDB's full
+# re-derivation of the same store as the reference (the cost every ingest
+# paid before updates):
+#
+#   benches/live.sh [SCALE] [SECONDS] [READERS] [WORK_DIR]
+#
+# The store is the one benches/kpi.sh SCALE makes (generated and ingested
+# here if absent). Needs wrk (Debian `wrk`); server, wrk and the client
+# share the machine's two cores. Prints Markdown (benches/live.py).
+set -euo pipefail
+scale="${1:-1}"
+seconds="${2:-300}"
+readers="${3:-50}"
+work="${4:-${TMPDIR:-/tmp}/chiso-bench-kpi-$scale}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chiso/target}"
+cargo build --release --manifest-path "$root/Cargo.toml" -p chiso >/dev/null
+bin="$CARGO_TARGET_DIR/release/chiso"
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+venv="$CARGO_TARGET_DIR/bench-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet duckdb polars
+fi
+
+mkdir -p "$work"
+events="$work/events.parquet"
+store="$work/store"
+if [ ! -d "$store" ]; then
+  [ -f "$events" ] || "$bin" gen --scale "$scale" --out "$events" >/dev/null
+  "$bin" ingest --store "$store" "$events" >/dev/null
+fi
+# A full derivation to start from, as a served store has.
+full=$( { /usr/bin/time -f '%e' "$bin" store rederive --store "$store" >/dev/null; } 2>&1 | tail -1)
+duckdb=$(WORK="$work" STORE="$store" DERIVED="$work/duckdb-derived" QUERIES="$root/queries" \
+  "$venv/bin/python" "$root/benches/kpi_duckdb.py" derive)
+
+port=18081
+token="bench-token-$$"
+log="$work/live-server.log"
+"$bin" serve --store "$store" --addr "127.0.0.1:$port" --ingest-token "$token" \
+  --dashboards "$root/dashboards" 2>"$log" &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+for _ in $(seq 1 600); do
+  curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$port/" >/dev/null
+
+echo "# Live figures, $(date -u +%F), scale $scale, $(nproc) cores"
+echo
+echo "Full derivation of the store: chiso $full s, DuckDB $duckdb s (the same SQL)."
+echo
+python3 "$root/benches/live.py" "http://127.0.0.1:$port" "$token" "$seconds" "$readers"
+echo
+echo "Server peak memory: $(ps -o rss= -p $server | awk '{printf "%d MB (now)", $1/1024}')"
