@@ -759,7 +759,7 @@ async fn updates_match_a_full_derivation(seed: u64, chunks: u64) {
     // Each engine takes over what the one before remembered of periods its
     // update cannot have changed; the figures it then gives are compared
     // with a full derivation's below.
-    let series = "SELECT * FROM kpi_series('month', 'ward', '2025-01-01', '2025-12-31')";
+    let series = "SELECT * FROM kpi_series('month', 'city', '2025-01-01', '2025-12-31')";
     let mut previous: Option<Engine> = None;
     for (n, batch) in batches.iter().enumerate() {
         let path = dir.write(&format!("batch-{n}.ndjson"), batch.join("\n").as_bytes());
@@ -807,6 +807,7 @@ async fn updates_match_a_full_derivation(seed: u64, chunks: u64) {
         "SELECT * FROM kpi('2025', 'ward')",
         "SELECT * FROM kpi('2025-11', 'procedure')",
         series,
+        "SELECT * FROM kpi_series('month', 'ward', '2025-01-01', '2025-12-31')",
         "SELECT * FROM kpi_index('2025-11', 'portal')",
     ];
     for sql in queries {
@@ -835,7 +836,7 @@ fn copy_folder(from: &Path, to: &Path, skip: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_match_a_full_derivation_in_one_chunk() {
-    for seed in [1, 2, 3] {
+    for seed in [1, 2] {
         updates_match_a_full_derivation(seed, 1).await;
     }
 }
