@@ -39,13 +39,13 @@ use chiso_exec::datafusion::catalog::TableProvider;
 use chiso_exec::datafusion::common::config::TableParquetOptions;
 use chiso_exec::datafusion::dataframe::DataFrameWriteOptions;
 use chiso_exec::datafusion::datasource::empty::EmptyTable;
-use chiso_exec::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use chiso_exec::datafusion::functions_aggregate::expr_fn::min;
+use chiso_exec::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use chiso_exec::datafusion::prelude::{
     Expr, ParquetReadOptions, SessionContext, cast as cast_expr, col, lit, not,
 };
-use chrono::{DateTime, Utc};
 use chiso_store::{Store, Table};
+use chrono::{DateTime, Utc};
 
 use crate::{EngineError, queries};
 
@@ -146,30 +146,38 @@ struct Manifest {
     /// For an update: the events version it was derived from.
     #[serde(default)]
     since_version: Option<i64>,
-    /// For an update: the earliest `received_at` (µs) of a dossier that the
-    /// events added since `since_version` touched.
+    /// For an update: the instant (µs) before which no period's figures
+    /// changed since `since_version` (see [`Change`]); none when no
+    /// figure changed.
     #[serde(default)]
-    received_from_us: Option<i64>,
+    unchanged_until_us: Option<i64>,
 }
 
 /// What an update changed since the version it was derived from.
+///
+/// A period's figures are those of its dossiers as of its instant T
+/// (docs/kpis.md): they count only dossiers received before T, and read
+/// only events before T. So events added since `since` leave a period
+/// whose T is at or before either of two instants as it was: the earliest
+/// reception of a dossier they touched (adding events never makes a
+/// reception later, so every changed dossier was received at or after it,
+/// before and after), and the earliest of the events themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
     /// The events version the update was derived from.
     pub since: i64,
-    /// The earliest reception of a dossier the events added since then
-    /// touched; `None` when none of them has a `received` event. Adding
-    /// events never makes a reception later, so every dossier whose rows
-    /// changed was received at or after it, before and after the update.
-    pub received_from: Option<DateTime<Utc>>,
+    /// Periods whose T is at or before this instant have the figures they
+    /// had at `since`; `None` when no period's figures changed (the events
+    /// touched no dossier with a `received` event).
+    pub unchanged_until: Option<DateTime<Utc>>,
 }
 
 impl Manifest {
     fn change(&self) -> Option<Change> {
         Some(Change {
             since: self.since_version?,
-            received_from: self
-                .received_from_us
+            unchanged_until: self
+                .unchanged_until_us
                 .and_then(DateTime::<Utc>::from_timestamp_micros),
         })
     }
@@ -319,10 +327,13 @@ async fn update(
         .map(|(_, location)| location)
         .collect();
     let (base, mut touched) = match &earlier.manifest.base {
-        Some(base) => (base.clone(), touched_dossiers(context, &earlier.folder).await?),
+        Some(base) => (
+            base.clone(),
+            touched_dossiers(context, &earlier.folder).await?,
+        ),
         None => (earlier.name.clone(), BTreeSet::new()),
     };
-    let added_dossiers = dossiers_of(context, &added).await?;
+    let (added_dossiers, earliest_event) = added_events(context, &added).await?;
     touched.extend(added_dossiers.iter().cloned());
     let dossiers = touched.len() as u64;
     if dossiers > update_limit(earlier.manifest.base_dossiers) {
@@ -334,13 +345,15 @@ async fn update(
         base: Some(base.clone()),
         updated_dossiers: dossiers,
         since_version: events_version(&earlier.name),
-        received_from_us: None,
+        unchanged_until_us: None,
     };
     let base_folder = earlier.folder.with_file_name(&base);
     staged(target, |staging| async move {
         write_update(context, &staging, &base_folder, &touched).await?;
         let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
-        manifest.received_from_us = earliest_reception(context, &facts, &added_dossiers).await?;
+        let earliest_reception = earliest_reception(context, &facts, &added_dossiers).await?;
+        manifest.unchanged_until_us =
+            earliest_reception.map(|r| r.max(earliest_event.unwrap_or(r)));
         write_manifest(&staging, &manifest)
     })
     .await?;
@@ -370,30 +383,27 @@ async fn earliest_reception(
         )?
         .collect()
         .await?;
-    Ok(batches
-        .iter()
-        .find(|batch| batch.num_rows() > 0)
-        .and_then(|batch| {
-            let earliest = batch.column(0).as_primitive::<Int64Type>();
-            earliest.is_valid(0).then(|| earliest.value(0))
-        }))
+    Ok(first_integer(&batches))
 }
 
-/// The distinct dossiers of some events files.
-async fn dossiers_of(
+/// The distinct dossiers of some events files, and the earliest instant
+/// (µs) of their events.
+async fn added_events(
     context: &SessionContext,
     files: &[&PathBuf],
-) -> Result<BTreeSet<String>, EngineError> {
+) -> Result<(BTreeSet<String>, Option<i64>), EngineError> {
     if files.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok((BTreeSet::new(), None));
     }
     let paths: Vec<String> = files
         .iter()
         .map(|path| path.to_string_lossy().into_owned())
         .collect();
-    let batches = context
+    let events = context
         .read_parquet(paths, ParquetReadOptions::default())
-        .await?
+        .await?;
+    let batches = events
+        .clone()
         .select_columns(&[DOSSIER_ID])?
         .distinct()?
         .collect()
@@ -401,9 +411,29 @@ async fn dossiers_of(
     let mut ids = BTreeSet::new();
     for batch in &batches {
         let column = cast(batch.column(0), &DataType::Utf8).map_err(arrow_error)?;
-        ids.extend(column.as_string::<i32>().iter().flatten().map(str::to_owned));
+        ids.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_owned),
+        );
     }
-    Ok(ids)
+    let earliest = events
+        .aggregate(
+            vec![],
+            vec![min(cast_expr(col("occurred_at"), DataType::Int64)).alias("earliest")],
+        )?
+        .collect()
+        .await?;
+    Ok((ids, first_integer(&earliest)))
+}
+
+/// The first row's first column of a one-row result, as an integer.
+fn first_integer(batches: &[RecordBatch]) -> Option<i64> {
+    let batch = batches.iter().find(|batch| batch.num_rows() > 0)?;
+    let value = batch.column(0).as_primitive_opt::<Int64Type>()?;
+    value.is_valid(0).then(|| value.value(0))
 }
 
 /// An update's dossiers, from its `touched.parquet`.
@@ -661,7 +691,7 @@ async fn build(
             base: None,
             updated_dossiers: 0,
             since_version: None,
-            received_from_us: None,
+            unchanged_until_us: None,
         };
         write_manifest(&staging, &manifest)
     })
@@ -721,9 +751,10 @@ async fn write_tables(
     for chunk in 0..chunks {
         result = bind_events(context, &split.join(format!("chunk={chunk}")), &events).await;
         if result.is_ok() {
-            result =
-                write_steps(context, chunks, chunk, &|table| chunk_file(staging, table, chunk))
-                    .await;
+            result = write_steps(context, chunks, chunk, &|table| {
+                chunk_file(staging, table, chunk)
+            })
+            .await;
         }
         if result.is_err() {
             break;

@@ -138,12 +138,11 @@ impl Functions {
     }
 
     /// Takes over the remembered results of `earlier`, the functions of an
-    /// earlier events version, for periods the events since cannot have
-    /// changed: every dossier those events touched was received at or after
-    /// `changed_from`, and a period's figures count only the dossiers
-    /// received before its T. `None`: they touched no received dossier.
-    pub(crate) fn carry_over(&self, earlier: &Functions, changed_from: Option<DateTime<Utc>>) {
-        let limit = changed_from.map(|instant| instant.timestamp_micros());
+    /// earlier version of the store, for periods whose T is at or before
+    /// `unchanged_until` (every period when `None`): see
+    /// [`crate::derived::Change`].
+    pub(crate) fn carry_over(&self, earlier: &Functions, unchanged_until: Option<DateTime<Utc>>) {
+        let limit = unchanged_until.map(|instant| instant.timestamp_micros());
         self.results.carry_over(&earlier.results, |key| {
             let t = key.split_once('|').and_then(|(t, _)| t.parse::<i64>().ok());
             match (t, limit) {

@@ -51,9 +51,9 @@ use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use call::Call;
-pub use derived::Derivation;
 pub use chiso_core::wards::{UnknownWard, WardCode};
 pub use chiso_exec::datafusion;
+pub use derived::Derivation;
 pub use limits::{
     Admission, BoundedStream, QueryGate, QueryLimits, Stop, bounded_session, holding, stop_early,
 };
@@ -492,14 +492,13 @@ impl Engine {
         for (name, batch) in tables {
             register_batch(&context, name, batch)?;
         }
-        let (derivation, change) =
-            derived::register(
-                &store,
-                &context,
-                options.derivation_chunk_events,
-                options.derive_afresh,
-            )
-            .await?;
+        let (derivation, change) = derived::register(
+            &store,
+            &context,
+            options.derivation_chunk_events,
+            options.derive_afresh,
+        )
+        .await?;
         let planner = Arc::new(Planner { now: options.now });
         let view = context
             .sql(&planner.dossiers_view_sql()?)
@@ -540,17 +539,23 @@ impl Engine {
         self.derivation != Derivation::Reused
     }
 
-    /// Takes over what `earlier`, an engine of the events version this
-    /// one's tables update, remembered of periods the update cannot have
-    /// changed (see [`derived::Change`]): after a live ingest, only the
-    /// periods of the dossiers it touched are computed again.
+    /// Takes over what `earlier`, an engine of an earlier version of the
+    /// same store, remembered of periods whose figures cannot differ here:
+    /// every one when the events are the same version (only the quarantine
+    /// or the ingest log moved on), else those before what this version's
+    /// update changed (see [`derived::Change`]). After a live ingest, only
+    /// the periods its events reach are computed again.
     pub fn carry_over(&self, earlier: &Engine) {
-        if let Some(change) = self.change
+        if self.planner.now != earlier.planner.now {
+            return;
+        }
+        if self.events_version() == earlier.events_version() {
+            self.functions.carry_over(&earlier.functions, None);
+        } else if let Some(change) = self.change
             && change.since == earlier.events_version()
-            && self.planner.now == earlier.planner.now
         {
             self.functions
-                .carry_over(&earlier.functions, change.received_from);
+                .carry_over(&earlier.functions, change.unchanged_until);
         }
     }
 

@@ -694,7 +694,12 @@ async fn comparable(engine: &Engine, sql: &str) -> Vec<String> {
         .filter(|name| name != "dossier_key")
         .collect();
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let batches = frame.select_columns(&columns).unwrap().collect().await.unwrap();
+    let batches = frame
+        .select_columns(&columns)
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let mut rows = rows(&batches);
     rows.sort();
     rows
@@ -749,7 +754,10 @@ async fn updates_match_a_full_derivation(seed: u64, chunks: u64) {
         sent.extend(part);
         batches.push(batch);
     }
-    assert!(batches.len() >= 3, "the rest of the city comes in several batches");
+    assert!(
+        batches.len() >= 3,
+        "the rest of the city comes in several batches"
+    );
 
     let store = dir.path("store");
     let mut ingester = Ingester::open(&store).await.unwrap();
@@ -811,7 +819,10 @@ async fn updates_match_a_full_derivation(seed: u64, chunks: u64) {
         "SELECT * FROM kpi_index('2025-11', 'portal')",
     ];
     for sql in queries {
-        let (expected, actual) = (comparable(&full, sql).await, comparable(&updated, sql).await);
+        let (expected, actual) = (
+            comparable(&full, sql).await,
+            comparable(&updated, sql).await,
+        );
         assert!(!expected.is_empty(), "{sql} has rows");
         assert_eq!(expected, actual, "{sql} (seed {seed}, {chunks} chunks)");
     }
