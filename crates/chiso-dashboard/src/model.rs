@@ -268,6 +268,21 @@ impl Page {
     pub fn panel(&self, id: &str) -> Option<&Panel> {
         self.panels.iter().find(|p| p.id == id)
     }
+
+    /// Whether a panel reads the stored logs (`events`, `quarantine`,
+    /// `ingests`) rather than figures: such a page scans every event.
+    pub fn reads_stored_logs(&self) -> bool {
+        self.panels.iter().any(|panel| {
+            panel
+                .sql
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| {
+                    ["events", "quarantine", "ingests"]
+                        .iter()
+                        .any(|table| word.eq_ignore_ascii_case(table))
+                })
+        })
+    }
 }
 
 /// Every dashboard page, in navigation order.

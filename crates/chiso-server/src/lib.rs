@@ -323,15 +323,18 @@ impl AppState {
 
     /// Serves the latest store version; drops what was cached for older ones.
     ///
-    /// The pages people open first (every page of the navigation, for the
-    /// default period, in Vietnamese) are computed before the new version is
-    /// served, so the first viewer after an ingest does not wait for them.
-    pub async fn refresh(&self) -> Result<bool, EngineError> {
+    /// The pages of figures people open first (every page of the
+    /// navigation, for the default period, in Vietnamese) are computed
+    /// before the new version is served, so the first viewer after an ingest
+    /// does not wait for them; pages that read the event log itself (data
+    /// quality: orphans, silent wards), which scan every event, are computed
+    /// right after, so that an ingest is not answered seconds later for them.
+    pub async fn refresh(self: &Arc<Self>) -> Result<bool, EngineError> {
         let changed = self
             .live
             .refresh(|snapshot| async move {
                 if self.prepare_pages {
-                    pages::warm(self, &snapshot).await;
+                    pages::warm(self, &snapshot, pages::Warm::Figures).await;
                 }
             })
             .await?;
@@ -339,10 +342,26 @@ impl AppState {
             let key = self.live.current().key();
             self.tables.retain_version(&key);
             self.rendered.retain_version(&key);
+            if self.prepare_pages {
+                // Once ingests pause: under a steady stream each version
+                // would be replaced before its scans of the log were used.
+                let state = Arc::clone(self);
+                tokio::spawn(async move {
+                    let snapshot = state.live.current();
+                    tokio::time::sleep(EVENT_LOG_PAGES_AFTER).await;
+                    if state.live.current().key() == snapshot.key() {
+                        pages::warm(&state, &snapshot, pages::Warm::EventLog).await;
+                    }
+                });
+            }
         }
         Ok(changed)
     }
 }
+
+/// How long a version must stay the latest before the pages that scan the
+/// event log are computed ahead of their first viewer.
+const EVENT_LOG_PAGES_AFTER: Duration = Duration::from_secs(5);
 
 /// Every route of the server.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -436,7 +455,9 @@ pub async fn serve(
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             if state.prepare_pages {
-                pages::warm(&state, &state.live.current()).await;
+                let snapshot = state.live.current();
+                pages::warm(&state, &snapshot, pages::Warm::Figures).await;
+                pages::warm(&state, &snapshot, pages::Warm::EventLog).await;
             }
         })
     };

@@ -66,7 +66,16 @@ async fn cached_page(
 
 /// Computes the pages of the navigation for the default period, as a first
 /// visitor asks for them (`/`, `/ranking`, …).
-pub(crate) async fn warm(state: &AppState, snapshot: &Snapshot) {
+/// Which pages [`warm`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Warm {
+    /// Pages of figures: table functions and the derived tables.
+    Figures,
+    /// Pages that read the event log, the quarantine or the ingest log.
+    EventLog,
+}
+
+pub(crate) async fn warm(state: &AppState, snapshot: &Snapshot, which: Warm) {
     let started = std::time::Instant::now();
     let Ok(params) = Query::default().params(state, snapshot, None) else {
         return;
@@ -76,6 +85,7 @@ pub(crate) async fn warm(state: &AppState, snapshot: &Snapshot) {
         .pages
         .iter()
         .filter(|p| p.nav && !p.per_ward())
+        .filter(|p| (which == Warm::EventLog) == p.reads_stored_logs())
     {
         if let Err(error) = cached_page(state, snapshot, page, &page.path, &params).await {
             tracing::warn!(page = %page.id, %error, "could not prepare the page");
@@ -84,6 +94,7 @@ pub(crate) async fn warm(state: &AppState, snapshot: &Snapshot) {
     tracing::info!(
         events_version = snapshot.events_version(),
         seconds = started.elapsed().as_secs_f64(),
+        pages = ?which,
         "prepared the pages of the default period"
     );
 }
