@@ -289,6 +289,45 @@ fn two_processes_ingesting_at_once_both_land() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The first query derives every dossier; after another ingest only the
+/// dossiers it touched are derived again; `chiso store rederive` derives
+/// everything afresh, to the same rows.
+#[test]
+fn an_ingest_updates_the_derived_tables_and_rederive_rebuilds_them() {
+    let dir = temp("rederive");
+    let first = generate(&dir, "first.csv", "0.001", &["--seed", "1"]);
+    let second = generate(&dir, "second.csv", "0.0002", &["--seed", "2"]);
+    let store = dir.join("store");
+    let store = store.to_str().unwrap();
+    let ingest = |file: &PathBuf| {
+        let out = chiso(&["ingest", "--store", store, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let dossiers = || {
+        let sql = "SELECT count(*) AS n, count(DISTINCT dossier_key) AS keys FROM dossier_facts";
+        let out = chiso(&["sql", "--store", store, "--format", "csv", sql]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    ingest(&first);
+    let (_, derived) = dossiers();
+    assert!(
+        derived.contains("derived the dossiers of events version 1"),
+        "{derived}"
+    );
+    ingest(&second);
+    let (updated, derived) = dossiers();
+    assert!(derived.contains("derived again the"), "{derived}");
+    assert!(derived.contains("events version 2 touched"), "{derived}");
+    let out = chiso(&["store", "rederive", "--store", store]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("derived the dossiers of events version 2 afresh"));
+    let (rederived, derived) = dossiers();
+    assert!(!derived.contains("derived"), "{derived}");
+    assert_eq!(updated, rederived, "an update and a full derivation agree");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn ingest_exit_status_and_json() {
     let dir = temp("exit");

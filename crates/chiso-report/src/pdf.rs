@@ -349,36 +349,6 @@ fn write_tiles(out: &mut String, document: &Document, section: &Section, tiles: 
     out.push_str(")\n");
 }
 
-/// Typst column widths: a short text (a ward's name, a code) keeps its
-/// natural width and never wraps; numbers share what is left, so a long
-/// header wraps over its number instead of a name over two lines; a long
-/// text (reasons, notes) shares it at twice a number's share.
-fn column_widths(section: &Section, columns: &[Column]) -> Vec<&'static str> {
-    /// Characters a text keeps on one line (a long ward name is 25).
-    const SHORT_TEXT: usize = 32;
-    let numeric = columns.iter().filter(|c| c.format.is_numeric()).count();
-    columns
-        .iter()
-        .map(|column| {
-            if matches!(column.format, Format::Sparkline) {
-                return "auto";
-            }
-            if column.format.is_numeric() {
-                return "1fr";
-            }
-            let longest = (0..section.table.rows.len())
-                .filter_map(|row| section.table.get(row, &column.column))
-                .map(|value| value.raw_text().chars().count())
-                .max()
-                .unwrap_or(0);
-            match (longest <= SHORT_TEXT, numeric) {
-                (true, _) | (false, 0) => "auto",
-                (false, _) => "2fr",
-            }
-        })
-        .collect()
-}
-
 fn write_table(
     out: &mut String,
     document: &Document,
@@ -387,7 +357,7 @@ fn write_table(
     images: &mut Vec<Vec<u8>>,
 ) -> Result<(), ReportError> {
     let lang = document.lang();
-    let widths = column_widths(section, columns).join(", ");
+    let widths = vec!["auto"; columns.len()].join(", ");
     let aligns: Vec<&str> = columns
         .iter()
         .map(|c| {
