@@ -349,6 +349,33 @@ fn write_tiles(out: &mut String, document: &Document, section: &Section, tiles: 
     out.push_str(")\n");
 }
 
+/// Typst column widths. A short text (a ward's name, a code, a band) is
+/// given the width of its longest value, in ems of the table's type, so
+/// that it never wraps: Typst shrinks the widest `auto` columns of a table
+/// wider than the page, and a name is among the widest. Numbers and long
+/// texts share the rest.
+fn column_widths(document: &Document, section: &Section, columns: &[Column]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|column| {
+            if column.format.is_numeric() || matches!(column.format, Format::Sparkline) {
+                return "auto".to_owned();
+            }
+            let format = present::resolve(column.format, &document.params);
+            let longest = (0..section.table.rows.len())
+                .filter_map(|row| section.table.get(row, &column.column))
+                .map(|value| display(value, format, document.lang()).chars().count())
+                .max()
+                .unwrap_or(0);
+            if longest == 0 || longest > NO_WRAP_CHARS {
+                return "auto".to_owned();
+            }
+            // About 0.62 em a character of DejaVu Sans, plus the cell's padding.
+            format!("{:.1}em", longest as f64 * 0.62 + 1.0)
+        })
+        .collect()
+}
+
 fn write_table(
     out: &mut String,
     document: &Document,
@@ -357,7 +384,7 @@ fn write_table(
     images: &mut Vec<Vec<u8>>,
 ) -> Result<(), ReportError> {
     let lang = document.lang();
-    let widths = vec!["auto"; columns.len()].join(", ");
+    let widths = column_widths(document, section, columns).join(", ");
     let aligns: Vec<&str> = columns
         .iter()
         .map(|c| {
@@ -368,6 +395,12 @@ fn write_table(
             }
         })
         .collect();
+    // A wide table (the ranking's sixteen columns) in smaller type with
+    // narrower padding: at the body's size its names wrapped.
+    let wide = columns.len() > WIDE_TABLE_COLUMNS;
+    if wide {
+        out.push_str("#[#set text(7.5pt)\n#set table(inset: (x: 2.5pt, y: 2.5pt))\n");
+    }
     let _ = write!(
         out,
         "#table(columns: ({widths},), align: ({},),\n  table.header(",
@@ -408,8 +441,14 @@ fn write_table(
         out.push('\n');
     }
     out.push_str(")\n");
+    if wide {
+        out.push_str("]\n");
+    }
     Ok(())
 }
+
+/// Columns past which a table is set in smaller type.
+const WIDE_TABLE_COLUMNS: usize = 12;
 
 /// Bars a chart column of a page holds with readable labels.
 const BARS_PER_COLUMN: usize = 35;
