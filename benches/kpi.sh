@@ -19,24 +19,7 @@
 set -euo pipefail
 scale="${1:-1}"
 work="${2:-${TMPDIR:-/tmp}/chiso-bench-kpi-$scale}"
-root="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chiso/target}"
-cargo build --release --manifest-path "$root/Cargo.toml" -p chiso >/dev/null
-bin="$CARGO_TARGET_DIR/release/chiso"
-
-venv="$CARGO_TARGET_DIR/bench-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb, polars' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet duckdb polars
-fi
-
-mkdir -p "$work"
-events="$work/events.parquet"
-store="$work/store"
-if [ ! -d "$store" ]; then
-  [ -f "$events" ] || "$bin" gen --scale "$scale" --out "$events" >/dev/null
-  "$bin" ingest --store "$store" "$events" >/dev/null
-fi
+. "$(dirname "$0")/city.sh"
 
 A="SELECT * FROM kpi_series('week', 'ward', '2025-01-01', '2025-12-31')"
 B="SELECT * FROM kpi('2025-07', 'ward')"

@@ -14,24 +14,8 @@ scale="${1:-1}"
 seconds="${2:-300}"
 readers="${3:-50}"
 work="${4:-${TMPDIR:-/tmp}/chiso-bench-kpi-$scale}"
-root="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chiso/target}"
-cargo build --release --manifest-path "$root/Cargo.toml" -p chiso >/dev/null
-bin="$CARGO_TARGET_DIR/release/chiso"
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
-venv="$CARGO_TARGET_DIR/bench-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet duckdb polars
-fi
-
-mkdir -p "$work"
-events="$work/events.parquet"
-store="$work/store"
-if [ ! -d "$store" ]; then
-  [ -f "$events" ] || "$bin" gen --scale "$scale" --out "$events" >/dev/null
-  "$bin" ingest --store "$store" "$events" >/dev/null
-fi
+. "$(dirname "$0")/city.sh"
 # A full derivation to start from, as a served store has.
 full=$( { /usr/bin/time -f '%e' "$bin" store rederive --store "$store" >/dev/null; } 2>&1 | tail -1)
 duckdb=$(WORK="$work" STORE="$store" DERIVED="$work/duckdb-derived" QUERIES="$root/queries" \

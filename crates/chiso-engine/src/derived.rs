@@ -329,7 +329,7 @@ async fn update(
     let (base, mut touched) = match &earlier.manifest.base {
         Some(base) => (
             base.clone(),
-            touched_dossiers(context, &earlier.folder).await?,
+            read_touched(context, &earlier.folder).await?.0,
         ),
         None => (earlier.name.clone(), BTreeSet::new()),
     };
@@ -434,15 +434,6 @@ fn first_integer(batches: &[RecordBatch]) -> Option<i64> {
     let batch = batches.iter().find(|batch| batch.num_rows() > 0)?;
     let value = batch.column(0).as_primitive_opt::<Int64Type>()?;
     value.is_valid(0).then(|| value.value(0))
-}
-
-/// An update's dossiers, from its `touched.parquet`.
-async fn touched_dossiers(
-    context: &SessionContext,
-    folder: &Path,
-) -> Result<BTreeSet<String>, EngineError> {
-    let (ids, _) = read_touched(context, folder).await?;
-    Ok(ids)
 }
 
 /// An update's dossiers, and the keys of the base rows they replace.
