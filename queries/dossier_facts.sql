@@ -11,7 +11,9 @@
 -- chiso materialises this query once per version of the events table, after
 -- dossier_milestones.sql and dossier_history.sql, chunk by chunk like them.
 WITH history_events AS (
-    SELECT * FROM dossier_history
+    -- One period, after every event.
+    SELECT *, DATE '9999-12-31' AS period_start, {{end_of_time}} AS period_t
+    FROM dossier_history
 ),
 history_after_last_event AS (
 {{history_at}}

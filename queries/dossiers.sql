@@ -1,12 +1,21 @@
--- dossiers: the derived dossier of docs/events.md, as of an evaluation instant T,
--- for every dossier with a `received` event that is alive in a period.
+-- dossiers: the derived dossier of docs/events.md, as of each period's
+-- evaluation instant T, for every dossier with a `received` event that is alive
+-- in the period: one row per dossier and period, carrying the period's columns
+-- (`period_start`, `period_end`, `period_start_at`, `period_t`).
 --
 -- Parameters, filled in by chiso (queries/README.md):
---   start_at  the start of the period: dossiers that finished and saw no
---                 event after it are left out (the `dossiers` view uses the
---                 earliest instant, so it holds every dossier)
---   t         the evaluation instant; events at or after T are ignored
---   history_at  history_at.sql as of T, over `history_events` below
+--   periods    the periods, one row each: period_start, period_end (local
+--                  dates), period_start_at (the instant it starts) and period_t
+--                  (its T); events at or after T are ignored. The `dossiers`
+--                  view has one period from the earliest instant to now, so it
+--                  holds every dossier once
+--   first_start_at, first_t, last_t  the earliest start, the earliest T and
+--                  the latest T of `periods` (T never decreases along a
+--                  series), which prune the scans before the periods are joined
+--   history_at  history_at.sql, over `history_events` below
+--
+-- A series of periods is computed in one pass: each dossier joins every
+-- period it is alive in, and every figure groups by period.
 --
 -- Implements docs/events.md, "Deriving the dossier", and the pause rule of
 -- docs/kpis.md, "Backlog": an open supplement request pauses the clock up to T.
@@ -14,20 +23,26 @@ WITH alive AS (
     -- docs/kpis.md, "Periods": events at or after T are ignored, so a dossier
     -- received at or after T does not exist yet; one whose events all precede
     -- the period and that has finished counts in none of its figures.
-    SELECT *
-    FROM dossier_facts
-    WHERE received_at < {{t}}
-      AND (last_event_at >= {{start_at}} OR first_finished_at IS NULL)
+    SELECT f.*, p.period_start, p.period_end, p.period_start_at, p.period_t
+    FROM dossier_facts f
+    JOIN {{periods}} p
+      ON f.received_at < p.period_t
+     AND (f.last_event_at >= p.period_start_at OR f.first_finished_at IS NULL)
+    WHERE f.received_at < {{last_t}}
+      AND (f.last_event_at >= {{first_start_at}} OR f.first_finished_at IS NULL)
 ),
 history_events AS (
     -- The history rows that history_at.sql reads: only those of the alive
     -- dossiers with an event at or after T. For every other dossier all
     -- events precede T, so its history as of T is its whole history, which
     -- dossier_facts keeps (dossier_facts.sql).
-    SELECT *
-    FROM dossier_history
-    WHERE dossier_received_at < {{t}}
-      AND dossier_last_event_at >= {{t}}
+    SELECT h.*, p.period_start, p.period_t
+    FROM dossier_history h
+    JOIN {{periods}} p
+      ON h.dossier_received_at < p.period_t
+     AND h.dossier_last_event_at >= p.period_t
+    WHERE h.dossier_received_at < {{last_t}}
+      AND h.dossier_last_event_at >= {{first_t}}
 ),
 history_at_t AS (
 {{history_at}}
@@ -41,7 +56,7 @@ at_t AS (
         supplement_requests, answered_pause_us, open_pause_since,
         paid_online_code, rated_at, rating_code
     FROM alive
-    WHERE last_event_at < {{t}}
+    WHERE last_event_at < period_t
     UNION ALL
     SELECT
         a.* EXCLUDE (supplement_requests, answered_pause_us, open_pause_since,
@@ -49,8 +64,8 @@ at_t AS (
         h.supplement_requests, h.answered_pause_us, h.open_pause_since,
         h.paid_online_code, h.rated_at, h.rating_code
     FROM alive a
-    LEFT JOIN history_at_t h USING (dossier_key)
-    WHERE a.last_event_at >= {{t}}
+    LEFT JOIN history_at_t h USING (dossier_key, period_start)
+    WHERE a.last_event_at >= a.period_t
 ),
 finished AS (
     -- finished_at: the earliest `resolved`, else the earliest `returned`, else
@@ -69,20 +84,20 @@ finished AS (
             WHEN 0 THEN 'dissatisfied'
         END AS rating,
         CASE
-            WHEN a.resolved_at < {{t}} THEN a.resolved_at
-            WHEN a.returned_at < {{t}} THEN a.returned_at
-            ELSE least(CASE WHEN a.stopped_at < {{t}} THEN a.stopped_at END,
-                       CASE WHEN a.withdrawn_at < {{t}} THEN a.withdrawn_at END)
+            WHEN a.resolved_at < a.period_t THEN a.resolved_at
+            WHEN a.returned_at < a.period_t THEN a.returned_at
+            ELSE least(CASE WHEN a.stopped_at < a.period_t THEN a.stopped_at END,
+                       CASE WHEN a.withdrawn_at < a.period_t THEN a.withdrawn_at END)
         END AS finished_at,
         CASE
-            WHEN a.resolved_at < {{t}} OR a.returned_at < {{t}} THEN 'resolved'
-            WHEN a.stopped_at < {{t}} THEN 'stopped'
-            WHEN a.withdrawn_at < {{t}} THEN 'withdrawn'
+            WHEN a.resolved_at < a.period_t OR a.returned_at < a.period_t THEN 'resolved'
+            WHEN a.stopped_at < a.period_t THEN 'stopped'
+            WHEN a.withdrawn_at < a.period_t THEN 'withdrawn'
             ELSE 'pending'
         END AS outcome,
-        coalesce(a.resolved_at < {{t}} AND a.resolved_e_result, false) AS e_result,
-        coalesce(a.digitized_at < {{t}}, false) AS digitized,
-        coalesce(a.apologized_at < {{t}}, false) AS apologized
+        coalesce(a.resolved_at < a.period_t AND a.resolved_e_result, false) AS e_result,
+        coalesce(a.digitized_at < a.period_t, false) AS digitized,
+        coalesce(a.apologized_at < a.period_t, false) AS apologized
     FROM at_t a
 ),
 paused AS (
@@ -92,7 +107,7 @@ paused AS (
         f.*,
         f.answered_pause_us + CASE
             WHEN f.open_pause_since IS NULL THEN 0
-            ELSE greatest(0, CAST(coalesce(f.finished_at, {{t}}) AS BIGINT) - CAST(f.open_pause_since AS BIGINT))
+            ELSE greatest(0, CAST(coalesce(f.finished_at, f.period_t) AS BIGINT) - CAST(f.open_pause_since AS BIGINT))
         END AS paused_us
     FROM finished f
 ),

@@ -1,24 +1,27 @@
 -- kpi: every count and rate of docs/kpis.md, and the Decision 766 progress
--- indicator, for one period, one row per group.
+-- indicator, for one or more periods, one row per period and group.
 --
 -- Parameters, filled in by chiso (queries/README.md):
---   period_start, period_end  the period's local dates, [start, end)
---   start_at, t               its start and T = min(end, now), as instants
---   dossiers                     dossiers.sql with the same period
+--   periods                       the periods (dossiers.sql): their local dates
+--                                     [period_start, period_end), their start
+--                                     instant period_start_at and T = min(end, now)
+--   dossiers                     dossiers.sql for the same periods: one row per
+--                                     dossier and period it is alive in
 --   group_key                     the grouping column of `dossier`
 --   groups                        every group to list, even without dossiers
 --   scope                         which dossiers count: true, or one ward's
 --   group_columns                 the key and name columns of the result
 WITH dossier AS (
-    -- The derived dossier at T (dossiers.sql), for dossiers alive in the period.
+    -- The derived dossier at each period's T (dossiers.sql), for the dossiers
+    -- alive in that period.
     {{dossiers}}
 ),
 counted AS (
     SELECT
         {{group_key}} AS group_key,
-        received_at >= {{start_at}} AS intake,
-        outcome = 'resolved' AND finished_at >= {{start_at}} AS resolved,
-        finished_at >= {{start_at}} AS finished_in_period,
+        received_at >= period_start_at AS intake,
+        outcome = 'resolved' AND finished_at >= period_start_at AS resolved,
+        finished_at >= period_start_at AS finished_in_period,
         finished_at IS NULL AS in_progress,
         -- docs/kpis.md, "Completion": on time when finished by the effective due
         -- date, or when the procedure has no due date; early (trước hạn) when
@@ -28,9 +31,9 @@ counted AS (
         effective_due_at IS NULL OR local_date(finished_at) < local_date(effective_due_at) AS early,
         -- docs/kpis.md, "Backlog": overdue when the effective due date, with an
         -- open supplement request paused up to T, has passed.
-        effective_due_at < {{t}} AS overdue,
+        effective_due_at < period_t AS overdue,
         supplement_requests <= 1 AS at_most_one_supplement,
-        rated_at >= {{start_at}} AS rated,
+        rated_at >= period_start_at AS rated,
         rating IN ('very_satisfied', 'satisfied') AS satisfied,
         (CAST(finished_at AS BIGINT) - CAST(received_at AS BIGINT) - paused_us) / 86400000000.0 AS processing_days,
         d.*
@@ -39,6 +42,8 @@ counted AS (
 ),
 per_group AS (
     SELECT
+        period_start,
+        period_end,
         group_key,
         count(*) FILTER (WHERE intake) AS received,
         count(*) FILTER (WHERE intake AND channel = 'online') AS online,
@@ -72,10 +77,13 @@ per_group AS (
             (finished_in_period AND on_time) OR (in_progress AND NOT coalesce(overdue, false))
         )) AS progress_on_time
     FROM counted
-    GROUP BY group_key
+    GROUP BY period_start, period_end, group_key
 ),
 zero_filled AS (
+    -- Every group of every period, with or without dossiers.
     SELECT
+        coalesce(g.period_start, c.period_start) AS period_start,
+        coalesce(g.period_end, c.period_end) AS period_end,
         coalesce(g.group_key, c.group_key) AS group_key,
         g.group_name,
         coalesce(c.received, 0) AS received,
@@ -103,14 +111,18 @@ zero_filled AS (
         coalesce(c.satisfied, 0) AS satisfied,
         coalesce(c.progress_total, 0) AS progress_total,
         coalesce(c.progress_on_time, 0) AS progress_on_time
-    FROM {{groups}} g
-    FULL JOIN per_group c ON g.group_key = c.group_key
+    FROM (
+        SELECT p.period_start, p.period_end, g.group_key, g.group_name
+        FROM {{groups}} g CROSS JOIN {{periods}} p
+    ) g
+    FULL JOIN per_group c
+        ON g.period_start = c.period_start AND g.group_key = c.group_key
 )
 -- Rates are percentages rounded to 2 decimals, null when the denominator is 0
 -- (docs/kpis.md, "Counts and rates"); `percent` is chiso's UDF for exactly that.
 SELECT
-    {{period_start}} AS period_start,
-    {{period_end}} AS period_end,
+    period_start,
+    period_end,
     {{group_columns}}
     received,
     online,
@@ -148,4 +160,4 @@ SELECT
     percent(progress_on_time, progress_total) AS progress_ratio,
     round(20 * percent(progress_on_time, progress_total) / 100, 2) AS progress_points
 FROM zero_filled
-ORDER BY group_key
+ORDER BY period_start, group_key

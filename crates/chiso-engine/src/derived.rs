@@ -847,7 +847,8 @@ async fn write_steps(
     let parameters = [
         ("chunks", chunks.to_string()),
         ("chunk", chunk.to_string()),
-        ("history_at", queries::history_at(&queries::end_of_time())?),
+        ("history_at", queries::HISTORY_AT.to_owned()),
+        ("end_of_time", queries::end_of_time()),
     ];
     for (table, sql, kept) in STEPS {
         let in_query = |error| EngineError::Query(format!("queries/{table}.sql: {error}"));

@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Date32Array, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::compute::kernels::cmp::eq;
 use chiso_exec::datafusion::catalog::MemTable;
 use chiso_exec::datafusion::physical_plan::collect;
 
@@ -102,9 +104,9 @@ impl Functions {
             return Ok(schema);
         }
         let probe = Period::week_of(NaiveDate::from_ymd_opt(2025, 7, 14).unwrap_or_default());
-        let sql = sql_for(&self.planner, kind, &[probe], None)
-            .map_err(engine_error)?
-            .whole();
+        let sql = CallSql::new(&self.planner, kind, vec![probe], None)
+            .whole()
+            .map_err(engine_error)?;
         // DataFusion asks for a table function's provider synchronously.
         // Planning awaits only the session's in-memory catalogue, never I/O
         // or the runtime, so driving it to completion here blocks no one.
@@ -127,9 +129,9 @@ impl Functions {
         let kind = Kind::of(call);
         let periods = call.periods().map_err(request_error)?;
         let schema = self.schema(kind, state)?;
-        let sql = sql_for(&self.planner, kind, &periods, call.ward()).map_err(engine_error)?;
+        let sql = CallSql::new(&self.planner, kind, periods, call.ward());
         let now = self.planner.now();
-        let ended = periods.iter().all(|p| p.end_at() <= now);
+        let ended = sql.periods.iter().all(|p| p.end_at() <= now);
         Ok(Arc::new(SqlTable {
             sql,
             schema,
@@ -156,7 +158,7 @@ impl Functions {
     /// The SQL of a call, as one query.
     pub(crate) fn sql(&self, call: &Call) -> std::result::Result<String, EngineError> {
         let periods = call.periods()?;
-        Ok(sql_for(&self.planner, Kind::of(call), &periods, call.ward())?.whole())
+        CallSql::new(&self.planner, Kind::of(call), periods, call.ward()).whole()
     }
 }
 
@@ -179,86 +181,92 @@ pub(crate) fn register(context: &SessionContext, planner: &Arc<Planner>) -> Arc<
     functions
 }
 
-/// The SQL of a call: one query per period, and the row order of the result.
+/// The SQL of a call over its periods, and the row order of the result.
 struct CallSql {
-    periods: Vec<String>,
-    /// Each period's evaluation instant T, in microseconds: what its rows
-    /// depend on ([`Functions::carry_over`]); `None` for rows that may not
-    /// be carried to another version (dossier keys, which number rows).
-    instants: Vec<Option<i64>>,
+    planner: Arc<Planner>,
+    kind: Kind,
+    periods: Vec<Period>,
+    ward: Option<String>,
     order: String,
 }
 
 impl CallSql {
-    /// The memo key of a period's rows: its T, then its SQL.
+    fn new(
+        planner: &Arc<Planner>,
+        kind: Kind,
+        periods: Vec<Period>,
+        ward: Option<&WardCode>,
+    ) -> Self {
+        // Every order starts with period_start, so the periods' rows one
+        // after another, in series order, are the whole result in order
+        // (`dossiers_at` takes one period).
+        let order = match kind {
+            Kind::Kpi(grouping) | Kind::Change(grouping) => match grouping.key_columns() {
+                Some((key, _)) => format!("period_start, {key}"),
+                None => "period_start".to_owned(),
+            },
+            Kind::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
+            Kind::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
+            Kind::Dossiers => "received_at, dossier_id".to_owned(),
+        };
+        Self {
+            planner: Arc::clone(planner),
+            kind,
+            periods,
+            ward: ward.map(|code| code.as_str().to_owned()),
+            order,
+        }
+    }
+
+    /// The memo key of a period's rows: its evaluation instant T in
+    /// microseconds, what its rows depend on ([`Functions::carry_over`]),
+    /// then what was asked; `-` for rows that may not be carried to another
+    /// version (dossier keys, which number rows).
     fn key(&self, index: usize) -> String {
-        match self.instants[index] {
-            Some(t) => format!("{t}|{}", self.period(index)),
-            None => format!("-|{}", self.period(index)),
+        let period = &self.periods[index];
+        let what = format!("{:?}|{:?}|{period}", self.kind, self.ward);
+        if self.kind == Kind::Dossiers {
+            return format!("-|{what}");
         }
+        let t = period.evaluation_instant(self.planner.now());
+        format!("{}|{what}", t.timestamp_micros())
     }
 
-    /// One period's rows, in the call's order.
-    fn period(&self, index: usize) -> String {
-        format!(
-            "SELECT * FROM ({}) ORDER BY {}",
-            self.periods[index], self.order
-        )
-    }
-
-    /// Every period's rows in one query (a series is their union).
-    fn whole(&self) -> String {
+    /// The rows of `periods` in the call's order, in one query: the KPIs of
+    /// a series scan the dossiers once for all its periods (kpi.sql); the
+    /// other kinds take one period each.
+    fn sql(&self, periods: &[Period]) -> Result<String, EngineError> {
+        let ward = self.ward.as_deref();
+        let planner = &self.planner;
+        let one = |period: &Period| -> Result<String, EngineError> {
+            match self.kind {
+                Kind::Kpi(grouping) => {
+                    planner.scoped_kpi_sql(std::slice::from_ref(period), grouping, ward)
+                }
+                Kind::Change(grouping) => change_sql(planner, period, grouping, ward),
+                Kind::Index(layout) => planner.index_sql(period, layout),
+                Kind::IndexDetail(layout) => planner.index_detail_sql(period, layout),
+                Kind::Dossiers => planner.dossiers_at_sql(period),
+            }
+        };
+        let rows = match self.kind {
+            Kind::Kpi(grouping) => planner.scoped_kpi_sql(periods, grouping, ward)?,
+            _ => {
+                let parts: Vec<String> = periods
+                    .iter()
+                    .map(|period| Ok(format!("SELECT * FROM ({})", one(period)?)))
+                    .collect::<Result<_, EngineError>>()?;
+                parts.join("\nUNION ALL\n")
+            }
+        };
         // A subquery's ORDER BY does not survive its parent: order the whole.
-        let parts: Vec<String> = self
-            .periods
-            .iter()
-            .map(|sql| format!("SELECT * FROM ({sql})"))
-            .collect();
-        format!(
-            "SELECT * FROM ({}) ORDER BY {}",
-            parts.join("\nUNION ALL\n"),
-            self.order
-        )
+        Ok(format!("SELECT * FROM ({rows}) ORDER BY {}", self.order))
     }
-}
 
-fn sql_for(
-    planner: &Planner,
-    kind: Kind,
-    periods: &[Period],
-    ward: Option<&WardCode>,
-) -> std::result::Result<CallSql, EngineError> {
-    let ward = ward.map(WardCode::as_str);
-    let one = |period: &Period| -> std::result::Result<String, EngineError> {
-        match kind {
-            Kind::Kpi(grouping) => planner.scoped_kpi_sql(period, grouping, ward),
-            Kind::Change(grouping) => change_sql(planner, period, grouping, ward),
-            Kind::Index(layout) => planner.index_sql(period, layout),
-            Kind::IndexDetail(layout) => planner.index_detail_sql(period, layout),
-            Kind::Dossiers => planner.dossiers_at_sql(period),
-        }
-    };
-    // Every order of a series starts with period_start, so the periods' rows
-    // one after another, in series order, are the whole result in order
-    // (`dossiers_at` takes one period).
-    let order = match kind {
-        Kind::Kpi(grouping) | Kind::Change(grouping) => match grouping.key_columns() {
-            Some((key, _)) => format!("period_start, {key}"),
-            None => "period_start".to_owned(),
-        },
-        Kind::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
-        Kind::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
-        Kind::Dossiers => "received_at, dossier_id".to_owned(),
-    };
-    let instant = |period: &Period| {
-        let t = period.evaluation_instant(planner.now()).timestamp_micros();
-        (kind != Kind::Dossiers).then_some(t)
-    };
-    Ok(CallSql {
-        periods: periods.iter().map(one).collect::<Result<_, _>>()?,
-        instants: periods.iter().map(instant).collect(),
-        order,
-    })
+    /// Every period's rows in one query.
+    fn whole(&self) -> Result<String, EngineError> {
+        self.sql(&self.periods)
+    }
 }
 
 /// kpi_change.sql: a period against the one before it.
@@ -275,10 +283,13 @@ fn change_sql(
     render(
         queries::KPI_CHANGE,
         &[
-            ("current", planner.scoped_kpi_sql(period, grouping, ward)?),
+            (
+                "current",
+                planner.scoped_kpi_sql(std::slice::from_ref(period), grouping, ward)?,
+            ),
             (
                 "previous",
-                planner.scoped_kpi_sql(&period.previous(), grouping, ward)?,
+                planner.scoped_kpi_sql(&[period.previous()], grouping, ward)?,
             ),
             ("same_group", key),
         ],
@@ -350,35 +361,82 @@ impl std::fmt::Debug for SqlTable {
 }
 
 impl SqlTable {
-    /// The rows of every period, each computed once by whoever asks first.
-    /// Periods are computed one after another: a year of weeks then needs
-    /// the memory of one week, and each week's rows are shared with every
-    /// other call that asks for that week.
+    /// The rows of every period, each computed once by whoever asks first
+    /// and remembered: a series asked again after one more week computes
+    /// that week alone, and the periods no one computed yet in one pass.
     async fn remembered_rows(
         &self,
         functions: &Functions,
         state: &SessionState,
     ) -> Result<Vec<RecordBatch>> {
+        let keys: Vec<String> = (0..self.sql.periods.len())
+            .map(|index| self.sql.key(index))
+            .collect();
+        let mut found: Vec<Option<Arc<Vec<RecordBatch>>>> =
+            keys.iter().map(|key| functions.results.get(key)).collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if missing.len() > 1 && matches!(self.sql.kind, Kind::Kpi(_)) {
+            let periods: Vec<Period> = missing.iter().map(|&i| self.sql.periods[i]).collect();
+            let sql = self.sql.sql(&periods).map_err(engine_error)?;
+            let batches = run(state, &sql).await?;
+            for &index in &missing {
+                let rows = Arc::new(rows_of_period(&batches, &self.sql.periods[index])?);
+                let rows = functions
+                    .results
+                    .get_or_try(keys[index].clone(), || async {
+                        Ok::<_, DataFusionError>(rows)
+                    })
+                    .await?;
+                found[index] = Some(rows);
+            }
+        } else {
+            for &index in &missing {
+                let period = std::slice::from_ref(&self.sql.periods[index]);
+                let sql = self.sql.sql(period).map_err(engine_error)?;
+                let rows = functions
+                    .results
+                    .get_or_try(keys[index].clone(), || async {
+                        Ok::<_, DataFusionError>(Arc::new(run(state, &sql).await?))
+                    })
+                    .await?;
+                found[index] = Some(rows);
+            }
+        }
         let mut rows = Vec::new();
-        for index in 0..self.sql.periods.len() {
-            let sql = self.sql.period(index);
-            let key = self.sql.key(index);
-            let batches = functions
-                .results
-                .get_or_try(key.clone(), || async {
-                    let plan = state.create_logical_plan(&sql).await?;
-                    let physical = state.create_physical_plan(&plan).await?;
-                    let batches = collect(physical, state.task_ctx()).await?;
-                    Ok::<_, DataFusionError>(Arc::new(batches))
-                })
-                .await?;
+        for (key, batches) in keys.iter().zip(found.into_iter().flatten()) {
             if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > REMEMBERED_ROWS {
-                functions.results.forget(&key);
+                functions.results.forget(key);
             }
             rows.extend(batches.iter().cloned());
         }
         Ok(rows)
     }
+}
+
+/// The rows of a query.
+async fn run(state: &SessionState, sql: &str) -> Result<Vec<RecordBatch>> {
+    let plan = state.create_logical_plan(sql).await?;
+    let physical = state.create_physical_plan(&plan).await?;
+    collect(physical, state.task_ctx()).await
+}
+
+/// The rows of one period in a result over several (kpi.sql's period_start).
+fn rows_of_period(batches: &[RecordBatch], period: &Period) -> Result<Vec<RecordBatch>> {
+    let days = (period.start - DateTime::UNIX_EPOCH.date_naive()).num_days();
+    let days = i32::try_from(days)
+        .map_err(|_| DataFusionError::Internal(format!("{period} is out of range")))?;
+    let wanted = Date32Array::new_scalar(days);
+    let mut rows = Vec::new();
+    for batch in batches {
+        let column = batch.column_by_name("period_start").ok_or_else(|| {
+            DataFusionError::Internal("a series result without period_start".into())
+        })?;
+        let selected = filter_record_batch(batch, &eq(column, &wanted)?)?;
+        if selected.num_rows() > 0 {
+            rows.push(selected);
+        }
+    }
+    Ok(rows)
 }
 
 #[async_trait]
@@ -408,7 +466,9 @@ impl TableProvider for SqlTable {
             let table = MemTable::try_new(schema, vec![batches])?;
             return table.scan(state, projection, &[], limit).await;
         }
-        let plan = state.create_logical_plan(&self.sql.whole()).await?;
+        let plan = state
+            .create_logical_plan(&self.sql.whole().map_err(engine_error)?)
+            .await?;
         let mut plan = LogicalPlanBuilder::from(plan);
         if let Some(projection) = projection {
             plan = plan.select(projection.iter().copied())?;

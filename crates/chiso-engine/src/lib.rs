@@ -337,20 +337,43 @@ impl Planner {
         self.now.unwrap_or_else(Utc::now)
     }
 
-    fn period_parameters(&self, period: &Period) -> Vec<(&'static str, String)> {
-        vec![
-            ("period_start", date_literal(period.start)),
-            ("period_end", date_literal(period.end)),
-            ("start_at", instant_literal(period.start_at())),
-            ("t", instant_literal(period.evaluation_instant(self.now()))),
-        ]
-    }
-
-    /// dossiers.sql for the dossiers alive in `period`, as of its T.
-    fn dossiers_sql(&self, period: &Period) -> Result<String, EngineError> {
-        let start_at = instant_literal(period.start_at());
-        let t = instant_literal(period.evaluation_instant(self.now()));
-        dossiers_as_of(start_at, t)
+    /// The periods of a query as SQL: their relation and its bounds.
+    fn periods_sql(&self, periods: &[Period]) -> Result<PeriodsSql, EngineError> {
+        let now = self.now();
+        let rows: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> = periods
+            .iter()
+            .map(|period| {
+                (
+                    date_literal(period.start),
+                    date_literal(period.end),
+                    period.start_at(),
+                    period.evaluation_instant(now),
+                )
+            })
+            .collect();
+        let first_start_at = rows.iter().map(|row| row.2).min();
+        let first_t = rows.iter().map(|row| row.3).min();
+        let last_t = rows.iter().map(|row| row.3).max();
+        let (Some(first_start_at), Some(first_t), Some(last_t)) = (first_start_at, first_t, last_t)
+        else {
+            return Err(EngineError::Query("a query over no period".into()));
+        };
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(start, end, start_at, t)| {
+                format!(
+                    "({start}, {end}, {}, {})",
+                    instant_literal(*start_at),
+                    instant_literal(*t)
+                )
+            })
+            .collect();
+        Ok(PeriodsSql {
+            relation: periods_relation(&values.join(", ")),
+            first_start_at: instant_literal(first_start_at),
+            first_t: instant_literal(first_t),
+            last_t: instant_literal(last_t),
+        })
     }
 
     pub(crate) fn kpi_sql(
@@ -358,18 +381,22 @@ impl Planner {
         period: &Period,
         grouping: Grouping,
     ) -> Result<String, EngineError> {
-        self.scoped_kpi_sql(period, grouping, None)
+        self.scoped_kpi_sql(std::slice::from_ref(period), grouping, None)
     }
 
-    /// kpi.sql counting only the dossiers of `ward` (all when `None`).
+    /// kpi.sql over `periods` in one pass, counting only the dossiers of
+    /// `ward` (all when `None`).
     pub(crate) fn scoped_kpi_sql(
         &self,
-        period: &Period,
+        periods: &[Period],
         grouping: Grouping,
         ward: Option<&str>,
     ) -> Result<String, EngineError> {
-        let mut parameters = self.period_parameters(period);
-        parameters.push(("dossiers", self.dossiers_sql(period)?));
+        let periods = self.periods_sql(periods)?;
+        let mut parameters = vec![
+            ("dossiers", periods.dossiers()?),
+            ("periods", periods.relation),
+        ];
         parameters.extend(grouping.parameters());
         let scope = match ward {
             Some(code) => format!("ward_code = {}", queries::string_literal(code)),
@@ -378,7 +405,6 @@ impl Planner {
         parameters.push(("scope", scope));
         render(queries::KPI, &parameters)
     }
-
     pub(crate) fn index_detail_sql(
         &self,
         period: &Period,
@@ -404,10 +430,9 @@ impl Planner {
     /// T itself as `evaluated_at` (what "overdue at the end of the period"
     /// is measured against).
     pub(crate) fn dossiers_at_sql(&self, period: &Period) -> Result<String, EngineError> {
+        let dossiers = self.periods_sql(std::slice::from_ref(period))?.dossiers()?;
         Ok(format!(
-            "SELECT d.*, {} AS evaluated_at FROM ({}) d",
-            instant_literal(period.evaluation_instant(self.now())),
-            self.dossiers_sql(period)?
+            "SELECT d.* EXCLUDE ({PERIOD_COLUMNS}), d.period_t AS evaluated_at FROM ({dossiers}) d"
         ))
     }
 
@@ -417,17 +442,55 @@ impl Planner {
             Some(now) => instant_literal(now),
             None => "arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))')".to_owned(),
         };
-        dossiers_as_of(instant_literal(DateTime::<Utc>::UNIX_EPOCH), now)
+        let epoch = instant_literal(DateTime::<Utc>::UNIX_EPOCH);
+        let dossiers = PeriodsSql {
+            relation: periods_relation(&format!(
+                "(DATE '1970-01-01', DATE '9999-12-31', {epoch}, {now})"
+            )),
+            first_start_at: epoch.clone(),
+            first_t: now.clone(),
+            last_t: now,
+        }
+        .dossiers()?;
+        Ok(format!(
+            "SELECT * EXCLUDE ({PERIOD_COLUMNS}) FROM ({dossiers})"
+        ))
     }
 }
 
-/// dossiers.sql for the dossiers alive since `start_at`, as of `t` (both SQL
-/// literals).
-fn dossiers_as_of(start_at: String, t: String) -> Result<String, EngineError> {
-    let history_at = queries::history_at(&t)?;
-    render(
-        queries::DOSSIERS,
-        &[("start_at", start_at), ("t", t), ("history_at", history_at)],
+/// The columns dossiers.sql adds to each dossier: the period it is read for.
+const PERIOD_COLUMNS: &str = "period_start, period_end, period_start_at, period_t";
+
+/// The periods of a query, as the parameters of dossiers.sql and kpi.sql.
+struct PeriodsSql {
+    /// One row per period: period_start, period_end, period_start_at, period_t.
+    relation: String,
+    first_start_at: String,
+    first_t: String,
+    last_t: String,
+}
+
+impl PeriodsSql {
+    /// dossiers.sql over these periods.
+    fn dossiers(&self) -> Result<String, EngineError> {
+        render(
+            queries::DOSSIERS,
+            &[
+                ("periods", self.relation.clone()),
+                ("first_start_at", self.first_start_at.clone()),
+                ("first_t", self.first_t.clone()),
+                ("last_t", self.last_t.clone()),
+                ("history_at", queries::HISTORY_AT.to_owned()),
+            ],
+        )
+    }
+}
+
+/// The relation of periods from its `VALUES` rows.
+fn periods_relation(values: &str) -> String {
+    format!(
+        "(SELECT column1 AS period_start, column2 AS period_end, \
+         column3 AS period_start_at, column4 AS period_t FROM (VALUES {values}))"
     )
 }
 

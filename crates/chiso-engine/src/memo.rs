@@ -94,6 +94,12 @@ impl<V: Clone + Weight> Memo<V> {
         .cloned()
     }
 
+    /// The value for `key` if it was computed.
+    pub fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(key).and_then(|cell| cell.get().cloned())
+    }
+
     /// Forgets `key` (a value used once and not worth its memory).
     pub fn forget(&self, key: &str) {
         self.entries

@@ -14,11 +14,11 @@ pub const DOSSIER_MILESTONES: &str = include_str!("../../../queries/dossier_mile
 pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql");
 /// The payment, rating and supplement events, with the pause pairing.
 pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
-/// A dossier's payment, rating and supplement pauses as of an instant T.
+/// A dossier's payment, rating and supplement pauses as of each period's T.
 pub const HISTORY_AT: &str = include_str!("../../../queries/history_at.sql");
-/// The derived dossier of docs/events.md at an instant T.
+/// The derived dossier of docs/events.md at each period's T.
 pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
-/// Every KPI of docs/kpis.md for one period and grouping.
+/// Every KPI of docs/kpis.md for one or more periods and a grouping.
 pub const KPI: &str = include_str!("../../../queries/kpi.sql");
 /// A period's KPIs against the period before it.
 pub const KPI_CHANGE: &str = include_str!("../../../queries/kpi_change.sql");
@@ -61,11 +61,6 @@ pub fn instant_literal(instant: DateTime<Utc>) -> String {
         "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
         instant.format("%Y-%m-%dT%H:%M:%S%.6fZ")
     )
-}
-
-/// history_at.sql as of the instant `t` (a SQL literal).
-pub fn history_at(t: &str) -> Result<String, EngineError> {
-    render(HISTORY_AT, &[("t", t.to_owned())])
 }
 
 /// The instant after every event, as a SQL literal: history_at.sql as of it

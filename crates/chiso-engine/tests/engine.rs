@@ -11,11 +11,11 @@ use std::path::Path;
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use chiso_engine::{Call, Engine, EngineOptions, Grouping, Layout, Period};
+use chiso_engine::{Call, Engine, EngineOptions, Grain, Grouping, Layout, Period};
 use chiso_gen::summary::Tally;
 use chiso_gen::{Format, Params};
 use chiso_ingest::{IngestOptions, Ingester};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 fn instant(text: &str) -> DateTime<Utc> {
     chiso_core::time::parse_timestamp(text).unwrap()
@@ -394,6 +394,33 @@ async fn kpi(engine: &Engine, period: &Period, grouping: Grouping) -> Vec<Record
         .unwrap()
 }
 
+async fn series(
+    engine: &Engine,
+    grain: Grain,
+    from: &str,
+    to: &str,
+    grouping: Grouping,
+) -> Vec<RecordBatch> {
+    let call = Call::Series {
+        grain,
+        from: date(from),
+        to: date(to),
+        by: grouping,
+        ward: None,
+    };
+    engine
+        .figures(&call)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
 /// The generated city's months and wards, as chiso-gen's independent
 /// derivation counts them, against chiso's SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +450,7 @@ async fn generated_city_matches_the_independent_derivation() {
         derivation_chunk_events: Some(report.accepted.div_ceil(3)),
         ..EngineOptions::default()
     };
-    let engine = Engine::open(&store, options).await.unwrap();
+    let engine = Engine::open(&store, options.clone()).await.unwrap();
     assert!(engine.built_derived_tables());
     let derived = std::fs::read_dir(store.join("derived"))
         .unwrap()
@@ -478,6 +505,47 @@ async fn generated_city_matches_the_independent_derivation() {
         &tally_counts(&city.stats.total),
         &row_counts(&whole)[0],
     ));
+
+    // A series computes the periods no one asked for yet in one pass over
+    // the dossiers (kpi.sql over many periods): an engine with nothing
+    // remembered computes every month at once, one that already has two
+    // weeks computes the other eleven of the quarter together.
+    let fresh = Engine::open(&store, options).await.unwrap();
+    let months = series(
+        &fresh,
+        Grain::Month,
+        "2025-01-01",
+        "2025-12-31",
+        Grouping::City,
+    )
+    .await;
+    let months = row_counts(&months);
+    assert_eq!(months.len(), 12, "one row per month");
+    for ((month, tally), counts) in city.stats.months.iter().zip(&months) {
+        problems.extend(differences(
+            &format!("{month} in the series"),
+            &tally_counts(tally),
+            counts,
+        ));
+    }
+    let weeks = Period::series(Grain::Week, date("2025-07-01"), date("2025-09-30")).unwrap();
+    for week in [&weeks[2], &weeks[5]] {
+        kpi(&fresh, week, Grouping::Ward).await;
+    }
+    let in_one_pass = series(
+        &fresh,
+        Grain::Week,
+        "2025-07-01",
+        "2025-09-30",
+        Grouping::Ward,
+    )
+    .await;
+    let mut one_by_one = Vec::new();
+    for week in &weeks {
+        one_by_one.extend(rows(&kpi(&engine, week, Grouping::Ward).await));
+    }
+    assert_eq!(one_by_one.len(), 103 * weeks.len());
+    assert_eq!(rows(&in_one_pass), one_by_one, "a series is its periods");
     assert!(
         problems.is_empty(),
         "{} differences:\n{}",
