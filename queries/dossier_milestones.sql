@@ -48,6 +48,7 @@ milestones AS (
         min(occurred_at) FILTER (WHERE event_type = 'withdrawn') AS withdrawn_at,
         min(occurred_at) FILTER (WHERE event_type = 'digitized') AS digitized_at,
         min(occurred_at) FILTER (WHERE event_type = 'apologized') AS apologized_at,
+        min(occurred_at) AS first_event_at,
         max(occurred_at) AS last_event_at
     FROM events
     GROUP BY dossier_id
@@ -91,6 +92,10 @@ SELECT
     -- The first end of processing of any kind: a dossier finished before the
     -- start of a period counts in none of its figures.
     least(m.resolved_at, m.returned_at, m.stopped_at, m.withdrawn_at) AS first_finished_at,
+    -- The first and last events of any kind (the first may precede the
+    -- reception: events arrive in any order). An ingest's update reads the
+    -- touched dossiers' events from the first on only.
+    m.first_event_at,
     m.last_event_at
 FROM first_received r
 JOIN milestones m USING (dossier_id)

@@ -36,6 +36,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use chiso_exec::datafusion::catalog::TableProvider;
+use chiso_exec::datafusion::common::ScalarValue;
 use chiso_exec::datafusion::common::config::TableParquetOptions;
 use chiso_exec::datafusion::dataframe::DataFrameWriteOptions;
 use chiso_exec::datafusion::datasource::empty::EmptyTable;
@@ -44,28 +45,32 @@ use chiso_exec::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf
 use chiso_exec::datafusion::prelude::{
     Expr, ParquetReadOptions, SessionContext, cast as cast_expr, col, lit, not,
 };
-use chiso_store::{Store, Table};
+use chiso_store::{EVENTS_PARTITION, Store, Table, local_month};
 use chrono::{DateTime, Utc};
 
 use crate::{EngineError, queries};
 
 /// The steps of the derivation, in dependency order: the table each makes,
-/// the SQL that makes it, and whether it is stored (or only kept in memory
-/// for the later steps of the same chunk).
-const STEPS: [(&str, &str, Kept); 3] = [
+/// the SQL that makes it, and how it is kept.
+const STEPS: [(&str, &str, Kept); 4] = [
     (
         "dossier_milestones",
         queries::DOSSIER_MILESTONES,
         Kept::InMemory,
     ),
+    (ORPHANS, queries::DOSSIER_ORPHANS, Kept::Aside),
     ("dossier_history", queries::DOSSIER_HISTORY, Kept::Stored),
     ("dossier_facts", queries::DOSSIER_FACTS, Kept::Stored),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kept {
+    /// Only in memory, for the later steps of the same chunk.
     InMemory,
+    /// Stored, and read by queries.
     Stored,
+    /// Stored for the next update, and read by no query.
+    Aside,
 }
 
 /// The derived tables that queries read.
@@ -75,6 +80,20 @@ fn stored_tables() -> impl Iterator<Item = &'static str> {
         .filter(|(_, _, kept)| *kept == Kept::Stored)
         .map(|(table, _, _)| *table)
 }
+
+/// The derived tables written to disk: those queries read, and those kept
+/// aside for updates.
+fn written_tables() -> impl Iterator<Item = &'static str> {
+    STEPS
+        .iter()
+        .filter(|(_, _, kept)| *kept != Kept::InMemory)
+        .map(|(table, _, _)| *table)
+}
+
+/// The dossiers with events but no `received` (dossier_orphans.sql). A
+/// full derivation's folder holds them per chunk, an update's the whole
+/// list at its version.
+const ORPHANS: &str = "dossier_orphans";
 
 /// A short fingerprint of the derivation's SQL, part of the folder's name:
 /// tables derived by other definitions are never read, but derived afresh.
@@ -264,7 +283,7 @@ pub async fn register(
 fn usable(folder: &Path) -> Option<Manifest> {
     let text = std::fs::read_to_string(folder.join(MANIFEST)).ok()?;
     let manifest: Manifest = serde_json::from_str(&text).ok()?;
-    if !stored_tables().all(|table| table_folder(folder, table).is_dir()) {
+    if !written_tables().all(|table| table_folder(folder, table).is_dir()) {
         return None;
     }
     if let Some(base) = &manifest.base {
@@ -339,6 +358,12 @@ async fn update(
     if dossiers > update_limit(earlier.manifest.base_dossiers) {
         return Ok(None);
     }
+    let base_folder = earlier.folder.with_file_name(&base);
+    let first_event = first_event(context, earlier, &base_folder, &touched)
+        .await?
+        .into_iter()
+        .chain(earliest_event)
+        .min();
     let mut manifest = Manifest {
         events_files: events_files.keys().cloned().collect(),
         base_dossiers: earlier.manifest.base_dossiers,
@@ -347,9 +372,9 @@ async fn update(
         since_version: events_version(&earlier.name),
         unchanged_until_us: None,
     };
-    let base_folder = earlier.folder.with_file_name(&base);
     staged(target, |staging| async move {
-        write_update(context, &staging, &base_folder, &touched).await?;
+        write_update(context, &staging, &base_folder, &touched, first_event).await?;
+        keep_orphans(context, &staging, &earlier.folder, &touched).await?;
         let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
         let earliest_reception = earliest_reception(context, &facts, &added_dossiers).await?;
         manifest.unchanged_until_us =
@@ -366,24 +391,96 @@ async fn earliest_reception(
     facts: &Path,
     dossiers: &BTreeSet<String>,
 ) -> Result<Option<i64>, EngineError> {
-    if dossiers.is_empty() {
+    earliest(context, facts, dossiers, "received_at").await
+}
+
+/// The earliest first event (µs) of the `touched` dossiers as `earlier`
+/// knows them: from its facts (the base's, and its update's) and its
+/// orphans. A touched dossier found in none had no event before the files
+/// the update adds.
+async fn first_event(
+    context: &SessionContext,
+    earlier: &Earlier,
+    base: &Path,
+    touched: &BTreeSet<String>,
+) -> Result<Option<i64>, EngineError> {
+    let mut sources = vec![
+        table_folder(base, "dossier_facts"),
+        table_folder(&earlier.folder, ORPHANS),
+    ];
+    if earlier.manifest.base.is_some() {
+        sources.push(table_folder(&earlier.folder, "dossier_facts").join(UPDATE_FILE));
+    }
+    let mut first = None;
+    for source in &sources {
+        let found = earliest(context, source, touched, "first_event_at").await?;
+        first = first.into_iter().chain(found).min();
+    }
+    Ok(first)
+}
+
+/// The least value (µs) of the timestamp `column` among `dossiers` in a
+/// derived Parquet file or folder; `None` when none of them is there.
+async fn earliest(
+    context: &SessionContext,
+    source: &Path,
+    dossiers: &BTreeSet<String>,
+    column: &str,
+) -> Result<Option<i64>, EngineError> {
+    if dossiers.is_empty() || !holds_parquet(source) {
         return Ok(None);
     }
     let ids: Vec<Expr> = dossiers.iter().map(|id| lit(id.as_str())).collect();
     let batches = context
-        .read_parquet(
-            facts.to_string_lossy().into_owned(),
-            ParquetReadOptions::default(),
-        )
+        .read_parquet(location(source), ParquetReadOptions::default())
         .await?
         .filter(col(DOSSIER_ID).in_list(ids, false))?
         .aggregate(
             vec![],
-            vec![min(cast_expr(col("received_at"), DataType::Int64)).alias("earliest")],
+            vec![min(cast_expr(col(column), DataType::Int64)).alias("earliest")],
         )?
         .collect()
         .await?;
     Ok(first_integer(&batches))
+}
+
+/// Whether `path` is a Parquet file, or a folder holding one.
+fn holds_parquet(path: &Path) -> bool {
+    if path.is_file() {
+        return true;
+    }
+    std::fs::read_dir(path).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.path().extension().is_some_and(|e| e == "parquet"))
+    })
+}
+
+/// Completes an update's orphans (its step wrote the touched dossiers that
+/// still have no `received`) with the earlier version's other orphans.
+async fn keep_orphans(
+    context: &SessionContext,
+    staging: &Path,
+    earlier: &Path,
+    touched: &BTreeSet<String>,
+) -> Result<(), EngineError> {
+    let earlier = table_folder(earlier, ORPHANS);
+    if !holds_parquet(&earlier) {
+        return Ok(());
+    }
+    let ids: Vec<Expr> = touched.iter().map(|id| lit(id.as_str())).collect();
+    let path = table_folder(staging, ORPHANS).join("kept.parquet");
+    context
+        .read_parquet(location(&earlier), ParquetReadOptions::default())
+        .await?
+        .filter(col(DOSSIER_ID).in_list(ids, true))?
+        .write_parquet(
+            path.to_string_lossy().as_ref(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    Ok(())
 }
 
 /// The distinct dossiers of some events files, and the earliest instant
@@ -478,19 +575,29 @@ async fn write_update(
     staging: &Path,
     base: &Path,
     touched: &BTreeSet<String>,
+    first_event: Option<i64>,
 ) -> Result<(), EngineError> {
-    for table in stored_tables() {
+    for table in written_tables() {
         let path = table_folder(staging, table);
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
     let ids = || -> Vec<Expr> { touched.iter().map(|id| lit(id.as_str())).collect() };
     let events = context.table_provider(EVENTS).await?;
     // The scan reads the dossier ids first and the other columns of the
-    // matching rows only (the session pushes filters into Parquet).
-    let theirs = context
+    // matching rows only (the session pushes filters into Parquet), and
+    // only from the month of the touched dossiers' first event on (the
+    // events' partitions), from that event on within it (row groups).
+    let mut theirs = context
         .read_table(Arc::clone(&events))?
-        .filter(col(DOSSIER_ID).in_list(ids(), false))?
-        .into_view();
+        .filter(col(DOSSIER_ID).in_list(ids(), false))?;
+    if let Some(first) = first_event.and_then(DateTime::<Utc>::from_timestamp_micros) {
+        let since =
+            ScalarValue::TimestampMicrosecond(Some(first.timestamp_micros()), Some("UTC".into()));
+        theirs = theirs
+            .filter(col(EVENTS_PARTITION).gt_eq(lit(local_month(first))))?
+            .filter(col("occurred_at").gt_eq(lit(since)))?;
+    }
+    let theirs = theirs.into_view();
     let result = match context
         .deregister_table(EVENTS)
         .and_then(|_| context.register_table(EVENTS, theirs))
@@ -723,7 +830,7 @@ async fn write_tables(
     staging: &Path,
     chunks: u64,
 ) -> Result<(), EngineError> {
-    for table in stored_tables() {
+    for table in written_tables() {
         let path = table_folder(staging, table);
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
@@ -865,7 +972,7 @@ async fn write_steps(
                     .and_then(|_| context.register_table(table, rows.into_view()))
                     .map_err(EngineError::query)?;
             }
-            Kept::Stored => {
+            Kept::Stored | Kept::Aside => {
                 let path = destination(table);
                 frame
                     .write_parquet(

@@ -12,6 +12,8 @@ use crate::EngineError;
 pub const DOSSIER_MILESTONES: &str = include_str!("../../../queries/dossier_milestones.sql");
 /// The milestones, with each dossier's history after its last event.
 pub const DOSSIER_FACTS: &str = include_str!("../../../queries/dossier_facts.sql");
+/// The dossiers with events but no `received`, and their first event.
+pub const DOSSIER_ORPHANS: &str = include_str!("../../../queries/dossier_orphans.sql");
 /// The payment, rating and supplement events, with the pause pairing.
 pub const DOSSIER_HISTORY: &str = include_str!("../../../queries/dossier_history.sql");
 /// A dossier's payment, rating and supplement pauses as of each period's T.

@@ -926,3 +926,66 @@ async fn updates_match_a_full_derivation_of_a_chunked_base() {
         updates_match_a_full_derivation(seed, 3).await;
     }
 }
+
+/// An update reads a touched dossier's events from its first event on, and
+/// no earlier: each ingest below adds one event to a dossier whose other
+/// events lie months before it, one known to the derived facts (A, of
+/// January) and one an orphan until its `received` came (B, of February),
+/// and the update must give what a full derivation of the same events does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_reads_each_touched_dossier_from_its_first_event() {
+    const HEADER: &str = "event_id,dossier_id,event_type,occurred_at,ward_code,procedure_code,\
+        department_code,channel,full_online,due_at,fee_required,e_result,paid_online,rating";
+    let batches: [&[&str]; 3] = [
+        &[
+            "a1,A,received,2025-01-10T08:00:00+07:00,31120,2.000815,STP,direct,,2025-01-15T17:00:00+07:00,,,,",
+            "a2,A,resolved,2025-01-12T10:00:00+07:00,,,,,,,,true,,",
+            "b1,B,supplement_requested,2025-02-03T08:00:00+07:00,,,,,,,,,,",
+            "b2,B,resolved,2025-02-05T10:00:00+07:00,,,,,,,,true,,",
+            "c1,C,received,2025-03-02T08:00:00+07:00,31120,2.000815,STP,online,,2025-03-09T17:00:00+07:00,,,,",
+        ],
+        // B's reception, sent after its other events and dated after them.
+        &[
+            "b0,B,received,2025-02-10T08:00:00+07:00,31120,2.000815,STP,direct,,2025-02-20T17:00:00+07:00,,,,",
+        ],
+        // A's rating, three months after its other events.
+        &["a3,A,rated,2025-04-01T08:00:00+07:00,,,,,,,,,,satisfied"],
+    ];
+    let dir = TempDir::new("engine-first-event");
+    let store = dir.path("store");
+    let mut ingester = Ingester::open(&store).await.unwrap();
+    let options = EngineOptions {
+        now: Some(instant("2025-06-01T00:00:00+07:00")),
+        ..EngineOptions::default()
+    };
+    for (n, batch) in batches.iter().enumerate() {
+        let csv = format!("{HEADER}\n{}\n", batch.join("\n"));
+        let path = dir.write(&format!("batch-{n}.csv"), csv.as_bytes());
+        let report = ingester
+            .ingest_file(&path, &IngestOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.rejected, 0, "batch {n}");
+        let updated = Engine::open(&store, options.clone()).await.unwrap();
+        if n > 0 {
+            assert!(matches!(
+                updated.derivation(),
+                chiso_engine::Derivation::Updated { .. }
+            ));
+        }
+        let copy = dir.path(&format!("copy-{n}"));
+        copy_folder(&store, &copy, &["derived"]);
+        let full = Engine::open(&copy, options.clone()).await.unwrap();
+        for sql in [
+            "SELECT * FROM dossier_facts",
+            "SELECT * FROM dossier_history",
+            "SELECT * FROM kpi('2025', 'ward')",
+        ] {
+            assert_eq!(
+                comparable(&full, sql).await,
+                comparable(&updated, sql).await,
+                "{sql} after batch {n}"
+            );
+        }
+    }
+}
