@@ -46,7 +46,7 @@ def connect(derived=DERIVED):
     con.execute("SET enable_progress_bar = false")
     con.execute("CREATE MACRO percent(n, d) AS CASE WHEN d = 0 THEN NULL ELSE round(n * 10000.0 / d) / 100 END")
     con.execute("CREATE MACRO local_date(t) AS CAST(CAST(t AS TIMESTAMP) + INTERVAL 7 HOUR AS DATE)")
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{STORE}/events/**/*.parquet', hive_partitioning = true)")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{STORE}/events/occurred_month=*/*.parquet', hive_partitioning = true)")
     for table in ("dossier_facts", "dossier_history"):
         if os.path.isdir(f"{derived}/{table}"):
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{derived}/{table}/*.parquet')")
@@ -68,18 +68,18 @@ def run(con, key):
 
 
 def derive():
-    """The derived tables, made in chiso's three steps and written as chiso
+    """The derived tables, made in chiso's four steps and written as chiso
     writes them (the milestones kept in memory, here a temporary table)."""
     out = f"{WORK}/duckdb-derived"
     os.makedirs(out, exist_ok=True)
     con = connect()
     history_at = open(f"{QUERIES}/history_at.sql").read()
-    history_at = history_at.replace("{{t}}", "TIMESTAMPTZ '9999-12-31T23:59:59.999999Z'")
+    end_of_time = "TIMESTAMPTZ '9999-12-31T23:59:59.999999Z'"
     started = time.perf_counter()
-    for table in ("dossier_milestones", "dossier_history", "dossier_facts"):
+    for table in ("dossier_milestones", "dossier_orphans", "dossier_history", "dossier_facts"):
         # DuckDB derives the whole city in one query: chiso's one-chunk case.
         sql = open(f"{QUERIES}/{table}.sql").read()
-        for name, value in (("chunks", "1"), ("chunk", "0"), ("history_at", history_at)):
+        for name, value in (("chunks", "1"), ("chunk", "0"), ("history_at", history_at), ("end_of_time", end_of_time)):
             sql = sql.replace("{{" + name + "}}", value)
         if table == "dossier_milestones":
             con.execute(f"CREATE TEMP TABLE {table} AS {translate(sql)}")

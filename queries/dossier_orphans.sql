@@ -10,6 +10,8 @@ SELECT
     e.dossier_id,
     min(e.occurred_at) AS first_event_at
 FROM events e
-LEFT ANTI JOIN dossier_milestones m ON e.dossier_id = m.dossier_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM dossier_milestones m WHERE m.dossier_id = e.dossier_id
+)
 GROUP BY e.dossier_id
 ORDER BY e.dossier_id

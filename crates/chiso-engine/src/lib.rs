@@ -489,8 +489,8 @@ impl PeriodsSql {
 /// The relation of periods from its `VALUES` rows.
 fn periods_relation(values: &str) -> String {
     format!(
-        "(SELECT column1 AS period_start, column2 AS period_end, \
-         column3 AS period_start_at, column4 AS period_t FROM (VALUES {values}))"
+        "(SELECT * FROM (VALUES {values}) \
+         AS periods(period_start, period_end, period_start_at, period_t))"
     )
 }
 
