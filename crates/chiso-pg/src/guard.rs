@@ -45,6 +45,8 @@ impl ReadOnly {
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
             | Statement::ShowVariable { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
             | Statement::Fetch { .. }
             | Statement::Close { .. }
             | Statement::Discard { .. } => true,
@@ -183,6 +185,9 @@ mod tests {
             "SET statement_timeout = '5s'",
             "SET TIME ZONE 'Asia/Ho_Chi_Minh'",
             "SHOW transaction_isolation",
+            "SAVEPOINT _pg3_1",
+            "RELEASE SAVEPOINT _pg3_1",
+            "ROLLBACK TO SAVEPOINT _pg3_1",
             "DECLARE c CURSOR FOR SELECT * FROM wards",
             "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind IN ('r','p','v','m','') \
              AND pg_catalog.pg_table_is_visible(c.oid)",

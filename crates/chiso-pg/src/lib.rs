@@ -32,6 +32,7 @@
 
 mod audit;
 mod cancel;
+mod compat;
 mod cursors;
 mod guard;
 mod queries;
@@ -178,7 +179,11 @@ impl PgServer {
 /// What the server says about itself when a client connects.
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
-    parameters.server_version = format!("16.6 (chiso {})", env!("CARGO_PKG_VERSION"));
+    parameters.server_version = format!(
+        "{} (chiso {})",
+        compat::POSTGRES_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
     parameters.time_zone = chiso_core::time::BUSINESS_TIME_ZONE.to_owned();
     parameters.default_transaction_read_only = true;
     parameters.is_superuser = false;

@@ -45,7 +45,7 @@ use futures::{Sink, SinkExt};
 use crate::audit::Audit;
 use crate::cancel::Cancels;
 use crate::cursors::{self, Running};
-use crate::{EngineSource, PgError, guard, text_rows};
+use crate::{EngineSource, PgError, compat, guard, text_rows};
 
 /// A statement as the extended protocol keeps it: its text, and its parsed
 /// form with its plan (datafusion-postgres's portal type).
@@ -84,6 +84,7 @@ impl Catalogue {
                 .build(),
         );
         setup_pg_catalog(&context, &name, EmptyContextProvider).map_err(|e| failed(&e))?;
+        compat::register(&context);
         let parsing = DfSessionService::new_with_hooks(Arc::new(context.clone()), hooks.to_vec());
         Ok(Self { context, parsing })
     }
@@ -185,6 +186,7 @@ impl Queries {
             Arc::new(guard::ReadOnly),
             Arc::new(cursors::Cursors),
             Arc::new(SetShowHook),
+            Arc::new(compat::Savepoints),
             Arc::new(TransactionStatementHook),
             Arc::new(text_rows::TextRows),
         ];
@@ -254,6 +256,7 @@ impl Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let catalogue = self.catalogues.for_client(client).await?;
+        let query = &*compat::rewrite(query);
         if !any_takes_a_place(query) {
             let service = catalogue.bounded(self.gate.limits().memory, self.hooks());
             return SimpleQueryHandler::do_query(&service, client, query).await;
@@ -497,7 +500,7 @@ impl QueryParser for CurrentParser {
         catalogue
             .parsing
             .query_parser()
-            .parse_sql(client, sql, types)
+            .parse_sql(client, &compat::rewrite(sql), types)
             .await
     }
 

@@ -1,0 +1,258 @@
+//! What real clients ask of PostgreSQL on connecting, answered as
+//! PostgreSQL answers it, where datafusion-postgres answers otherwise.
+//!
+//! * `version()`: SQLAlchemy's dialect (Superset, pandas, Jupyter's `%sql`)
+//!   reads the server's major and minor version from it, and asserts when
+//!   it starts otherwise than `PostgreSQL 16.6`. chiso says it is chiso in
+//!   the parentheses PostgreSQL keeps for the build.
+//! * `regproc` columns compared with `0`: `pg_type.typreceive` and its kin
+//!   name a function, and PostgreSQL compares them with an oid, `0` meaning
+//!   none. The catalogue here holds the names as text (`-` for none), so
+//!   ADBC's type query (`typreceive != 0 OR typsend != 0`) failed casting
+//!   `boolrecv` to a number. Such a comparison is rewritten to compare with
+//!   `'-'` before the statement is planned.
+//! * `to_regtype(name)`: psycopg looks a type up by name with it (SQLAlchemy
+//!   asks for `hstore` on connecting); it becomes the subquery of `pg_type`
+//!   that finds the oid, or none.
+//! * Savepoints: psycopg (under SQLAlchemy) fetches type information inside
+//!   a nested transaction. With nothing to undo on a read-only server,
+//!   `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` are acknowledged
+//!   ([`Savepoints`]).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chiso_engine::datafusion::arrow::array::StringArray;
+use chiso_engine::datafusion::arrow::datatypes::DataType;
+use chiso_engine::datafusion::common::{DFSchema, ParamValues};
+use chiso_engine::datafusion::logical_expr::{
+    ColumnarValue, EmptyRelation, LogicalPlan, Volatility, create_udf,
+};
+use chiso_engine::datafusion::prelude::SessionContext;
+use chiso_engine::datafusion::sql::sqlparser::ast::Statement;
+use chiso_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use chiso_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::error::PgWireResult;
+
+/// The PostgreSQL release whose protocol and catalogue chiso speaks.
+pub(crate) const POSTGRES_VERSION: &str = "16.6";
+
+/// The `regproc` columns of `pg_type` (PostgreSQL 16).
+const REGPROC_COLUMNS: [&str; 8] = [
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+    "typsubscript",
+];
+
+/// `version()` as PostgreSQL words it, naming chiso as the build.
+pub(crate) fn version() -> String {
+    format!(
+        "PostgreSQL {POSTGRES_VERSION} (chiso {}) on {}-pc-linux-gnu, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Registers PostgreSQL's `version()` in place of DataFusion's.
+pub(crate) fn register(context: &SessionContext) {
+    let text = version();
+    let udf = create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![
+                text.clone(),
+            ]))))
+        }),
+    );
+    context.register_udf(udf);
+}
+
+/// `sql` as PostgreSQL would read it here: every `regproc_column = 0` or
+/// `<> 0` (either side) compares with `'-'`, the text of "no function", and
+/// every `to_regtype(name)` is the subquery of `pg_type` finding its oid;
+/// `sql` itself when it has neither, or does not tokenize (the parser then
+/// says why).
+pub(crate) fn rewrite(sql: &str) -> Cow<'_, str> {
+    let lowered = sql.to_ascii_lowercase();
+    let regproc = REGPROC_COLUMNS
+        .iter()
+        .any(|column| lowered.contains(column));
+    if !regproc && !lowered.contains("to_regtype") {
+        return Cow::Borrowed(sql);
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return Cow::Borrowed(sql);
+    };
+    let mut tokens: Vec<Token> = tokens
+        .into_iter()
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+        .collect();
+    let changed = regproc_compared_as_text(&mut tokens) | to_regtype_as_subquery(&mut tokens);
+    if !changed {
+        return Cow::Borrowed(sql);
+    }
+    let words: Vec<String> = tokens.iter().map(Token::to_string).collect();
+    Cow::Owned(words.join(" "))
+}
+
+/// `typreceive != 0` → `typreceive <> '-'` (and the other regproc columns).
+fn regproc_compared_as_text(tokens: &mut [Token]) -> bool {
+    let mut changed = false;
+    for at in 1..tokens.len().saturating_sub(1) {
+        if !matches!(tokens[at], Token::Eq | Token::Neq) {
+            continue;
+        }
+        for (column, zero) in [(at - 1, at + 1), (at + 1, at - 1)] {
+            let is_column = matches!(&tokens[column], Token::Word(word)
+                if REGPROC_COLUMNS.contains(&word.value.to_ascii_lowercase().as_str()));
+            let is_zero = matches!(&tokens[zero], Token::Number(number, _) if number == "0");
+            if is_column && is_zero {
+                tokens[zero] = Token::SingleQuotedString("-".to_owned());
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// `to_regtype(x)` → `(SELECT oid FROM pg_catalog.pg_type WHERE typname = x
+/// LIMIT 1)`, for `x` one token (a literal or a parameter).
+fn to_regtype_as_subquery(tokens: &mut Vec<Token>) -> bool {
+    let mut changed = false;
+    let mut at = 0;
+    while at + 3 < tokens.len() {
+        let call = matches!(&tokens[at], Token::Word(word) if word.value.eq_ignore_ascii_case("to_regtype"))
+            && tokens[at + 1] == Token::LParen
+            && tokens[at + 3] == Token::RParen;
+        if !call {
+            at += 1;
+            continue;
+        }
+        let name = tokens[at + 2].to_string();
+        let subquery =
+            format!("(SELECT oid FROM pg_catalog.pg_type WHERE typname = {name} LIMIT 1)");
+        let Ok(replacement) = Tokenizer::new(&PostgreSqlDialect {}, &subquery).tokenize() else {
+            return changed;
+        };
+        let replacement: Vec<Token> = replacement
+            .into_iter()
+            .filter(|token| !matches!(token, Token::Whitespace(_)))
+            .collect();
+        let length = replacement.len();
+        tokens.splice(at..at + 4, replacement);
+        at += length;
+        changed = true;
+    }
+    changed
+}
+
+/// Acknowledges savepoints: a read-only transaction has nothing to keep
+/// or undo. Ahead of the transaction hook, whose `ROLLBACK` would end the
+/// whole transaction on a `ROLLBACK TO SAVEPOINT`.
+#[derive(Debug)]
+pub(crate) struct Savepoints;
+
+impl Savepoints {
+    fn tag(statement: &Statement) -> Option<&'static str> {
+        match statement {
+            Statement::Savepoint { .. } => Some("SAVEPOINT"),
+            Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Some("ROLLBACK"),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl QueryHook for Savepoints {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Self::tag(statement)?;
+        Some(Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(DFSchema::empty()),
+        })))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regproc_columns_compare_with_no_function_as_text() {
+        let adbc = "SELECT oid, typname FROM pg_catalog.pg_type \
+                    WHERE (typreceive != 0 OR typsend <> 0) AND typtype != 'r' \
+                    AND typreceive::TEXT != 'array_recv'";
+        assert_eq!(
+            rewrite(adbc),
+            "SELECT oid , typname FROM pg_catalog . pg_type \
+             WHERE ( typreceive <> '-' OR typsend <> '-' ) AND typtype <> 'r' \
+             AND typreceive :: TEXT <> 'array_recv'"
+        );
+        assert_eq!(
+            rewrite("SELECT 1 FROM pg_type t WHERE 0 = typinput AND t.typoutput = 0"),
+            "SELECT 1 FROM pg_type t WHERE '-' = typinput AND t . typoutput = '-'"
+        );
+        assert_eq!(
+            rewrite("SELECT typname FROM pg_type t WHERE t.oid = to_regtype($1)"),
+            "SELECT typname FROM pg_type t WHERE t . oid = ( SELECT oid FROM pg_catalog . pg_type \
+             WHERE typname = $1 LIMIT 1 )"
+        );
+        for untouched in [
+            "SELECT * FROM kpi('2025-W28', 'ward') WHERE received != 0",
+            "SELECT typsend FROM pg_type WHERE oid = 0",
+            "SELECT 'typsend = 0'",
+            "SELECT 'to_regtype'",
+        ] {
+            assert!(
+                matches!(rewrite(untouched), Cow::Borrowed(_)),
+                "{untouched}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_version_reads_as_postgresql() {
+        assert!(version().starts_with("PostgreSQL 16.6 (chiso "));
+    }
+}
