@@ -14,6 +14,9 @@
 //! * `to_regtype(name)`: psycopg looks a type up by name with it (SQLAlchemy
 //!   asks for `hstore` on connecting); it becomes the subquery of `pg_type`
 //!   that finds the oid, or none.
+//! * The functions SQLAlchemy's inspector calls in its column query, where
+//!   chiso has nothing of the kind: `pg_get_serial_sequence` (no sequences:
+//!   null), `pg_collation_is_visible` (true), and `json_build_object`.
 //! * Savepoints: psycopg (under SQLAlchemy) fetches type information inside
 //!   a nested transaction. With nothing to undo on a read-only server,
 //!   `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` are acknowledged
@@ -24,10 +27,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chiso_engine::datafusion::arrow::array::StringArray;
+use chiso_engine::datafusion::arrow::array::new_null_array;
 use chiso_engine::datafusion::arrow::datatypes::DataType;
-use chiso_engine::datafusion::common::{DFSchema, ParamValues};
+use chiso_engine::datafusion::common::{DFSchema, ParamValues, Result, ScalarValue, plan_err};
 use chiso_engine::datafusion::logical_expr::{
-    ColumnarValue, EmptyRelation, LogicalPlan, Volatility, create_udf,
+    ColumnarValue, EmptyRelation, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility, create_udf,
 };
 use chiso_engine::datafusion::prelude::SessionContext;
 use chiso_engine::datafusion::sql::sqlparser::ast::Statement;
@@ -63,8 +68,33 @@ pub(crate) fn version() -> String {
     )
 }
 
-/// Registers PostgreSQL's `version()` in place of DataFusion's.
+/// Registers PostgreSQL's `version()` in place of DataFusion's, and the
+/// functions of the clients' catalogue queries that DataFusion lacks.
 pub(crate) fn register(context: &SessionContext) {
+    context.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            Ok(match args.first() {
+                Some(ColumnarValue::Array(array)) => {
+                    ColumnarValue::Array(new_null_array(&DataType::Utf8, array.len()))
+                }
+                _ => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
+            })
+        }),
+    ));
+    context.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    ));
+    context.register_udf(ScalarUDF::new_from_impl(JsonBuildObject {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }));
     let text = version();
     let udf = create_udf(
         "version",
@@ -159,6 +189,80 @@ fn to_regtype_as_subquery(tokens: &mut Vec<Token>) -> bool {
     changed
 }
 
+/// `json_build_object(key, value, …)`: a JSON object as text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() % 2 != 0 {
+            return plan_err!("json_build_object takes keys and values in pairs");
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut objects = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            let mut members = Vec::with_capacity(arrays.len() / 2);
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], row)?;
+                let value = ScalarValue::try_from_array(&pair[1], row)?;
+                members.push(format!(
+                    "{}: {}",
+                    json_text(&key.to_string()),
+                    json_value(&value)
+                ));
+            }
+            objects.push(format!("{{{}}}", members.join(", ")));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(objects))))
+    }
+}
+
+/// A value as JSON: numbers and booleans as they are, null, text quoted.
+fn json_value(value: &ScalarValue) -> String {
+    if value.is_null() {
+        return "null".to_owned();
+    }
+    match value.data_type() {
+        DataType::Boolean => value.to_string(),
+        data_type if data_type.is_numeric() => value.to_string(),
+        _ => json_text(&value.to_string()),
+    }
+}
+
+/// Text as a JSON string.
+fn json_text(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if (c as u32) < 0x20 => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// Acknowledges savepoints: a read-only transaction has nothing to keep
 /// or undo. Ahead of the transaction hook, whose `ROLLBACK` would end the
 /// whole transaction on a `ROLLBACK TO SAVEPOINT`.
@@ -249,6 +353,17 @@ mod tests {
                 "{untouched}"
             );
         }
+    }
+
+    #[test]
+    fn json_objects_quote_text_and_keep_numbers() {
+        assert_eq!(
+            json_value(&ScalarValue::Utf8(Some("a \"b\"\n".into()))),
+            r#""a \"b\"\u000a""#
+        );
+        assert_eq!(json_value(&ScalarValue::Int64(Some(4))), "4");
+        assert_eq!(json_value(&ScalarValue::Boolean(Some(true))), "true");
+        assert_eq!(json_value(&ScalarValue::Int64(None)), "null");
     }
 
     #[test]

@@ -397,6 +397,116 @@ async fn psql_and_psycopg_connect_query_and_are_held_to_the_rules() {
     }
 
     psycopg(&server).await;
+    sqlalchemy_pandas_and_adbc(&server).await;
+}
+
+/// What Superset, pandas and Polars do first (issue 32): SQLAlchemy's
+/// dialect reads the server version, its inspector lists tables, views,
+/// columns, keys and indexes, pandas reads a query; ADBC's PostgreSQL
+/// driver reads its type table and fetches Arrow.
+const BI_SCRIPT: &str = r#"
+import json, sys
+from urllib.parse import quote
+import adbc_driver_postgresql.dbapi as adbc
+import pandas as pd
+import sqlalchemy as sa
+
+port, user, password = sys.argv[1:4]
+query = "SELECT ward_code, received, on_time_rate FROM kpi('2025-W40', 'ward') ORDER BY ward_code LIMIT 3"
+out = {}
+engine = sa.create_engine(f"postgresql+psycopg://{user}:{quote(password)}@127.0.0.1:{port}/chiso")
+with engine.connect() as c:
+    out["version"] = list(c.dialect.server_version_info)
+    inspector = sa.inspect(c)
+    out["tables"] = sorted(inspector.get_table_names())
+    out["views"] = inspector.get_view_names()
+    out["columns"] = [column["name"] for column in inspector.get_columns("wards")]
+    out["pk"] = inspector.get_pk_constraint("wards")["constrained_columns"]
+    out["fks"] = inspector.get_foreign_keys("events")
+    out["indexes"] = inspector.get_indexes("events")
+    out["pandas"] = pd.read_sql(sa.text(query), c).values.tolist()
+with adbc.connect(f"postgresql://{user}:{quote(password)}@127.0.0.1:{port}/chiso") as conn:
+    with conn.cursor() as cur:
+        cur.execute(query)
+        out["adbc"] = [list(row.values()) for row in cur.fetch_arrow_table().to_pylist()]
+print(json.dumps(out, default=str))
+"#;
+
+async fn sqlalchemy_pandas_and_adbc(server: &Server) {
+    let python = tokio::task::spawn_blocking(|| {
+        chiso_test_support::python_with(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "py-bi",
+            &[
+                "sqlalchemy>=2",
+                "psycopg[binary]",
+                "pandas",
+                "adbc-driver-postgresql",
+                "pyarrow",
+            ],
+        )
+    })
+    .await
+    .expect("venv");
+    let Some(python) = python else {
+        return;
+    };
+    let port = server.port.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg("-c")
+            .arg(BI_SCRIPT)
+            .args([port.as_str(), USER, PASSWORD])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        output.status.success(),
+        "SQLAlchemy, pandas and ADBC: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    assert_eq!(out["version"], serde_json::json!([16, 6]), "{out}");
+    let tables = out["tables"].as_array().expect("tables");
+    for table in ["events", "dossier_facts", "dossier_history", "wards"] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {out}");
+    }
+    assert_eq!(out["views"], serde_json::json!(["dossiers"]), "{out}");
+    let columns = out["columns"].as_array().expect("columns");
+    assert!(columns.iter().any(|c| c == "ward_code"), "{out}");
+    assert!(columns.iter().any(|c| c == "ward_name"), "{out}");
+    // No keys or indexes exist: empty answers, not errors.
+    assert_eq!(out["pk"], serde_json::json!([]), "{out}");
+    assert_eq!(out["fks"], serde_json::json!([]), "{out}");
+    assert_eq!(out["indexes"], serde_json::json!([]), "{out}");
+    let expected = server
+        .expected(
+            "SELECT ward_code, received, on_time_rate FROM kpi('2025-W40', 'ward') \
+             ORDER BY ward_code LIMIT 3",
+        )
+        .await;
+    for client in ["pandas", "adbc"] {
+        let rows: Vec<String> = out[client]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        assert_same_rows(&(rows.join("\n") + "\n"), &expected, client);
+    }
 }
 
 /// Connects, queries with parameters (the extended protocol), checks the
