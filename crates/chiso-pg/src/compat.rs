@@ -17,6 +17,14 @@
 //! * The functions SQLAlchemy's inspector calls in its column query, where
 //!   chiso has nothing of the kind: `pg_get_serial_sequence` (no sequences:
 //!   null), `pg_collation_is_visible` (true), and `json_build_object`.
+//! * Scalar subqueries of a catalogue query that are not aggregated:
+//!   PostgreSQL runs them when they return at most one row, DataFusion
+//!   plans a correlated one only when aggregated (SQLAlchemy's column query
+//!   has three). Each becomes `max(...)` of its expression, the same value
+//!   when there is at most one row. One that reads only catalogue tables
+//!   chiso leaves empty (`pg_attrdef`: no column has a default;
+//!   `pg_sequence`: no sequences) is null, which it would be, and which
+//!   DataFusion plans wherever it stands (inside a `CASE` it could not).
 //! * Savepoints: psycopg (under SQLAlchemy) fetches type information inside
 //!   a nested transaction. With nothing to undo on a read-only server,
 //!   `SAVEPOINT`, `RELEASE` and `ROLLBACK TO` are acknowledged
@@ -35,8 +43,14 @@ use chiso_engine::datafusion::logical_expr::{
     Signature, Volatility, create_udf,
 };
 use chiso_engine::datafusion::prelude::SessionContext;
-use chiso_engine::datafusion::sql::sqlparser::ast::Statement;
+use std::ops::ControlFlow;
+
+use chiso_engine::datafusion::sql::sqlparser::ast::{
+    Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+    visit_expressions, visit_expressions_mut,
+};
 use chiso_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use chiso_engine::datafusion::sql::sqlparser::parser::Parser;
 use chiso_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
@@ -116,6 +130,124 @@ pub(crate) fn register(context: &SessionContext) {
 /// `sql` itself when it has neither, or does not tokenize (the parser then
 /// says why).
 pub(crate) fn rewrite(sql: &str) -> Cow<'_, str> {
+    match tokens_rewritten(sql) {
+        Cow::Borrowed(sql) => subqueries_aggregated(sql),
+        Cow::Owned(sql) => Cow::Owned(subqueries_aggregated(&sql).into_owned()),
+    }
+}
+
+/// Aggregate functions: a subquery projecting one of them is aggregated.
+const AGGREGATES: [&str; 10] = [
+    "count",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "json_agg",
+];
+
+/// Every scalar subquery of a `pg_catalog` query whose one column is not
+/// aggregated, aggregated with `max`.
+fn subqueries_aggregated(sql: &str) -> Cow<'_, str> {
+    let lowered = sql.to_ascii_lowercase();
+    if !lowered.contains("pg_catalog") || !lowered.contains("(select") {
+        return Cow::Borrowed(sql);
+    }
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return Cow::Borrowed(sql);
+    };
+    let mut changed = false;
+    for statement in &mut statements {
+        let _ = visit_expressions_mut(statement, |expr| {
+            if let Expr::Subquery(query) = expr
+                && reads_only_empty_tables(query)
+                && let Ok(null) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&null_keeping_parameters(query))
+                    .and_then(|mut parser| parser.parse_expr())
+            {
+                *expr = null;
+                changed = true;
+                return ControlFlow::<()>::Continue(());
+            }
+            if let Expr::Subquery(query) = expr
+                && let SetExpr::Select(select) = query.body.as_mut()
+                && select.projection.len() == 1
+                && matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty())
+                && let SelectItem::UnnamedExpr(column)
+                | SelectItem::ExprWithAlias { expr: column, .. } = &mut select.projection[0]
+                && !is_aggregate(column)
+                && let Ok(aggregated) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&format!("max({column})"))
+                    .and_then(|mut parser| parser.parse_expr())
+            {
+                *column = aggregated;
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    if !changed {
+        return Cow::Borrowed(sql);
+    }
+    let texts: Vec<String> = statements.iter().map(ToString::to_string).collect();
+    Cow::Owned(texts.join("; "))
+}
+
+/// NULL, still naming the parameters of `query`: a client sends a value
+/// for each parameter of the statement, and the server reads them by their
+/// number, so none may go missing.
+fn null_keeping_parameters(query: &Query) -> String {
+    let mut parameters = Vec::new();
+    let _ = visit_expressions(query, |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &value.value
+        {
+            parameters.push(format!("CAST({name} AS TEXT)"));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if parameters.is_empty() {
+        return "NULL".to_owned();
+    }
+    format!("CASE WHEN false THEN concat({}) END", parameters.join(", "))
+}
+
+/// Catalogue tables that have no rows in chiso.
+const EMPTY_TABLES: [&str; 2] = ["pg_attrdef", "pg_sequence"];
+
+/// Whether a query selects from empty catalogue tables only.
+fn reads_only_empty_tables(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let relations: Vec<&TableFactor> = select
+        .from
+        .iter()
+        .flat_map(|from| {
+            std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation))
+        })
+        .collect();
+    !relations.is_empty()
+        && relations.iter().all(|relation| {
+            matches!(relation, TableFactor::Table { name, .. }
+            if name.0.last().is_some_and(|part| {
+                let part = part.to_string().to_ascii_lowercase();
+                EMPTY_TABLES.contains(&part.as_str())
+            }))
+        })
+}
+
+fn is_aggregate(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(function)
+        if AGGREGATES.contains(&function.name.to_string().to_ascii_lowercase().as_str()))
+}
+
+/// The token-level rewrites of [`rewrite`].
+fn tokens_rewritten(sql: &str) -> Cow<'_, str> {
     let lowered = sql.to_ascii_lowercase();
     let regproc = REGPROC_COLUMNS
         .iter()
@@ -196,10 +328,6 @@ struct JsonBuildObject {
 }
 
 impl ScalarUDFImpl for JsonBuildObject {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "json_build_object"
     }
@@ -353,6 +481,24 @@ mod tests {
                 "{untouched}"
             );
         }
+    }
+
+    #[test]
+    fn catalogue_subqueries_are_aggregated() {
+        assert_eq!(
+            rewrite(
+                "SELECT a.attname, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+                 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) AS dflt, \
+                 (SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) AS c, \
+                 (SELECT count(*) FROM pg_catalog.pg_type) AS n FROM pg_catalog.pg_attribute a"
+            ),
+            "SELECT a.attname, NULL AS dflt, \
+             (SELECT max(t.typcollation) FROM pg_catalog.pg_type AS t WHERE t.oid = a.atttypid) AS c, \
+             (SELECT count(*) FROM pg_catalog.pg_type) AS n FROM pg_catalog.pg_attribute AS a"
+        );
+        let analyst =
+            "SELECT ward_code, (SELECT max(received) FROM kpi('2025-W28', 'ward')) FROM wards";
+        assert!(matches!(rewrite(analyst), Cow::Borrowed(_)));
     }
 
     #[test]
