@@ -159,7 +159,8 @@ struct Manifest {
     /// For an update: the folder of the full derivation it amends.
     #[serde(default)]
     base: Option<String>,
-    /// For an update: the dossiers it derived again.
+    /// For an update: the dossiers it holds rows for, all touched since
+    /// its base.
     #[serde(default)]
     updated_dossiers: u64,
     /// For an update: the events version it was derived from.
@@ -205,6 +206,9 @@ impl Manifest {
 const MANIFEST: &str = "manifest.json";
 /// An update's rows of a stored table, in that table's folder.
 const UPDATE_FILE: &str = "update.parquet";
+/// The earlier update's rows of the dossiers an update did not touch, in
+/// the same folder.
+const KEPT_FILE: &str = "kept.parquet";
 /// An update's dossiers: `dossier_id`, and `base_key`, the key of the row
 /// it replaces in the base (null for a dossier the base does not hold).
 const TOUCHED: &str = "touched.parquet";
@@ -229,8 +233,10 @@ fn update_limit(dossiers: u64) -> u64 {
 /// late, out-of-order and backdated events, and orphans whose `received`
 /// arrives later, come out as a full derivation would give them; its rows
 /// replace the base's rows of the same dossiers (see [`attach`]). Updates
-/// accumulate: each re-derives every dossier touched since the base, so a
-/// version is its base plus one update, whatever came between.
+/// chain: each re-derives the dossiers its own events touched and keeps
+/// the earlier update's rows of the others, so a version is its base plus
+/// one update, whatever came between, and an update costs what its events
+/// touch.
 ///
 /// `afresh` derives in full even when the version was derived already, for
 /// `chiso store rederive`.
@@ -345,36 +351,53 @@ async fn update(
         .filter(|(name, _)| !earlier.manifest.events_files.contains(*name))
         .map(|(_, location)| location)
         .collect();
-    let (base, mut touched) = match &earlier.manifest.base {
-        Some(base) => (
-            base.clone(),
-            read_touched(context, &earlier.folder).await?.0,
-        ),
-        None => (earlier.name.clone(), BTreeSet::new()),
+    let (base, earlier_update) = match &earlier.manifest.base {
+        Some(base) => (base.clone(), Some(earlier.folder.as_path())),
+        None => (earlier.name.clone(), None),
+    };
+    let mut touched = match earlier_update {
+        Some(folder) => read_touched(context, folder).await?,
+        None => BTreeMap::new(),
     };
     let (added_dossiers, earliest_event) = added_events(context, &added).await?;
-    touched.extend(added_dossiers.iter().cloned());
-    let dossiers = touched.len() as u64;
-    if dossiers > update_limit(earlier.manifest.base_dossiers) {
+    let dossiers = added_dossiers
+        .iter()
+        .filter(|id| !touched.contains_key(*id))
+        .count()
+        + touched.len();
+    if dossiers as u64 > update_limit(earlier.manifest.base_dossiers) {
         return Ok(None);
     }
     let base_folder = earlier.folder.with_file_name(&base);
-    let first_event = first_event(context, earlier, &base_folder, &touched)
+    let first_event = first_event(context, earlier, &base_folder, &added_dossiers)
         .await?
         .into_iter()
         .chain(earliest_event)
         .min();
+    let version = target
+        .file_name()
+        .and_then(|name| events_version(&name.to_string_lossy()))
+        .ok_or_else(|| EngineError::Query(format!("{} names no version", target.display())))?;
+    let first_key = UPDATE_KEYS + (u64::try_from(version).unwrap_or_default() << KEYS_PER_UPDATE);
     let mut manifest = Manifest {
         events_files: events_files.keys().cloned().collect(),
         base_dossiers: earlier.manifest.base_dossiers,
         base: Some(base.clone()),
-        updated_dossiers: dossiers,
+        updated_dossiers: dossiers as u64,
         since_version: events_version(&earlier.name),
         unchanged_until_us: None,
     };
+    let derived = added_dossiers.len() as u64;
     staged(target, |staging| async move {
-        write_update(context, &staging, &base_folder, &touched, first_event).await?;
-        keep_orphans(context, &staging, &earlier.folder, &touched).await?;
+        let update = Update {
+            base: &base_folder,
+            earlier: earlier_update,
+            dossiers: &added_dossiers,
+            first_event,
+            first_key,
+        };
+        write_update(context, &staging, &update, &mut touched).await?;
+        keep_orphans(context, &staging, &earlier.folder, &added_dossiers).await?;
         let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
         let earliest_reception = earliest_reception(context, &facts, &added_dossiers).await?;
         manifest.unchanged_until_us =
@@ -382,7 +405,7 @@ async fn update(
         write_manifest(&staging, &manifest)
     })
     .await?;
-    Ok(Some(dossiers))
+    Ok(Some(derived))
 }
 
 /// The earliest `received_at` (µs) among `dossiers` in a derived facts file.
@@ -409,7 +432,7 @@ async fn first_event(
         table_folder(&earlier.folder, ORPHANS),
     ];
     if earlier.manifest.base.is_some() {
-        sources.push(table_folder(&earlier.folder, "dossier_facts").join(UPDATE_FILE));
+        sources.push(table_folder(&earlier.folder, "dossier_facts"));
     }
     let mut first = None;
     for source in &sources {
@@ -469,7 +492,7 @@ async fn keep_orphans(
         return Ok(());
     }
     let ids: Vec<Expr> = touched.iter().map(|id| lit(id.as_str())).collect();
-    let path = table_folder(staging, ORPHANS).join("kept.parquet");
+    let path = table_folder(staging, ORPHANS).join(KEPT_FILE);
     context
         .read_parquet(location(&earlier), ParquetReadOptions::default())
         .await?
@@ -533,11 +556,12 @@ fn first_integer(batches: &[RecordBatch]) -> Option<i64> {
     value.is_valid(0).then(|| value.value(0))
 }
 
-/// An update's dossiers, and the keys of the base rows they replace.
+/// An update's dossiers, each with the key of the base row it replaces
+/// (none for a dossier the base does not hold).
 async fn read_touched(
     context: &SessionContext,
     folder: &Path,
-) -> Result<(BTreeSet<String>, HashSet<i64>), EngineError> {
+) -> Result<BTreeMap<String, Option<i64>>, EngineError> {
     let path = folder.join(TOUCHED);
     let batches = context
         .read_parquet(
@@ -547,7 +571,7 @@ async fn read_touched(
         .await?
         .collect()
         .await?;
-    let (mut ids, mut keys) = (BTreeSet::new(), HashSet::new());
+    let mut touched = BTreeMap::new();
     for batch in &batches {
         let column = |name: &str, data_type: &DataType| {
             let array = batch.column_by_name(name).ok_or_else(|| {
@@ -556,32 +580,68 @@ async fn read_touched(
             cast(array, data_type).map_err(arrow_error)
         };
         let id = column(DOSSIER_ID, &DataType::Utf8)?;
-        ids.extend(id.as_string::<i32>().iter().flatten().map(str::to_owned));
         let key = column(BASE_KEY, &DataType::Int64)?;
-        keys.extend(key.as_primitive::<Int64Type>().iter().flatten());
+        for (id, key) in id
+            .as_string::<i32>()
+            .iter()
+            .zip(key.as_primitive::<Int64Type>().iter())
+        {
+            if let Some(id) = id {
+                touched.insert(id.to_owned(), key);
+            }
+        }
     }
-    Ok((ids, keys))
+    Ok(touched)
 }
 
 const DOSSIER_ID: &str = "dossier_id";
 const DOSSIER_KEY: &str = "dossier_key";
 const BASE_KEY: &str = "base_key";
 
+/// What an update derives, and from what.
+struct Update<'a> {
+    /// The full derivation it amends.
+    base: &'a Path,
+    /// The update it follows, if the earlier version was one.
+    earlier: Option<&'a Path>,
+    /// The dossiers the added events touched, derived again.
+    dossiers: &'a BTreeSet<String>,
+    /// The earliest event (µs) those dossiers can have.
+    first_event: Option<i64>,
+    /// The first key of their rows, above every key of the base and of
+    /// earlier updates.
+    first_key: u64,
+}
+
+/// Bits of the keys each update numbers its rows with: updates touch at
+/// most 100,000 dossiers (under 2²⁰), and each version's keys start at
+/// [`UPDATE_KEYS`] + its number × 2²⁰.
+const KEYS_PER_UPDATE: u32 = 20;
+
 /// Writes an update into `staging`: each stored table's rows of the
-/// `touched` dossiers, derived from all of their events, and the touched
-/// dossiers with the keys of the base rows they replace.
+/// dossiers the added events touched, derived from all of their events
+/// (`update.parquet`), the earlier update's rows of the other dossiers it
+/// held (`kept.parquet`), so an update costs what its own events touch;
+/// and `touched`, every dossier updated since the base, with the keys of
+/// the base rows they replace.
 async fn write_update(
     context: &SessionContext,
     staging: &Path,
-    base: &Path,
-    touched: &BTreeSet<String>,
-    first_event: Option<i64>,
+    update: &Update<'_>,
+    touched: &mut BTreeMap<String, Option<i64>>,
 ) -> Result<(), EngineError> {
+    let Update {
+        base,
+        earlier,
+        dossiers,
+        first_event,
+        first_key,
+    } = *update;
     for table in written_tables() {
         let path = table_folder(staging, table);
         std::fs::create_dir_all(&path).map_err(EngineError::io(&path))?;
     }
-    let ids = || -> Vec<Expr> { touched.iter().map(|id| lit(id.as_str())).collect() };
+    let ids = || -> Vec<Expr> { dossiers.iter().map(|id| lit(id.as_str())).collect() };
     let events = context.table_provider(EVENTS).await?;
     // The scan reads the dossier ids first and the other columns of the
     // matching rows only (the session pushes filters into Parquet), and
@@ -603,7 +663,7 @@ async fn write_update(
         .and_then(|_| context.register_table(EVENTS, theirs))
     {
         Ok(_) => {
-            write_steps(context, 1, UPDATE_KEYS, &|table| {
+            write_steps(context, 1, first_key, &|table| {
                 table_folder(staging, table).join(UPDATE_FILE)
             })
             .await
@@ -616,13 +676,37 @@ async fn write_update(
         .map_err(EngineError::query);
     result.and(restored.map(drop))?;
 
+    if let Some(earlier) = earlier {
+        for table in stored_tables() {
+            let kept = table_folder(staging, table).join(KEPT_FILE);
+            context
+                .read_parquet(
+                    location(&table_folder(earlier, table)),
+                    ParquetReadOptions::default(),
+                )
+                .await?
+                .filter(col(DOSSIER_ID).in_list(ids(), true))?
+                .write_parquet(
+                    kept.to_string_lossy().as_ref(),
+                    DataFrameWriteOptions::new().with_single_file_output(true),
+                    None,
+                )
+                .await?;
+        }
+    }
+
+    let new: Vec<Expr> = dossiers
+        .iter()
+        .filter(|id| !touched.contains_key(*id))
+        .map(|id| lit(id.as_str()))
+        .collect();
     let base_facts = context
         .read_parquet(
             location(&table_folder(base, "dossier_facts")),
             ParquetReadOptions::default(),
         )
         .await?
-        .filter(col(DOSSIER_ID).in_list(ids(), false))?
+        .filter(col(DOSSIER_ID).in_list(new, false))?
         .select(vec![
             cast_expr(col(DOSSIER_ID), DataType::Utf8).alias(DOSSIER_ID),
             cast_expr(col(DOSSIER_KEY), DataType::Int64).alias(BASE_KEY),
@@ -639,6 +723,11 @@ async fn write_update(
             }
         }
     }
+    for id in dossiers {
+        if !touched.contains_key(id) {
+            touched.insert(id.clone(), keys.get(id).copied());
+        }
+    }
     let schema = Arc::new(Schema::new(vec![
         Field::new(DOSSIER_ID, DataType::Utf8, false),
         Field::new(BASE_KEY, DataType::Int64, true),
@@ -646,10 +735,8 @@ async fn write_update(
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(StringArray::from_iter_values(touched.iter())),
-            Arc::new(Int64Array::from_iter(
-                touched.iter().map(|id| keys.get(id).copied()),
-            )),
+            Arc::new(StringArray::from_iter_values(touched.keys())),
+            Arc::new(Int64Array::from_iter(touched.values().copied())),
         ],
     )
     .map_err(arrow_error)?;
@@ -690,7 +777,11 @@ async fn attach(
         return Ok(());
     };
     let base = folder.with_file_name(base);
-    let (_, replaced) = read_touched(context, folder).await?;
+    let replaced: HashSet<i64> = read_touched(context, folder)
+        .await?
+        .into_values()
+        .flatten()
+        .collect();
     let replaced = Arc::new(replaced);
     let is_replaced = create_udf(
         "replaced_by_update",
@@ -724,7 +815,7 @@ async fn attach(
             ))?;
         let updated = context
             .read_parquet(
-                location(&table_folder(folder, table).join(UPDATE_FILE)),
+                location(&table_folder(folder, table)),
                 ParquetReadOptions::default(),
             )
             .await?;
