@@ -493,8 +493,8 @@ mod tests {
                  (SELECT count(*) FROM pg_catalog.pg_type) AS n FROM pg_catalog.pg_attribute a"
             ),
             "SELECT a.attname, NULL AS dflt, \
-             (SELECT max(t.typcollation) FROM pg_catalog.pg_type AS t WHERE t.oid = a.atttypid) AS c, \
-             (SELECT count(*) FROM pg_catalog.pg_type) AS n FROM pg_catalog.pg_attribute AS a"
+             (SELECT max(t.typcollation) FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) AS c, \
+             (SELECT count(*) FROM pg_catalog.pg_type) AS n FROM pg_catalog.pg_attribute a"
         );
         let analyst =
             "SELECT ward_code, (SELECT max(received) FROM kpi('2025-W28', 'ward')) FROM wards";
