@@ -25,10 +25,10 @@ counted AS (
         finished_at IS NULL AS in_progress,
         -- docs/kpis.md, "Completion": on time when finished by the effective due
         -- date, or when the procedure has no due date; early (trước hạn) when
-        -- it also finished on an earlier local day. A dossier with no due date
-        -- is early as well: there is no day it could have been due.
+        -- it also finished on a local day before the one it was due, so never
+        -- without a due date: there is no day it was due.
         effective_due_at IS NULL OR finished_at <= effective_due_at AS on_time,
-        effective_due_at IS NULL OR local_date(finished_at) < local_date(effective_due_at) AS early,
+        coalesce(local_date(finished_at) < local_date(effective_due_at), false) AS early,
         -- docs/kpis.md, "Backlog": overdue when the effective due date, with an
         -- open supplement request paused up to T, has passed.
         effective_due_at < period_t AS overdue,

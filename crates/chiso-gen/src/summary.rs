@@ -131,7 +131,7 @@ impl Tally {
                         self.e_result += u64::from(d.e_result);
                         if on_time {
                             self.resolved_on_time += 1;
-                            let early = d.effective_due(finished_at).is_none_or(|due| {
+                            let early = d.effective_due(finished_at).is_some_and(|due| {
                                 clock::local_date(finished_at) < clock::local_date(due)
                             });
                             self.resolved_early += u64::from(early);
