@@ -397,7 +397,8 @@ async fn update(
             first_key,
         };
         write_update(context, &staging, &update, &mut touched).await?;
-        keep_orphans(context, &staging, &earlier.folder, &added_dossiers).await?;
+        // Orphans are kept whole at every version, whether its base or an update.
+        keep_other_rows(context, &staging, &earlier.folder, ORPHANS, &added_dossiers).await?;
         let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
         let earliest_reception = earliest_reception(context, &facts, &added_dossiers).await?;
         manifest.unchanged_until_us =
@@ -479,20 +480,23 @@ fn holds_parquet(path: &Path) -> bool {
     })
 }
 
-/// Completes an update's orphans (its step wrote the touched dossiers that
-/// still have no `received`) with the earlier version's other orphans.
-async fn keep_orphans(
+/// Writes the earlier version's rows of `table` for the dossiers other
+/// than `touched` into the update's `kept.parquet`, beside the rows its
+/// step derived for the touched ones (nothing when the earlier version has
+/// no such file).
+async fn keep_other_rows(
     context: &SessionContext,
     staging: &Path,
     earlier: &Path,
+    table: &str,
     touched: &BTreeSet<String>,
 ) -> Result<(), EngineError> {
-    let earlier = table_folder(earlier, ORPHANS);
+    let earlier = table_folder(earlier, table);
     if !holds_parquet(&earlier) {
         return Ok(());
     }
     let ids: Vec<Expr> = touched.iter().map(|id| lit(id.as_str())).collect();
-    let path = table_folder(staging, ORPHANS).join(KEPT_FILE);
+    let path = table_folder(staging, table).join(KEPT_FILE);
     context
         .read_parquet(location(&earlier), ParquetReadOptions::default())
         .await?
@@ -678,20 +682,7 @@ async fn write_update(
 
     if let Some(earlier) = earlier {
         for table in stored_tables() {
-            let kept = table_folder(staging, table).join(KEPT_FILE);
-            context
-                .read_parquet(
-                    location(&table_folder(earlier, table)),
-                    ParquetReadOptions::default(),
-                )
-                .await?
-                .filter(col(DOSSIER_ID).in_list(ids(), true))?
-                .write_parquet(
-                    kept.to_string_lossy().as_ref(),
-                    DataFrameWriteOptions::new().with_single_file_output(true),
-                    None,
-                )
-                .await?;
+            keep_other_rows(context, staging, earlier, table, dossiers).await?;
         }
     }
 
