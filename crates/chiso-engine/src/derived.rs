@@ -355,11 +355,15 @@ async fn update(
         Some(base) => (base.clone(), Some(earlier.folder.as_path())),
         None => (earlier.name.clone(), None),
     };
+    let clock = Laps::start();
+    let lap = |step: &str| clock.lap(step);
     let mut touched = match earlier_update {
         Some(folder) => read_touched(context, folder).await?,
         None => BTreeMap::new(),
     };
+    lap("touched read");
     let (added_dossiers, earliest_event) = added_events(context, &added).await?;
+    lap("added events read");
     let dossiers = added_dossiers
         .iter()
         .filter(|id| !touched.contains_key(*id))
@@ -369,11 +373,14 @@ async fn update(
         return Ok(None);
     }
     let base_folder = earlier.folder.with_file_name(&base);
-    let first_event = first_event(context, earlier, &base_folder, &added_dossiers)
+    let in_base = in_base(context, &base_folder, &added_dossiers).await?;
+    lap("base facts read");
+    let first_event = first_event(context, earlier, &in_base, &added_dossiers)
         .await?
         .into_iter()
         .chain(earliest_event)
         .min();
+    lap("first event found");
     let version = target
         .file_name()
         .and_then(|name| events_version(&name.to_string_lossy()))
@@ -390,15 +397,16 @@ async fn update(
     let derived = added_dossiers.len() as u64;
     staged(target, |staging| async move {
         let update = Update {
-            base: &base_folder,
+            in_base: &in_base,
             earlier: earlier_update,
             dossiers: &added_dossiers,
             first_event,
             first_key,
         };
-        write_update(context, &staging, &update, &mut touched).await?;
+        write_update(context, &staging, &update, &mut touched, &lap).await?;
         // Orphans are kept whole at every version, whether its base or an update.
         keep_other_rows(context, &staging, &earlier.folder, ORPHANS, &added_dossiers).await?;
+        lap("orphans kept");
         let facts = table_folder(&staging, "dossier_facts").join(UPDATE_FILE);
         let earliest_reception = earliest_reception(context, &facts, &added_dossiers).await?;
         manifest.unchanged_until_us =
@@ -406,6 +414,7 @@ async fn update(
         write_manifest(&staging, &manifest)
     })
     .await?;
+    lap("written");
     Ok(Some(derived))
 }
 
@@ -418,26 +427,73 @@ async fn earliest_reception(
     earliest(context, facts, dossiers, "received_at").await
 }
 
+/// A dossier's row in the base derivation: its key and its first event (µs).
+struct BaseRow {
+    key: i64,
+    first_event: Option<i64>,
+}
+
+/// The base derivation's facts of `dossiers`, read in one scan: the keys
+/// an update's rows replace, and where their events begin.
+async fn in_base(
+    context: &SessionContext,
+    base: &Path,
+    dossiers: &BTreeSet<String>,
+) -> Result<HashMap<String, BaseRow>, EngineError> {
+    let facts = table_folder(base, "dossier_facts");
+    if dossiers.is_empty() || !holds_parquet(&facts) {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Expr> = dossiers.iter().map(|id| lit(id.as_str())).collect();
+    let batches = context
+        .read_parquet(location(&facts), ParquetReadOptions::default())
+        .await?
+        .filter(col(DOSSIER_ID).in_list(ids, false))?
+        .select(vec![
+            cast_expr(col(DOSSIER_ID), DataType::Utf8).alias(DOSSIER_ID),
+            cast_expr(col(DOSSIER_KEY), DataType::Int64).alias(BASE_KEY),
+            cast_expr(col(FIRST_EVENT_AT), DataType::Int64).alias(FIRST_EVENT_AT),
+        ])?
+        .collect()
+        .await?;
+    let mut rows = HashMap::new();
+    for batch in &batches {
+        let id = batch.column(0).as_string::<i32>();
+        let key = batch.column(1).as_primitive::<Int64Type>();
+        let first = batch.column(2).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            if id.is_valid(row) && key.is_valid(row) {
+                let first_event = first.is_valid(row).then(|| first.value(row));
+                rows.insert(
+                    id.value(row).to_owned(),
+                    BaseRow {
+                        key: key.value(row),
+                        first_event,
+                    },
+                );
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// The earliest first event (µs) of the `touched` dossiers as `earlier`
-/// knows them: from its facts (the base's, and its update's) and its
-/// orphans. A touched dossier found in none had no event before the files
-/// the update adds.
+/// knows them: from the base's facts (`in_base`), its update's facts and
+/// its orphans. A touched dossier found in none had no event before the
+/// files the update adds.
 async fn first_event(
     context: &SessionContext,
     earlier: &Earlier,
-    base: &Path,
+    in_base: &HashMap<String, BaseRow>,
     touched: &BTreeSet<String>,
 ) -> Result<Option<i64>, EngineError> {
-    let mut sources = vec![
-        table_folder(base, "dossier_facts"),
-        table_folder(&earlier.folder, ORPHANS),
-    ];
+    let mut first = in_base.values().filter_map(|row| row.first_event).min();
+    let mut sources = vec![table_folder(&earlier.folder, ORPHANS)];
     if earlier.manifest.base.is_some() {
         sources.push(table_folder(&earlier.folder, "dossier_facts"));
     }
-    let mut first = None;
     for source in &sources {
-        let found = earliest(context, source, touched, "first_event_at").await?;
+        let found = earliest(context, source, touched, FIRST_EVENT_AT).await?;
         first = first.into_iter().chain(found).min();
     }
     Ok(first)
@@ -560,6 +616,19 @@ fn first_integer(batches: &[RecordBatch]) -> Option<i64> {
     value.is_valid(0).then(|| value.value(0))
 }
 
+/// Where an update's time goes, in the log at debug level.
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn lap(&self, step: &str) {
+        tracing::debug!(step, ms = self.0.elapsed().as_secs_f64() * 1e3, "update");
+    }
+}
+
 /// An update's dossiers, each with the key of the base row it replaces
 /// (none for a dossier the base does not hold).
 async fn read_touched(
@@ -601,11 +670,12 @@ async fn read_touched(
 const DOSSIER_ID: &str = "dossier_id";
 const DOSSIER_KEY: &str = "dossier_key";
 const BASE_KEY: &str = "base_key";
+const FIRST_EVENT_AT: &str = "first_event_at";
 
 /// What an update derives, and from what.
 struct Update<'a> {
-    /// The full derivation it amends.
-    base: &'a Path,
+    /// The base derivation's rows of the dossiers it derives.
+    in_base: &'a HashMap<String, BaseRow>,
     /// The update it follows, if the earlier version was one.
     earlier: Option<&'a Path>,
     /// The dossiers the added events touched, derived again.
@@ -633,9 +703,10 @@ async fn write_update(
     staging: &Path,
     update: &Update<'_>,
     touched: &mut BTreeMap<String, Option<i64>>,
+    lap: &(dyn Fn(&str) + Sync),
 ) -> Result<(), EngineError> {
     let Update {
-        base,
+        in_base,
         earlier,
         dossiers,
         first_event,
@@ -679,46 +750,21 @@ async fn write_update(
         .and_then(|_| context.register_table(EVENTS, events))
         .map_err(EngineError::query);
     result.and(restored.map(drop))?;
+    lap("dossiers derived");
 
     if let Some(earlier) = earlier {
         for table in stored_tables() {
             keep_other_rows(context, staging, earlier, table, dossiers).await?;
         }
     }
+    lap("earlier update's rows kept");
 
-    let new: Vec<Expr> = dossiers
-        .iter()
-        .filter(|id| !touched.contains_key(*id))
-        .map(|id| lit(id.as_str()))
-        .collect();
-    let base_facts = context
-        .read_parquet(
-            location(&table_folder(base, "dossier_facts")),
-            ParquetReadOptions::default(),
-        )
-        .await?
-        .filter(col(DOSSIER_ID).in_list(new, false))?
-        .select(vec![
-            cast_expr(col(DOSSIER_ID), DataType::Utf8).alias(DOSSIER_ID),
-            cast_expr(col(DOSSIER_KEY), DataType::Int64).alias(BASE_KEY),
-        ])?
-        .collect()
-        .await?;
-    let mut keys: HashMap<String, i64> = HashMap::new();
-    for batch in &base_facts {
-        let id = batch.column(0).as_string::<i32>();
-        let key = batch.column(1).as_primitive::<Int64Type>();
-        for row in 0..batch.num_rows() {
-            if id.is_valid(row) && key.is_valid(row) {
-                keys.insert(id.value(row).to_owned(), key.value(row));
-            }
-        }
-    }
     for id in dossiers {
         if !touched.contains_key(id) {
-            touched.insert(id.clone(), keys.get(id).copied());
+            touched.insert(id.clone(), in_base.get(id).map(|row| row.key));
         }
     }
+    lap("touched dossiers listed");
     let schema = Arc::new(Schema::new(vec![
         Field::new(DOSSIER_ID, DataType::Utf8, false),
         Field::new(BASE_KEY, DataType::Int64, true),

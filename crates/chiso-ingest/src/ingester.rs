@@ -70,6 +70,22 @@ impl Ingester {
         &self.store
     }
 
+    /// Reads the index of stored events now rather than at the first
+    /// ingest: a server does this as it starts, so that its first `POST`
+    /// does not wait seconds for the whole log's ids.
+    pub async fn prepare(&mut self) -> Result<(), IngestError> {
+        self.store.refresh().await?;
+        let version = self.store.version(Table::Events);
+        if self
+            .index
+            .as_ref()
+            .is_none_or(|index| index.version != version)
+        {
+            self.index = Some(load_index(&self.store).await?);
+        }
+        Ok(())
+    }
+
     pub fn into_store(self) -> Store {
         self.store
     }

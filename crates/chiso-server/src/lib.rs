@@ -168,7 +168,7 @@ impl AppState {
             ),
             None => None,
         };
-        Ok(Arc::new(Self {
+        let state = Arc::new(Self {
             live,
             audit,
             dashboards: config.dashboards.clone(),
@@ -198,7 +198,29 @@ impl AppState {
             // seconds, a cold page of a big city takes longer.
             page_timeout: config.query_limits.timeout.max(PAGE_QUERY_TIMEOUT),
             render_slots: tokio::sync::Semaphore::new(RENDERS_AT_ONCE),
-        }))
+        });
+        // An ingest token is what the one-stop software's feed posts with:
+        // its first batch should not wait seconds for the index of every
+        // stored id. Without one (uploads by signed-in staff) the index is
+        // read at the first upload and its memory not held before.
+        if config.ingest_token.is_some() {
+            let preparing = Arc::clone(&state);
+            tokio::spawn(async move {
+                if let Some(ingester) = &preparing.ingester {
+                    let started = Instant::now();
+                    match ingester.lock().await.prepare().await {
+                        Ok(()) => tracing::info!(
+                            seconds = started.elapsed().as_secs_f64(),
+                            "read the index of stored events for ingestion"
+                        ),
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot read the index of stored events")
+                        }
+                    }
+                }
+            });
+        }
+        Ok(state)
     }
 
     /// The store version being served, as `reader` may see it: the whole

@@ -32,6 +32,7 @@ impl Snapshot {
         let versions = versions(&store);
         let started = Instant::now();
         let engine = Engine::from_store(store, options.clone()).await?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "engine opened");
         let data_range = engine.data_range().await?;
         tracing::info!(
             events_version = versions[0],
