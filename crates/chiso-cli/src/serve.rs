@@ -80,11 +80,17 @@ pub enum Schedule {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // chiso's own events at info; the libraries' only when they warn.
+    // chiso's own events at info (`CHISO_LOG=debug` for where an update's
+    // time goes); the libraries' only when they warn.
+    let level = match std::env::var("CHISO_LOG").as_deref() {
+        Ok("debug") => Level::DEBUG,
+        _ => Level::INFO,
+    };
     let filter = Targets::new()
-        .with_target("chiso_server", Level::INFO)
-        .with_target("chiso_pg", Level::INFO)
-        .with_target("chiso", Level::INFO)
+        .with_target("chiso_server", level)
+        .with_target("chiso_pg", level)
+        .with_target("chiso_engine", level)
+        .with_target("chiso", level)
         .with_default(Level::WARN);
     tracing_subscriber::registry()
         .with(
