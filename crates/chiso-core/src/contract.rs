@@ -5,10 +5,17 @@
 //! `docs/events.md` live in one place. A row either becomes an [`Event`] or a
 //! [`Rejection`] naming the column and the reason; what to do with a
 //! rejection (quarantine, report) is the caller's business.
+//!
+//! Text is read as Unicode NFC: the same Vietnamese word arrives composed
+//! from Windows and most web forms and decomposed (a letter, then its
+//! marks) from macOS and some exports, and both must match `không`, the
+//! channels and ratings, and store as the same id.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use crate::event::{
     ContractEnum, Event, EventType, MAX_CODE_CHARS, MAX_DOSSIER_ID_CHARS, MAX_EVENT_ID_CHARS,
@@ -175,15 +182,23 @@ struct Row<'r, S: FieldSource + ?Sized> {
     source: &'r S,
 }
 
+/// `text` in Unicode NFC, borrowed when it already is (ASCII, and nearly
+/// every Vietnamese field from a Windows export).
+pub fn nfc(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect())
+    }
+}
+
 impl<S: FieldSource + ?Sized> Row<'_, S> {
-    fn optional(&self, column: &'static str) -> Option<&str> {
-        self.source
-            .field(column)
-            .map(trim)
-            .filter(|s| !s.is_empty())
+    fn optional(&self, column: &'static str) -> Option<Cow<'_, str>> {
+        let text = nfc(trim(self.source.field(column)?));
+        (!text.is_empty()).then_some(text)
     }
 
-    fn required(&self, column: &'static str) -> Result<&str, Rejection> {
+    fn required(&self, column: &'static str) -> Result<Cow<'_, str>, Rejection> {
         self.optional(column).ok_or_else(|| {
             Rejection::new(
                 RejectReason::MissingField,
@@ -205,7 +220,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
             self.optional(column)
         };
         match value {
-            Some(v) if exceeds_chars(v, max) => Err(Rejection::new(
+            Some(v) if exceeds_chars(&v, max) => Err(Rejection::new(
                 RejectReason::TooLong,
                 Some(column),
                 format!(
@@ -213,7 +228,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
                     v.chars().count()
                 ),
             )),
-            other => Ok(other.map(str::to_owned)),
+            other => Ok(other.map(Cow::into_owned)),
         }
     }
 
@@ -229,7 +244,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
         };
         value
             .map(|text| {
-                parse_timestamp(text).map_err(|e| {
+                parse_timestamp(&text).map_err(|e| {
                     Rejection::new(RejectReason::InvalidTimestamp, Some(column), e.to_string())
                 })
             })
@@ -244,7 +259,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
         };
         value
             .map(|text| {
-                parse_bool(text).ok_or_else(|| {
+                parse_bool(&text).ok_or_else(|| {
                     Rejection::new(
                         RejectReason::InvalidBool,
                         Some(column),
@@ -267,7 +282,7 @@ impl<S: FieldSource + ?Sized> Row<'_, S> {
         };
         value
             .map(|text| {
-                E::parse(text).ok_or_else(|| {
+                E::parse(&text).ok_or_else(|| {
                     Rejection::new(
                         RejectReason::InvalidEnum,
                         Some(column),
@@ -325,14 +340,14 @@ pub fn parse_event<S: FieldSource + ?Sized>(
     match event_type {
         EventType::Received => {
             let ward = row.required(WARD_CODE)?;
-            if !contract.wards.contains(ward) {
+            if !contract.wards.contains(&ward) {
                 return Err(Rejection::new(
                     RejectReason::UnknownWard,
                     Some(WARD_CODE),
                     format!("ward code `{ward}` is not in the ward registry"),
                 ));
             }
-            event.ward_code = Some(ward.to_owned());
+            event.ward_code = Some(ward.into_owned());
             event.procedure_code = row.string(PROCEDURE_CODE, MAX_CODE_CHARS, true)?;
             event.department_code = row.string(DEPARTMENT_CODE, MAX_CODE_CHARS, false)?;
             event.channel = row.enumeration(CHANNEL, true)?;

@@ -916,3 +916,87 @@ async fn a_ward_uploader_adds_only_to_its_own_wards_dossiers() {
         .unwrap();
     assert_eq!(again.accepted, 1);
 }
+
+/// Every stored event's contract columns, in order, as text.
+async fn stored_events(store: &Store) -> Vec<String> {
+    let batches = store
+        .query(
+            "SELECT concat_ws('|', event_id, dossier_id, event_type, CAST(occurred_at AS VARCHAR), \
+             ward_code, procedure_code, channel, CAST(full_online AS VARCHAR), \
+             CAST(due_at AS VARCHAR), CAST(fee_required AS VARCHAR), CAST(e_result AS VARCHAR), \
+             CAST(paid_online AS VARCHAR), rating) AS line FROM events ORDER BY event_id",
+        )
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    for batch in &batches {
+        let column =
+            arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let column = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        lines.extend(
+            column
+                .iter()
+                .map(|line| line.unwrap_or_default().to_owned()),
+        );
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decomposed_vietnamese_text_stores_as_composed_text() {
+    use unicode_normalization::UnicodeNormalization;
+    let list = "Mã hồ sơ;Mã đơn vị;Tên đơn vị;Mã thủ tục;Kênh nộp;Toàn trình;Ngày tiếp nhận;\
+                Ngày hẹn trả;Có phí;Ngày có kết quả;Kết quả điện tử;Thanh toán trực tuyến;Đánh giá\n\
+                HS-Hòa-1;31135;Phường Ninh Kiều;2.000815;Trực tuyến;Có;14/07/2025 08:03;\
+                16/07/2025 17:00;Không;15/07/2025 10:00;Có;Không;Rất hài lòng\n\
+                HS-2;31135;Phường Ninh Kiều;2.000815;Trực tiếp;Không;14/07/2025 09:00;\
+                16/07/2025 17:00;Có;15/07/2025 11:00;Không;Có;Không hài lòng\n\
+                HS-3;31120;Phường Cái Khế;1.001193;Bưu chính;không;14/07/2025 10:00;;\
+                KHÔNG;;;;\n";
+    let log = "{\"event_id\":\"e-1\",\"dossier_id\":\"HS-3\",\"event_type\":\"resolved\",\
+               \"occurred_at\":\"2025-07-16T10:00:00+07:00\",\"e_result\":\"Không\"}\n";
+    let composed: String = list.nfc().collect();
+    assert_eq!(composed, list, "the source text of the test is composed");
+    let decomposed: String = list.nfd().collect();
+    assert_ne!(
+        decomposed, list,
+        "the test's decomposed list differs byte for byte"
+    );
+
+    let mut stored = Vec::new();
+    for (name, list, log) in [
+        ("nfc", list.to_owned(), log.to_owned()),
+        ("nfd", decomposed, log.nfd().collect::<String>()),
+    ] {
+        let dir = TempDir::new(&format!("ingest-{name}"));
+        let list_file = dir.write(&format!("list-{name}.csv"), list.as_bytes());
+        let log_file = dir.write(&format!("log-{name}.ndjson"), log.as_bytes());
+        let mut ingester = Ingester::open(&dir.path("store")).await.unwrap();
+        for file in [&list_file, &log_file] {
+            let report = ingest(&mut ingester, file).await;
+            assert_eq!(
+                (report.rejected, report.orphans),
+                (0, 0),
+                "{name}: {:?}",
+                report.examples
+            );
+        }
+        stored.push(stored_events(&reopen(&dir).await).await);
+    }
+    let (nfc, nfd) = (&stored[0], &stored[1]);
+    // HS-Hòa-1 and HS-2: received, resolved, paid, rated; HS-3: received,
+    // and resolved by the log.
+    assert_eq!(nfc.len(), 10, "{nfc:#?}");
+    assert_eq!(
+        nfd, nfc,
+        "the decomposed files store what the composed ones do"
+    );
+    assert!(
+        nfc.iter()
+            .any(|line| line.starts_with("HS-Hòa-1#received|HS-Hòa-1|received")),
+        "ids are stored composed: {nfc:#?}"
+    );
+}

@@ -62,7 +62,8 @@ pub fn read_procedures(path: &Path, bytes: &[u8]) -> Result<Vec<Procedure>, Stor
             position
                 .and_then(|p| record.get(p))
                 .filter(|value| !value.is_empty())
-                .map(str::to_owned)
+                // Names show on pages and codes match the events': as NFC.
+                .map(|value| chiso_core::contract::nfc(value).into_owned())
         };
         let Some(value) = field(Some(code)) else {
             if record.iter().all(str::is_empty) {
@@ -101,6 +102,15 @@ mod tests {
         assert_eq!(procedures[0].name, "Cấp phép, lần đầu");
         assert_eq!(procedures[0].department_code.as_deref(), Some("SYT"));
         assert_eq!(procedures[1].department_code, None);
+    }
+
+    #[test]
+    fn decomposed_names_are_read_composed() {
+        let text = "procedure_code,procedure_name,department_name\n\
+                    1.001,Đăng ky\u{301} hô\u{323}\u{302} kinh doanh,Sơ\u{309} Tư pháp\n";
+        let procedures = read_procedures(Path::new("p.csv"), text.as_bytes()).unwrap();
+        assert_eq!(procedures[0].name, "Đăng ký hộ kinh doanh");
+        assert_eq!(procedures[0].department_name.as_deref(), Some("Sở Tư pháp"));
     }
 
     #[test]
