@@ -51,13 +51,17 @@ pending = sql(
 rng.shuffle(pending)
 if len(pending) < 40:
     sys.exit(f"only {len(pending)} dossiers in progress since December: a larger city is needed")
+templates = list(pending)
+# Once the city's dossiers in progress are all resolved, the batches resolve
+# the ones they received themselves, oldest first.
+received = []
 
 
 def batch(number):
     events = []
     day = "2025-12-31T"
     for i in range(30):
-        template = rng.choice(pending)
+        template = rng.choice(templates)
         dossier = f"LIVE-{run}-{number}-{i}"
         minute = (number * 7 + i) % 50
         events.append({
@@ -71,11 +75,12 @@ def batch(number):
             "occurred_at": f"{day}09:{minute:02d}:00+07:00",
         })
     for i in range(40):
-        dossier = pending.pop()["dossier_id"] if pending else f"LIVE-{run}-{number}-0"
+        dossier = pending.pop()["dossier_id"] if pending else received.pop(0)
         events.append({
             "event_id": f"live-{run}-{number}-x{i}", "dossier_id": dossier, "event_type": "resolved",
             "occurred_at": f"{day}10:{i:02d}:00+07:00", "e_result": rng.random() < 0.8,
         })
+    received.extend(f"LIVE-{run}-{number}-{i}" for i in range(30))
     return "\n".join(json.dumps(e) for e in events).encode()
 
 

@@ -36,14 +36,14 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use chiso_exec::datafusion::catalog::TableProvider;
-use chiso_exec::datafusion::common::ScalarValue;
 use chiso_exec::datafusion::common::config::TableParquetOptions;
+use chiso_exec::datafusion::common::{Column, ScalarValue};
 use chiso_exec::datafusion::dataframe::DataFrameWriteOptions;
 use chiso_exec::datafusion::datasource::empty::EmptyTable;
 use chiso_exec::datafusion::functions_aggregate::expr_fn::min;
 use chiso_exec::datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use chiso_exec::datafusion::prelude::{
-    Expr, ParquetReadOptions, SessionContext, cast as cast_expr, col, lit, not,
+    DataFrame, Expr, ParquetReadOptions, SessionContext, cast as cast_expr, col, lit, not,
 };
 use chiso_store::{EVENTS_PARTITION, Store, Table, local_month};
 use chrono::{DateTime, Utc};
@@ -212,6 +212,11 @@ const KEPT_FILE: &str = "kept.parquet";
 /// An update's dossiers: `dossier_id`, and `base_key`, the key of the row
 /// it replaces in the base (null for a dossier the base does not hold).
 const TOUCHED: &str = "touched.parquet";
+
+/// In an update's folder: every event added since its base, so that the
+/// next update reads them from one file instead of one small file per
+/// ingest (a live feed adds a file a second).
+const SINCE_BASE: &str = "events_since_base.parquet";
 /// Keys of an update's rows start here: above every key of its base, whose
 /// keys count rows (`chunks × row_number + chunk`), so the two never meet.
 const UPDATE_KEYS: u64 = 1 << 50;
@@ -256,7 +261,7 @@ pub async fn register(
         }
         let events_files = store.file_paths(Table::Events)?;
         let updated = match earlier(&target, &events_files).filter(|_| !afresh) {
-            Some(earlier) => update(context, &target, &earlier, &events_files).await?,
+            Some(earlier) => update(store, context, &target, &earlier, &events_files).await?,
             None => None,
         };
         match updated {
@@ -341,6 +346,7 @@ fn earlier(target: &Path, events_files: &BTreeMap<String, PathBuf>) -> Option<Ea
 /// Derives `target` as an update of `earlier`; `None` (nothing written)
 /// when it would touch too many dossiers. Returns the dossiers derived.
 async fn update(
+    store: &Store,
     context: &SessionContext,
     target: &Path,
     earlier: &Earlier,
@@ -373,6 +379,9 @@ async fn update(
         return Ok(None);
     }
     let base_folder = earlier.folder.with_file_name(&base);
+    let Some(sources) = EventSources::of(store, earlier, &base_folder, events_files).await? else {
+        return Ok(None);
+    };
     let in_base = in_base(context, &base_folder, &added_dossiers).await?;
     lap("base facts read");
     let first_event = first_event(context, earlier, &in_base, &added_dossiers)
@@ -398,6 +407,7 @@ async fn update(
     staged(target, |staging| async move {
         let update = Update {
             in_base: &in_base,
+            sources,
             earlier: earlier_update,
             dossiers: &added_dossiers,
             first_event,
@@ -629,6 +639,86 @@ impl Laps {
     }
 }
 
+/// Where an update reads the events of the dossiers it derives.
+struct EventSources {
+    /// The files its base was derived from.
+    base: Arc<dyn TableProvider>,
+    /// The earlier update's copy of every event added since the base.
+    copied: Option<PathBuf>,
+    /// The files added since (since the base, without a copy).
+    fresh: Arc<dyn TableProvider>,
+}
+
+impl EventSources {
+    /// `None` when the events table cannot be read file by file (another
+    /// Delta writer's reader features), or the base is gone: then the
+    /// update is not made and the version is derived in full.
+    async fn of(
+        store: &Store,
+        earlier: &Earlier,
+        base: &Path,
+        events_files: &BTreeMap<String, PathBuf>,
+    ) -> Result<Option<Self>, EngineError> {
+        let base_files = match &earlier.manifest.base {
+            Some(_) => match usable(base) {
+                Some(manifest) => manifest.events_files,
+                None => return Ok(None),
+            },
+            None => earlier.manifest.events_files.clone(),
+        };
+        let copied = Some(earlier.folder.join(SINCE_BASE))
+            .filter(|_| earlier.manifest.base.is_some())
+            .filter(|path| path.is_file());
+        let seen = match copied {
+            Some(_) => &earlier.manifest.events_files,
+            None => &base_files,
+        };
+        let fresh: BTreeSet<&str> = events_files
+            .keys()
+            .map(String::as_str)
+            .filter(|file| !seen.contains(*file))
+            .collect();
+        let base = store
+            .files_table(Table::Events, &|file| base_files.contains(file))
+            .await?;
+        let fresh = store
+            .files_table(Table::Events, &|file| fresh.contains(file))
+            .await?;
+        Ok(base.zip(fresh).map(|(base, fresh)| Self {
+            base,
+            copied,
+            fresh,
+        }))
+    }
+
+    /// Every event added since the base: the earlier copy and the fresh files.
+    async fn since_base(&self, context: &SessionContext) -> Result<DataFrame, EngineError> {
+        let fresh = context.read_table(Arc::clone(&self.fresh))?;
+        let Some(copied) = &self.copied else {
+            return Ok(fresh);
+        };
+        // Read back as the events table reads them, so that the two unite.
+        let columns: Vec<Expr> = self
+            .fresh
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                cast_expr(
+                    col(Column::from_name(field.name())),
+                    field.data_type().clone(),
+                )
+                .alias(field.name())
+            })
+            .collect();
+        let copied = context
+            .read_parquet(location(copied), ParquetReadOptions::default())
+            .await?
+            .select(columns)?;
+        Ok(copied.union(fresh)?)
+    }
+}
+
 /// An update's dossiers, each with the key of the base row it replaces
 /// (none for a dossier the base does not hold).
 async fn read_touched(
@@ -676,6 +766,8 @@ const FIRST_EVENT_AT: &str = "first_event_at";
 struct Update<'a> {
     /// The base derivation's rows of the dossiers it derives.
     in_base: &'a HashMap<String, BaseRow>,
+    /// Where their events are.
+    sources: EventSources,
     /// The update it follows, if the earlier version was one.
     earlier: Option<&'a Path>,
     /// The dossiers the added events touched, derived again.
@@ -707,6 +799,7 @@ async fn write_update(
 ) -> Result<(), EngineError> {
     let Update {
         in_base,
+        ref sources,
         earlier,
         dossiers,
         first_event,
@@ -718,21 +811,35 @@ async fn write_update(
     }
     let ids = || -> Vec<Expr> { dossiers.iter().map(|id| lit(id.as_str())).collect() };
     let events = context.table_provider(EVENTS).await?;
-    // The scan reads the dossier ids first and the other columns of the
-    // matching rows only (the session pushes filters into Parquet), and
-    // only from the month of the touched dossiers' first event on (the
-    // events' partitions), from that event on within it (row groups).
-    let mut theirs = context
-        .read_table(Arc::clone(&events))?
+    // The base's files are read for the dossier ids first and the other
+    // columns of the matching rows only (the session pushes filters into
+    // Parquet), and only from the month of the touched dossiers' first
+    // event on (the events' partitions), from that event on within it (row
+    // groups). The events added since the base come from the earlier
+    // update's copy and the fresh files: a few files, however many ingests.
+    let mut in_base_files = context
+        .read_table(Arc::clone(&sources.base))?
         .filter(col(DOSSIER_ID).in_list(ids(), false))?;
     if let Some(first) = first_event.and_then(DateTime::<Utc>::from_timestamp_micros) {
         let since =
             ScalarValue::TimestampMicrosecond(Some(first.timestamp_micros()), Some("UTC".into()));
-        theirs = theirs
+        in_base_files = in_base_files
             .filter(col(EVENTS_PARTITION).gt_eq(lit(local_month(first))))?
             .filter(col("occurred_at").gt_eq(lit(since)))?;
     }
-    let theirs = theirs.into_view();
+    let since_base = sources.since_base(context).await?;
+    since_base
+        .clone()
+        .write_parquet(
+            staging.join(SINCE_BASE).to_string_lossy().as_ref(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    lap("events since the base copied");
+    let theirs = in_base_files
+        .union(since_base.filter(col(DOSSIER_ID).in_list(ids(), false))?)?
+        .into_view();
     let result = match context
         .deregister_table(EVENTS)
         .and_then(|_| context.register_table(EVENTS, theirs))

@@ -52,25 +52,49 @@ pub(crate) async fn provider(
     dictionaries: &[&str],
 ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
     let delta_rs = loaded.table_provider().await?;
+    let schema = delta_rs.schema();
+    match files_provider(loaded, &schema, table_url, dictionaries, &|_| true)? {
+        Some(table) => Ok(table),
+        None => Ok(delta_rs),
+    }
+}
+
+/// The table of only those files of `loaded` whose add-action path `keep`
+/// accepts, `schema` being delta-rs's; `None` for a table that is not
+/// plain Parquet (see [`provider`]).
+pub(crate) fn files_provider(
+    loaded: &DeltaTable,
+    schema: &Schema,
+    table_url: &Url,
+    dictionaries: &[&str],
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
     let state = loaded
         .snapshot()
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     if !reads_plain_parquet(state.protocol()) {
-        return Ok(delta_rs);
+        return Ok(None);
     }
     let actions = state
         .add_actions_table(true)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let paths = column_as::<StringArray>(&actions, "path", &DataType::Utf8)
+        .ok_or_else(|| DataFusionError::Internal("no `path` in the add actions".into()))?;
+    let kept: arrow::array::BooleanArray = paths
+        .iter()
+        .map(|path| Some(path.is_some_and(keep)))
+        .collect();
+    let actions = arrow::compute::filter_record_batch(&actions, &kept)?;
     // Relative add-action paths resolve against a folder only with its slash.
     let mut folder = table_url.clone();
     if !folder.path().ends_with('/') {
         folder.set_path(&format!("{}/", folder.path()));
     }
-    Ok(Arc::new(SnapshotTable::try_new(
-        read_types(&delta_rs.schema(), dictionaries),
+    Ok(Some(Arc::new(SnapshotTable::try_new(
+        read_types(schema, dictionaries),
         &actions,
         &folder,
-    )?))
+    )?)))
 }
 
 /// `schema` with the types its columns are read as.

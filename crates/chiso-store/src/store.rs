@@ -696,6 +696,29 @@ impl Store {
         ))
     }
 
+    /// The table of only some files of a table's loaded version (by the
+    /// paths [`Store::file_paths`] names them with), read as the session's
+    /// table is; `None` for a table another Delta writer gave reader
+    /// features. An update of the derived tables reads the events of the
+    /// files it has not seen, and those of its base, this way.
+    pub async fn files_table(
+        &self,
+        table: Table,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<Arc<dyn TableProvider>>, StoreError> {
+        let url = table_url(&self.root, table)?;
+        let loaded = self.table(table);
+        let schema = loaded.table_provider().await.map_err(query_error)?.schema();
+        crate::snapshot_table::files_provider(
+            loaded,
+            &schema,
+            &url,
+            table.dictionary_columns(),
+            keep,
+        )
+        .map_err(query_error)
+    }
+
     /// The files of a table's loaded version, with their row counts and sizes.
     fn files(&self, table: Table) -> Result<RecordBatch, StoreError> {
         self.table(table)
