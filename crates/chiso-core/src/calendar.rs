@@ -45,6 +45,15 @@ pub fn office_close() -> NaiveTime {
     NaiveTime::from_hms_opt(17, 0, 0).expect("valid time")
 }
 
+/// Office hours of a working day, local, as seconds since midnight: the
+/// morning and afternoon sessions (07:00–11:00, 13:00–17:00), eight hours.
+/// The time an officer has left on a dossier counts these alone.
+pub const OFFICE_SESSIONS: [(u32, u32); 2] = [(7 * 3600, 11 * 3600), (13 * 3600, 17 * 3600)];
+
+/// The most days [`WorkCalendar::working_seconds_between`] walks: a due date
+/// further away than this (30 years) is no question of office hours.
+const MOST_DAYS_WALKED: i64 = 30 * 366;
+
 /// The working-day calendar.
 #[derive(Debug, Clone, Default)]
 pub struct WorkCalendar {
@@ -155,6 +164,50 @@ impl WorkCalendar {
         local_instant(self.add_working_days(start, working_days), office_close())
     }
 
+    /// Office close on the `n`-th working day after the local day of `at`
+    /// (that day itself when `n` is 0): the horizon of "due within the
+    /// next `n` working days".
+    pub fn working_day_close(&self, at: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+        let day = at.with_timezone(&business_offset()).date_naive();
+        local_instant(self.add_working_days(day, n), office_close())
+    }
+
+    /// Seconds of office hours ([`OFFICE_SESSIONS`] on working days) from
+    /// `from` to `to`; 0 when `to` is not after `from`, `None` when they
+    /// are more than 30 years apart.
+    pub fn working_seconds_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<i64> {
+        if to <= from {
+            return Some(0);
+        }
+        let local = |instant: DateTime<Utc>| instant.with_timezone(&business_offset());
+        let (first, last) = (local(from).date_naive(), local(to).date_naive());
+        if (last - first).num_days() > MOST_DAYS_WALKED {
+            return None;
+        }
+        let mut seconds = 0i64;
+        for day in first.iter_days().take_while(|day| *day <= last) {
+            if !self.is_working_day(day) {
+                continue;
+            }
+            let start = if day == first {
+                local_seconds_of_day(from)
+            } else {
+                0
+            };
+            let end = if day == last {
+                local_seconds_of_day(to)
+            } else {
+                86_400
+            };
+            for (open, close) in OFFICE_SESSIONS {
+                seconds += i64::from(end.min(close))
+                    .saturating_sub(i64::from(start.max(open)))
+                    .max(0);
+            }
+        }
+        Some(seconds)
+    }
+
     /// Working days in the half-open local date range `[from, to)`; negative
     /// when `to` is before `from`.
     pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> i64 {
@@ -193,6 +246,77 @@ mod tests {
     fn due(received: &str, days: u32) -> String {
         let cal = WorkCalendar::builtin();
         crate::time::format_local(cal.due_at(parse_timestamp(received).unwrap(), days))
+    }
+
+    #[test]
+    fn office_hours_skip_lunch_weekends_holidays_but_not_make_up_saturdays() {
+        let cal = WorkCalendar::builtin();
+        let at = |text: &str| parse_timestamp(text).unwrap();
+        let hours = |from: &str, to: &str| {
+            cal.working_seconds_between(at(from), at(to)).unwrap() as f64 / 3600.0
+        };
+        // Friday 2025-04-25 08:00 to its close: 08–11 and 13–17.
+        assert_eq!(
+            hours("2025-04-25T08:00:00+07:00", "2025-04-25T17:00:00+07:00"),
+            7.0
+        );
+        // Over the lunch break only: nothing.
+        assert_eq!(
+            hours("2025-04-25T11:15:00+07:00", "2025-04-25T12:45:00+07:00"),
+            0.0
+        );
+        // To Saturday 04-26, a make-up working day, 12:00: 7 + 4.
+        assert_eq!(
+            hours("2025-04-25T08:00:00+07:00", "2025-04-26T12:00:00+07:00"),
+            11.0
+        );
+        // To Monday 04-28 17:00: 7 + 8 (Saturday) + 0 (Sunday) + 8.
+        assert_eq!(
+            hours("2025-04-25T08:00:00+07:00", "2025-04-28T17:00:00+07:00"),
+            23.0
+        );
+        // Tuesday 04-29 08:00 to Monday 05-05 17:00: 7, then 30 April to 2 May
+        // are holidays and the weekend is off, then 8.
+        assert_eq!(
+            hours("2025-04-29T08:00:00+07:00", "2025-05-05T17:00:00+07:00"),
+            15.0
+        );
+        // Past due: nothing left.
+        assert_eq!(
+            hours("2025-04-29T08:00:00+07:00", "2025-04-28T17:00:00+07:00"),
+            0.0
+        );
+        assert_eq!(
+            cal.working_seconds_between(at("2025-01-01T00:00:00Z"), at("2099-01-01T00:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn the_close_of_the_nth_working_day() {
+        let cal = WorkCalendar::builtin();
+        let close = |at: &str, n: u32| {
+            crate::time::format_local(cal.working_day_close(parse_timestamp(at).unwrap(), n))
+        };
+        // Friday, then the make-up Saturday, then Monday.
+        assert_eq!(
+            close("2025-04-25T08:00:00+07:00", 0),
+            "2025-04-25T17:00:00+07:00"
+        );
+        assert_eq!(
+            close("2025-04-25T08:00:00+07:00", 2),
+            "2025-04-28T17:00:00+07:00"
+        );
+        // Over the 30 April – 2 May holidays.
+        assert_eq!(
+            close("2025-04-29T08:00:00+07:00", 2),
+            "2025-05-06T17:00:00+07:00"
+        );
+        // From a Sunday: Monday and Tuesday.
+        assert_eq!(
+            close("2025-07-13T10:00:00+07:00", 2),
+            "2025-07-15T17:00:00+07:00"
+        );
     }
 
     #[test]

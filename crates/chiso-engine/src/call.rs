@@ -44,16 +44,27 @@ pub enum Call {
     IndexDetail { period: Period, layout: Layout },
     /// The derived dossiers alive in a period, as of its T.
     DossiersAt { period: Period },
+    /// The dossiers in progress at `at`, not overdue, due by office close
+    /// of the `days`-th working day after its day; of one ward, or all.
+    DueSoon {
+        at: DateTime<Utc>,
+        days: u32,
+        ward: Option<WardCode>,
+    },
 }
 
+/// The most working days `due_soon` looks ahead: a quarter is no "soon".
+pub const MOST_DUE_SOON_DAYS: u32 = 60;
+
 /// The SQL table functions, each a spelling of one kind of [`Call`].
-pub const TABLE_FUNCTIONS: [&str; 6] = [
+pub const TABLE_FUNCTIONS: [&str; 7] = [
     "kpi",
     "kpi_series",
     "kpi_change",
     "kpi_index",
     "kpi_index_detail",
     "dossiers_at",
+    "due_soon",
 ];
 
 impl Call {
@@ -68,15 +79,17 @@ impl Call {
             | Self::Index { period, .. }
             | Self::IndexDetail { period, .. }
             | Self::DossiersAt { period } => Ok(vec![*period]),
+            Self::DueSoon { at, .. } => Ok(vec![Period::day(chiso_core::time::local_date(*at))]),
         }
     }
 
     /// The ward whose dossiers alone count, if any.
     pub fn ward(&self) -> Option<&WardCode> {
         match self {
-            Self::Kpi { ward, .. } | Self::Change { ward, .. } | Self::Series { ward, .. } => {
-                ward.as_ref()
-            }
+            Self::Kpi { ward, .. }
+            | Self::Change { ward, .. }
+            | Self::Series { ward, .. }
+            | Self::DueSoon { ward, .. } => ward.as_ref(),
             _ => None,
         }
     }
@@ -90,6 +103,7 @@ impl Call {
             Self::Index { .. } => "kpi_index",
             Self::IndexDetail { .. } => "kpi_index_detail",
             Self::DossiersAt { .. } => "dossiers_at",
+            Self::DueSoon { .. } => "due_soon",
         }
     }
 
@@ -124,6 +138,11 @@ impl Call {
                 2,
             ),
             "dossiers_at" => ("dossiers_at", "dossiers_at('2025-W28')", 1),
+            "due_soon" => (
+                "due_soon",
+                "due_soon('2025-07-14T08:00:00+07:00', 2) or due_soon('this-week', 2, '31135')",
+                3,
+            ),
             _ => {
                 return Err(RequestError::Arguments {
                     function: "?",
@@ -198,6 +217,38 @@ impl Call {
                 period: period(0)?,
                 layout: layout(1)?,
             },
+            "due_soon" => {
+                // An instant, or a period read at its T as every figure is.
+                let first = required(0)?;
+                let at = match Period::parse(first, now) {
+                    Ok(period) => period.evaluation_instant(now),
+                    Err(_) => chiso_core::time::parse_timestamp(first).map_err(|_| {
+                        refuse(format!(
+                            "argument 1, `{}`, is neither an instant nor a period",
+                            first.chars().take(40).collect::<String>()
+                        ))
+                    })?,
+                };
+                let days = match text(1)? {
+                    None => 2,
+                    Some(days) => days
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|days| *days <= MOST_DUE_SOON_DAYS)
+                        .ok_or_else(|| {
+                            refuse(format!(
+                                "argument 2 is a number of working days from 0 to \
+                                 {MOST_DUE_SOON_DAYS}"
+                            ))
+                        })?,
+                };
+                Self::DueSoon {
+                    at,
+                    days,
+                    ward: ward(2)?,
+                }
+            }
             _ => Self::DossiersAt { period: period(0)? },
         })
     }

@@ -55,6 +55,10 @@ enum Kind {
     IndexDetail(Layout),
     /// The derived dossiers alive in a period, as of its T.
     Dossiers,
+    /// The dossiers due within `days` working days, at an instant.
+    DueSoon {
+        days: u32,
+    },
 }
 
 impl Kind {
@@ -65,6 +69,7 @@ impl Kind {
             Call::Index { layout, .. } => Self::Index(*layout),
             Call::IndexDetail { layout, .. } => Self::IndexDetail(*layout),
             Call::DossiersAt { .. } => Self::Dossiers,
+            Call::DueSoon { days, .. } => Self::DueSoon { days: *days },
         }
     }
 }
@@ -129,9 +134,11 @@ impl Functions {
         let kind = Kind::of(call);
         let periods = call.periods().map_err(request_error)?;
         let schema = self.schema(kind, state)?;
-        let sql = CallSql::new(&self.planner, kind, periods, call.ward());
+        let sql = CallSql::new(&self.planner, kind, periods, call.ward()).at(call);
         let now = self.planner.now();
-        let ended = sql.periods.iter().all(|p| p.end_at() <= now);
+        // A due-soon list is read at an instant of its own, not its day's T.
+        let ended =
+            sql.periods.iter().all(|p| p.end_at() <= now) && !matches!(kind, Kind::DueSoon { .. });
         Ok(Arc::new(SqlTable {
             sql,
             schema,
@@ -158,7 +165,9 @@ impl Functions {
     /// The SQL of a call, as one query.
     pub(crate) fn sql(&self, call: &Call) -> std::result::Result<String, EngineError> {
         let periods = call.periods()?;
-        CallSql::new(&self.planner, Kind::of(call), periods, call.ward()).whole()
+        CallSql::new(&self.planner, Kind::of(call), periods, call.ward())
+            .at(call)
+            .whole()
     }
 }
 
@@ -188,6 +197,9 @@ struct CallSql {
     periods: Vec<Period>,
     ward: Option<String>,
     order: String,
+    /// The instant a `due_soon` call reads the dossiers at (its period's T
+    /// when `None`).
+    at: Option<DateTime<Utc>>,
 }
 
 impl CallSql {
@@ -208,6 +220,7 @@ impl CallSql {
             Kind::Index(_) => "period_start, score_100 DESC NULLS LAST, ward_code".to_owned(),
             Kind::IndexDetail(_) => "period_start, ward_code, indicator_id".to_owned(),
             Kind::Dossiers => "received_at, dossier_id".to_owned(),
+            Kind::DueSoon { .. } => "effective_due_at, dossier_id".to_owned(),
         };
         Self {
             planner: Arc::clone(planner),
@@ -215,7 +228,16 @@ impl CallSql {
             periods,
             ward: ward.map(|code| code.as_str().to_owned()),
             order,
+            at: None,
         }
+    }
+
+    /// The call's own instant, for `due_soon`.
+    fn at(mut self, call: &Call) -> Self {
+        if let Call::DueSoon { at, .. } = call {
+            self.at = Some(*at);
+        }
+        self
     }
 
     /// The memo key of a period's rows: its evaluation instant T in
@@ -247,6 +269,12 @@ impl CallSql {
                 Kind::Index(layout) => planner.index_sql(period, layout),
                 Kind::IndexDetail(layout) => planner.index_detail_sql(period, layout),
                 Kind::Dossiers => planner.dossiers_at_sql(period),
+                Kind::DueSoon { days } => {
+                    let at = self
+                        .at
+                        .unwrap_or_else(|| period.evaluation_instant(planner.now()));
+                    planner.due_soon_sql(at, days, ward)
+                }
             }
         };
         let rows = match self.kind {
@@ -302,7 +330,8 @@ struct Function {
     functions: Arc<Functions>,
 }
 
-/// A table function's arguments: each a text literal, or `None`.
+/// A table function's arguments: each a text literal (an integer literal
+/// as its digits, `due_soon(…, 2)`), or `None`.
 pub(crate) fn text_arguments(args: &[Expr]) -> Vec<Option<String>> {
     args.iter()
         .map(|arg| match arg {
@@ -312,6 +341,7 @@ pub(crate) fn text_arguments(args: &[Expr]) -> Vec<Option<String>> {
                 | ScalarValue::Utf8View(Some(text)),
                 _,
             ) => Some(text.clone()),
+            Expr::Literal(ScalarValue::Int64(Some(number)), _) => Some(number.to_string()),
             _ => None,
         })
         .collect()

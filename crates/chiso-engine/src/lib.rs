@@ -50,7 +50,7 @@ use chiso_exec::datafusion::prelude::{DataFrame, SessionContext};
 use chiso_store::{Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 
-pub use call::Call;
+pub use call::{Call, MOST_DUE_SOON_DAYS};
 pub use chiso_core::wards::{UnknownWard, WardCode};
 pub use chiso_exec::datafusion;
 pub use derived::Derivation;
@@ -340,14 +340,23 @@ impl Planner {
     /// The periods of a query as SQL: their relation and its bounds.
     fn periods_sql(&self, periods: &[Period]) -> Result<PeriodsSql, EngineError> {
         let now = self.now();
+        let at_t: Vec<(Period, DateTime<Utc>)> = periods
+            .iter()
+            .map(|period| (*period, period.evaluation_instant(now)))
+            .collect();
+        Self::periods_at_sql(&at_t)
+    }
+
+    /// Periods each read at the instant given with it, as SQL.
+    fn periods_at_sql(periods: &[(Period, DateTime<Utc>)]) -> Result<PeriodsSql, EngineError> {
         let rows: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> = periods
             .iter()
-            .map(|period| {
+            .map(|(period, t)| {
                 (
                     date_literal(period.start),
                     date_literal(period.end),
                     period.start_at(),
-                    period.evaluation_instant(now),
+                    *t,
                 )
             })
             .collect();
@@ -434,6 +443,32 @@ impl Planner {
         Ok(format!(
             "SELECT d.* EXCLUDE ({PERIOD_COLUMNS}), d.period_t AS evaluated_at FROM ({dossiers}) d"
         ))
+    }
+
+    /// due_soon.sql: the dossiers in progress at `at` due by office close
+    /// of the `days`-th working day after its day, of `ward` (all when
+    /// `None`).
+    pub(crate) fn due_soon_sql(
+        &self,
+        at: DateTime<Utc>,
+        days: u32,
+        ward: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let day = Period::day(chiso_core::time::local_date(at));
+        let dossiers = Self::periods_at_sql(&[(day, at)])?.dossiers()?;
+        let scope = match ward {
+            Some(code) => format!("d.ward_code = {}", queries::string_literal(code)),
+            None => "true".to_owned(),
+        };
+        render(
+            queries::DUE_SOON,
+            &[
+                ("dossiers", dossiers),
+                ("at", instant_literal(at)),
+                ("days", days.to_string()),
+                ("scope", scope),
+            ],
+        )
     }
 
     /// The `dossiers` view: every dossier as of now.

@@ -24,6 +24,8 @@ pub const DOSSIERS: &str = include_str!("../../../queries/dossiers.sql");
 pub const KPI: &str = include_str!("../../../queries/kpi.sql");
 /// A period's KPIs against the period before it.
 pub const KPI_CHANGE: &str = include_str!("../../../queries/kpi_change.sql");
+/// The dossiers in progress due within the next working days, at an instant.
+pub const DUE_SOON: &str = include_str!("../../../queries/due_soon.sql");
 /// The composite index of Decision 766: one row per ward and indicator.
 pub const INDEX: &str = include_str!("../../../queries/index.sql");
 /// The composite index per ward, with its band and rank.

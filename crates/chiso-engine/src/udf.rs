@@ -8,6 +8,10 @@
 //!   including `b`'s date, by the holiday calendar;
 //! * `add_working_days(ts, n)`: the calendar's due-date rule (17:00 of the
 //!   n-th working day after processing starts, 15:00 cut-off);
+//! * `working_day_close(ts, n)`: office close (17:00) of the n-th working day
+//!   after `ts`'s local date, the horizon of `due_soon`;
+//! * `working_hours_between(a, b)`: office hours (07:00–11:00, 13:00–17:00 on
+//!   working days) from `a` to `b`, 0 when `b` is not after `a`;
 //! * `percentile_nearest_rank(x, p)`: an aggregate, the `ceil(p × n)`-th
 //!   smallest value (docs/kpis.md's 90th percentile is `p = 0.9`);
 //! * `format_number(x, decimals, lang)` and `format_change(x, decimals,
@@ -40,7 +44,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 /// Every function chiso registers.
 pub fn all(calendar: Arc<WorkCalendar>) -> Vec<ScalarUDF> {
     let between_calendar = Arc::clone(&calendar);
+    let close_calendar = Arc::clone(&calendar);
+    let hours_calendar = Arc::clone(&calendar);
     vec![
+        create_udf(
+            "working_day_close",
+            vec![timestamp_type(), DataType::Int64],
+            timestamp_type(),
+            Volatility::Immutable,
+            Arc::new(move |args: &[ColumnarValue]| working_day_close(&close_calendar, args)),
+        ),
+        create_udf(
+            "working_hours_between",
+            vec![timestamp_type(), timestamp_type()],
+            DataType::Float64,
+            Volatility::Immutable,
+            Arc::new(move |args: &[ColumnarValue]| working_hours_between(&hours_calendar, args)),
+        ),
         create_udf(
             "percent",
             vec![DataType::Int64, DataType::Int64],
@@ -286,6 +306,42 @@ fn working_days_between(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Resu
         })
         .collect();
     Ok(ColumnarValue::Array(Arc::new(days)))
+}
+
+fn working_day_close(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = arrays(args)?;
+    let instants = downcast::<TimestampMicrosecondArray>(&arrays[0], "working_day_close")?;
+    let counts = as_int64_array(&arrays[1])?;
+    let closes: TimestampMicrosecondArray = instants
+        .iter()
+        .zip(counts.iter())
+        .map(|(at, n)| {
+            // A horizon past a year of working days is no "soon".
+            let n = u32::try_from(n?).ok().filter(|n| *n <= 366)?;
+            Some(
+                calendar
+                    .working_day_close(instant(at?)?, n)
+                    .timestamp_micros(),
+            )
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(closes.with_timezone("UTC"))))
+}
+
+fn working_hours_between(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let arrays = arrays(args)?;
+    let from = downcast::<TimestampMicrosecondArray>(&arrays[0], "working_hours_between")?;
+    let to = downcast::<TimestampMicrosecondArray>(&arrays[1], "working_hours_between")?;
+    let hours: Float64Array = from
+        .iter()
+        .zip(to.iter())
+        .map(|(a, b)| {
+            let seconds = calendar.working_seconds_between(instant(a?)?, instant(b?)?)?;
+            // Hours to 2 decimals, as every figure of docs/kpis.md.
+            Some((seconds as f64 / 36.0).round() / 100.0)
+        })
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(hours)))
 }
 
 fn add_working_days(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<ColumnarValue> {

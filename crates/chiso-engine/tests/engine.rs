@@ -226,6 +226,7 @@ kpi_files!(
     slt_03_supplements,
     slt_04_intake,
     slt_05_index_and_sql,
+    slt_06_due_soon,
 );
 
 #[test]
@@ -274,6 +275,11 @@ async fn every_figure_is_defined_in_docs_kpis_md() {
         calls.push(Call::Index { period, layout });
         calls.push(Call::IndexDetail { period, layout });
     }
+    calls.push(Call::DueSoon {
+        at: period.start_at(),
+        days: 2,
+        ward: None,
+    });
     let mut undefined = Vec::new();
     for call in &calls {
         let frame = engine.figures(call).await.unwrap();

@@ -126,6 +126,52 @@ pub async fn kpi(
     .await
 }
 
+/// `GET /api/due-soon?ward=31135[&at=2025-07-14T08:00:00+07:00][&days=2]`:
+/// the ward's dossiers in progress that fall due within the next `days`
+/// working days (docs/kpis.md, "Due soon"), at `at` or now; without a
+/// ward, those of every ward the reader sees.
+pub async fn due_soon(
+    State(state): State<Arc<AppState>>,
+    Extension(reader): Extension<Reader>,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let query = Query::parse(uri.query())?;
+    let snapshot = state.snapshot(&reader).await?;
+    let ward = query
+        .ward
+        .as_deref()
+        .map(|code| snapshot.ward(code))
+        .transpose()?;
+    let at = match query.at.as_deref() {
+        Some(text) => chiso_core::time::parse_timestamp(text)
+            .map_err(|error| AppError::bad_request(error.to_string()))?,
+        // To the minute, so that a page and its readers share one list.
+        None => {
+            let now = snapshot.engine.now();
+            let minute = now.timestamp() - now.timestamp().rem_euclid(60);
+            chrono::DateTime::from_timestamp(minute, 0).unwrap_or(now)
+        }
+    };
+    let days = query.days.unwrap_or(2);
+    if days > chiso_engine::MOST_DUE_SOON_DAYS {
+        return Err(AppError::bad_request(format!(
+            "days is a number of working days from 0 to {}",
+            chiso_engine::MOST_DUE_SOON_DAYS
+        )));
+    }
+    let answer_ward = ward.as_ref().map(WardCode::to_string);
+    let call = Call::DueSoon { at, days, ward };
+    figures_json(&state, &snapshot, call, None, |table| {
+        json!({
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "days": days,
+            "ward": answer_ward,
+            "rows": rows_json(table),
+        })
+    })
+    .await
+}
+
 /// `GET /api/index?period=2025-07&layout=portal`: the composite index per ward.
 pub async fn index(
     State(state): State<Arc<AppState>>,
@@ -316,7 +362,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
 /// Any other `/api/…` path.
 pub async fn unknown(uri: Uri) -> AppError {
     AppError::not_found(format!(
-        "no API at {}; see /api/pages, /api/kpi, /api/index, /api/trend, /api/wards/CODE",
+        "no API at {}; see /api/pages, /api/kpi, /api/index, /api/trend, /api/wards/CODE, \
+         /api/due-soon",
         uri.path()
     ))
 }

@@ -116,8 +116,13 @@ pub async fn post_events(
         max_decompressed_bytes: Some(limit as u64),
         wards,
     };
+    let started = std::time::Instant::now();
     let report = {
         let mut ingester = ingester.lock().await;
+        tracing::debug!(
+            waited = started.elapsed().as_secs_f64(),
+            "ingest: the ingester is free"
+        );
         ingester
             .ingest_bytes(&name, body, &options)
             .await
@@ -128,6 +133,11 @@ pub async fn post_events(
                 other => AppError::internal(other.to_string()),
             })?
     };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        ingest_seconds = report.seconds,
+        "ingest: committed"
+    );
     // The answer comes once the figures include this ingest.
     state.refresh().await?;
     let mut response = (StatusCode::OK, Json(&report)).into_response();

@@ -406,6 +406,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/index", get(api::index))
         .route("/api/trend", get(api::trend))
         .route("/api/wards/{code}", get(api::ward))
+        .route("/api/due-soon", get(api::due_soon))
         .route("/api/pages", get(api::pages))
         .route("/api/panels/{page}/{panel}", get(api::panel))
         // The handler reads the body itself, within the limit, after

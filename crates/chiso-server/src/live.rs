@@ -136,7 +136,9 @@ impl Live {
         Fut: Future<Output = ()>,
     {
         let _one_at_a_time = self.refreshing.lock().await;
+        let started = Instant::now();
         let store = Store::open(&self.root).await?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "store opened");
         if versions(&store) == self.current().versions {
             return Ok(false);
         }

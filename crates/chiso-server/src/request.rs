@@ -46,6 +46,10 @@ pub struct Query {
     pub q: Option<String>,
     /// Rows to show at most (`/api/sql`); downloads have no limit.
     pub limit: Option<u64>,
+    /// The instant of a due-soon list (ISO-8601; now by default).
+    pub at: Option<String>,
+    /// Working days a due-soon list looks ahead (2 by default).
+    pub days: Option<u32>,
 }
 
 impl Query {
@@ -54,7 +58,8 @@ impl Query {
         let query: Self = serde_urlencoded::from_str(raw).map_err(|e| {
             AppError::bad_request(format!(
                 "the query string `{raw}` is not understood ({e}); the parameters are period, \
-                 lang, kind, province, ward, w, h, by, layout, grain, from, to, format, q and limit"
+                 lang, kind, province, ward, w, h, by, layout, grain, from, to, format, q, limit, at and \
+                 days"
             ))
         })?;
         Ok(query.without_empty_values())
@@ -75,6 +80,7 @@ impl Query {
             &mut self.to,
             &mut self.format,
             &mut self.q,
+            &mut self.at,
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *value = None;

@@ -246,6 +246,53 @@ async fn the_api_gives_the_engines_figures() {
     let ward = get(&app, "/api/wards/31135?period=2025-W40").await.json();
     assert_eq!(ward["ward"]["ward_name"], "Phường Ninh Kiều");
     assert!(ward["panels"]["procedures"].is_array());
+    // Due soon: the API at the week's T lists what the ward page shows.
+    let at = "2025-10-06T00:00:00%2B07:00";
+    let due = get(&app, &format!("/api/due-soon?ward=31135&at={at}")).await;
+    assert_eq!(due.status, StatusCode::OK, "{}", due.text());
+    let due = due.json();
+    assert_eq!(due["at"], "2025-10-05T17:00:00Z");
+    assert_eq!(due["days"], 2);
+    let ids = |rows: &serde_json::Value| -> Vec<String> {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| row["dossier_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let listed = ids(&due["rows"]);
+    assert!(!listed.is_empty(), "{due}");
+    for row in due["rows"].as_array().unwrap() {
+        assert!(row["working_hours_left"].as_f64().unwrap() >= 0.0, "{row}");
+        assert!(row["effective_due_at"].as_str().unwrap() >= "2025-10-05T17:00:00Z");
+    }
+    let panel = get(&app, "/api/panels/ward/due_soon?period=2025-W40&ward=31135")
+        .await
+        .json();
+    assert_eq!(ids(&panel["rows"]), listed);
+    // Every ward's list holds this ward's, and more.
+    let everywhere = get(&app, &format!("/api/due-soon?at={at}")).await.json();
+    let rows = everywhere["rows"].as_array().unwrap();
+    let of_ward: Vec<serde_json::Value> = rows
+        .iter()
+        .filter(|row| row["ward_code"] == "31135")
+        .cloned()
+        .collect();
+    assert_eq!(ids(&serde_json::Value::Array(of_ward)), listed);
+    assert!(rows.len() > listed.len());
+    for (path, status, says) in [
+        ("/api/due-soon?days=61", StatusCode::BAD_REQUEST, "0 to 60"),
+        (
+            "/api/due-soon?at=soon",
+            StatusCode::BAD_REQUEST,
+            "not a timestamp",
+        ),
+        ("/api/due-soon?ward=99999", StatusCode::NOT_FOUND, "99999"),
+    ] {
+        let answer = get(&app, path).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.text());
+        assert!(answer.text().contains(says), "{path}: {}", answer.text());
+    }
     assert_eq!(get(&app, "/api/pages").await.status, StatusCode::OK);
     let health = get(&app, "/health").await.json();
     assert_eq!(health["status"], "ok");

@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn decomposed_names_are_read_composed() {
         let text = "procedure_code,procedure_name,department_name\n\
-                    1.001,Đăng ky\u{301} hô\u{323}\u{302} kinh doanh,Sơ\u{309} Tư pháp\n";
+                    1.001,Đăng ky\u{301} ho\u{323}\u{302} kinh doanh,Sơ\u{309} Tư pháp\n";
         let procedures = read_procedures(Path::new("p.csv"), text.as_bytes()).unwrap();
         assert_eq!(procedures[0].name, "Đăng ký hộ kinh doanh");
         assert_eq!(procedures[0].department_name.as_deref(), Some("Sở Tư pháp"));
