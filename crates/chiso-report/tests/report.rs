@@ -501,6 +501,22 @@ async fn ward_packs_empty_periods_and_unknown_wards_are_honest() {
             text.contains("Hồ sơ đang quá hạn")
                 && text.contains("Hồ sơ trễ hạn chưa có thư xin lỗi")
         );
+        // The dossiers due within 2 working days of the month's T, as
+        // due_soon lists them.
+        assert!(text.contains("Hồ sơ sắp đến hạn trong 2 ngày làm việc tới"));
+        let due = rows(
+            engine,
+            "SELECT dossier_id FROM due_soon('2025-09', 2, '31135') ORDER BY effective_due_at, dossier_id",
+        )
+        .await;
+        assert!(!due.rows.is_empty());
+        for row in due.rows.iter().take(10) {
+            let id = row[0].raw_text();
+            assert!(
+                text.contains(&id),
+                "the ward pack lacks the dossier {id} due soon"
+            );
+        }
         // The ward's own 766 points, indicator by indicator.
         assert!(text.contains("Điểm 766 của xã, phường theo từng chỉ tiêu"));
         let points = rows(

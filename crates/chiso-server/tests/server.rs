@@ -1210,6 +1210,22 @@ async fn a_ward_officer_signs_in_and_out_through_the_login_page_in_chromium() {
             browser.source().contains("Đăng xuất")
         });
         assert!(browser.source().contains("ninhkieu · phường/xã 31135"));
+        // The page lists the dossiers due soon that the API gives for the
+        // week's T.
+        let page = browser.source();
+        assert!(page.contains("Hồ sơ sắp đến hạn trong 2 ngày làm việc tới"));
+        browser.open(&format!(
+            "http://{addr}/api/due-soon?ward=31135&at=2025-10-06T00:00:00%2B07:00"
+        ));
+        let answer = browser.source();
+        let json = &answer[answer.find('{').expect("JSON")..=answer.rfind('}').expect("JSON")];
+        let due: serde_json::Value = serde_json::from_str(json).expect("the API's JSON");
+        let rows = due["rows"].as_array().expect("rows");
+        assert!(!rows.is_empty(), "{due}");
+        for row in rows.iter().take(20) {
+            let id = row["dossier_id"].as_str().expect("an id");
+            assert!(page.contains(id), "the ward page lacks {id}, due soon");
+        }
 
         browser.open(&format!("http://{addr}/ward/31120?period=2025-W40"));
         let refused = browser.source();
