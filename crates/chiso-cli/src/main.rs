@@ -4,6 +4,7 @@
 //! calls the library, and prints. Errors become `anyhow` reports here and
 //! nowhere else.
 
+mod alerts;
 mod generate;
 mod ingest;
 mod query;
@@ -47,6 +48,9 @@ enum Command {
     Store(ingest::StoreCommand),
     #[command(subcommand, alias = "pg-user")]
     User(user::UserCommand),
+    /// The alert rules of `chiso serve --alerts`.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -83,6 +87,9 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(serve::serve(args)))
             .map(|()| ExitCode::SUCCESS),
         Command::User(command) => user::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Alerts(command) => runtime()
+            .and_then(|rt| rt.block_on(alerts::run(command)))
+            .map(|()| ExitCode::SUCCESS),
         Command::Store(command) => runtime().and_then(|rt| {
             rt.block_on(ingest::store(command))
                 .map(|()| ExitCode::SUCCESS)

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// by default.
     #[arg(long)]
     archive: Option<PathBuf>,
+    /// Check these alert rules every minute and send what is due to their
+    /// webhooks (dashboards/alerts.example.toml; `chiso alerts test` shows
+    /// what they would send).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -136,8 +141,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     warn_if_exposed(&args, tls.is_some());
+    let alerts = args
+        .alerts
+        .as_deref()
+        .map(|path| {
+            chiso_server::alerts::Alerts::load(path, chiso_core::calendar::WorkCalendar::builtin())
+        })
+        .transpose()?
+        .map(Arc::new);
     let (store, sample) = store_or_sample(&args.store.store).await?;
     let config = ServerConfig {
+        alerts,
         store: store.clone(),
         dashboards,
         ingest_token: args.ingest_token.map(|t| t.trim().to_owned()),

@@ -705,6 +705,78 @@ fn kpi_index_and_sql_on_the_built_in_sample_city() {
         "{}",
         text(&out.stderr)
     );
+
+    // The example alert rules, tried on a Monday morning: what each
+    // webhook would receive, nothing sent.
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dashboards/alerts.example.toml"
+    );
+    let at = "2025-10-06T07:30:00+07:00";
+    let out = chiso_sample(
+        &home,
+        &["alerts", "test", "--alerts", rules, "--at", at],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("── on-time → http://127.0.0.1:9000/city (city)"),
+        "{shown}"
+    );
+    assert!(text(&out.stderr).contains("nothing was sent"));
+    // Each ward with a dossier due soon: a message of its own for the relay.
+    let any_due = temp("alerts").join("alerts.toml");
+    std::fs::create_dir_all(any_due.parent().unwrap()).unwrap();
+    std::fs::write(
+        &any_due,
+        "[[rule]]\nid = \"due-soon\"\nkind = \"due_soon\"\nabove = 0\nat = \"07:30\"\n\
+         every_ward = [\"http://127.0.0.1:9000/ward\"]\ncity = [\"http://127.0.0.1:9000/city\"]\n",
+    )
+    .unwrap();
+    let any_due = any_due.to_str().unwrap();
+    let out = chiso_sample(
+        &home,
+        &["alerts", "test", "--alerts", any_due, "--at", at, "--json"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let messages: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // Every ward's message for the relay, and the city's, by rule.
+    let to_wards: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["recipient"] == "http://127.0.0.1:9000/ward")
+        .collect();
+    assert!(!to_wards.is_empty(), "{messages:?}");
+    for message in to_wards {
+        let body = &message["body"];
+        assert_eq!(body["rule"], "due-soon");
+        let name = body["ward_name"].as_str().unwrap();
+        assert!(body["text"].as_str().unwrap().starts_with(name), "{body}");
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["recipient"] == "http://127.0.0.1:9000/city"
+                && m["body"]["rule"] == "due-soon")
+    );
+    let bad = temp("bad-alerts").join("alerts.toml");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, "[[rule]]\nid = \"x\"\nkind = \"late\"\nat = \"7h\"\n").unwrap();
+    let out = chiso_sample(
+        &home,
+        &["alerts", "test", "--alerts", bad.to_str().unwrap()],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown kind `late`"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

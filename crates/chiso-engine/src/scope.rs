@@ -12,7 +12,8 @@
 //! keeping those wards, so that a grouping by ward lists them alone; the
 //! `dossiers` view and the table functions planned again over those views,
 //! with a memo of their own. `quarantine` and `ingests`, which hold the raw
-//! lines of every ward, and `audit`, what every reader did, are in a scope
+//! lines of every ward, `audit`, what every reader did, and `alerts`, the
+//! messages sent to every ward, are in a scope
 //! only when it says so (an administrator's). There is no name left through which SQL could reach
 //! another ward's rows: not a join, a subquery, `information_schema` or a
 //! function, since each resolves names in this catalogue.
@@ -81,7 +82,7 @@ impl Scope {
 }
 
 /// The stored tables whose rows are every ward's, or about every reader.
-const OPERATIONAL: [&str; 3] = ["quarantine", "ingests", "audit"];
+const OPERATIONAL: [&str; 4] = ["quarantine", "ingests", "audit", "alerts"];
 /// Tables and views made again for a scope of wards.
 const BY_WARD: [&str; 5] = [
     "events",

@@ -15,6 +15,7 @@
 //! dashboard crate for tables and charts and the ingest crate for ingests;
 //! it holds no KPI logic of its own.
 
+pub mod alerts;
 mod api;
 mod audit;
 mod console;
@@ -85,6 +86,8 @@ pub struct ServerConfig {
     pub users: Option<chiso_users::Users>,
     /// Served over TLS: the session cookie is `Secure`.
     pub tls: bool,
+    /// The alert rules to check every minute (`--alerts`).
+    pub alerts: Option<Arc<alerts::Alerts>>,
 }
 
 /// A rendered response body, as cached.
@@ -512,7 +515,14 @@ pub async fn serve(
             }
         })
     });
+    let alerting = config
+        .alerts
+        .clone()
+        .map(|rules| tokio::spawn(alerts::run(rules, Arc::clone(&state))));
     transport::serve(listener, app(state), tls, shutdown_signal()).await;
+    if let Some(alerting) = alerting {
+        alerting.abort();
+    }
     poller.abort();
     warmer.abort();
     if let Some(scheduler) = scheduler {

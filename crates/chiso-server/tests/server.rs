@@ -153,6 +153,7 @@ async fn server_with(
         allowed_hosts: Vec::new(),
         users,
         tls: false,
+        alerts: None,
         query_limits: chiso_engine::QueryLimits {
             timeout,
             memory: 64 << 20,
@@ -1668,4 +1669,159 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
     }
     let _ = std::fs::remove_dir_all(&store_dir);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A webhook receiver on loopback: answers 500 to the first message, then
+/// 200, and keeps what it was sent (path and JSON body).
+async fn webhook_receiver() -> (
+    String,
+    Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::extract::State;
+    type Received = Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+    let received: Received = Arc::default();
+    async fn receive(
+        State(received): State<Received>,
+        uri: axum::http::Uri,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        let mut received = received.lock().unwrap();
+        let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        received.push((uri.path().to_owned(), value));
+        if received.len() == 1 {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        }
+    }
+    let app = Router::new()
+        .route("/{*path}", axum::routing::post(receive))
+        .with_state(Arc::clone(&received));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), received, task)
+}
+
+/// Alerts reach a webhook once per rule, recipient and day, across a
+/// restart, after a retry when the receiver first fails; a ward's message
+/// lists its own dossiers due soon, and the `alerts` table tells it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_sent_once_a_day_retried_and_recorded() {
+    use chiso_engine::Engine;
+    use chiso_server::alerts::Alerts;
+    let (_app, _state, dir) = server("alerts", None).await;
+    let store = dir.join("city");
+    let (base, received, receiver) = webhook_receiver().await;
+    let rules = dir.join("alerts.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "base_url = \"https://review.example.vn\"\n\
+             [[rule]]\nid = \"due-soon\"\nkind = \"due_soon\"\nabove = 0\ndays = 2\nat = \"07:30\"\n\
+             wards = {{ \"31135\" = [\"{base}/ninh-kieu\"] }}\ncity = [\"{base}/city\"]\n"
+        ),
+    )
+    .expect("rules");
+    let engine_at = |at: &'static str| {
+        let store = store.clone();
+        async move {
+            let now = chiso_core::time::parse_timestamp(at).expect("instant");
+            Engine::open(
+                &store,
+                EngineOptions {
+                    now: Some(now),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("engine")
+        }
+    };
+    let calendar = chiso_core::calendar::WorkCalendar::builtin;
+
+    // Monday 2025-10-06, before the rule's time: nothing.
+    let alerts = Alerts::load(&rules, calendar()).expect("rules");
+    let early = engine_at("2025-10-06T07:00:00+07:00").await;
+    assert_eq!(alerts.check(&early, &store).await.expect("checked"), 0);
+    assert!(received.lock().unwrap().is_empty());
+
+    // At 08:00: the ward's message (refused once, then taken) and the city's.
+    let morning = engine_at("2025-10-06T08:00:00+07:00").await;
+    assert_eq!(alerts.check(&morning, &store).await.expect("checked"), 2);
+    let messages = received.lock().unwrap().clone();
+    assert_eq!(
+        messages.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+        ["/ninh-kieu", "/ninh-kieu", "/city"]
+    );
+    let ward = &messages[1].1;
+    assert_eq!(ward["ward_code"], "31135");
+    assert_eq!(ward["rule"], "due-soon");
+    let text = ward["text"].as_str().expect("text");
+    assert!(text.starts_with("Phường Ninh Kiều: "), "{text}");
+    assert!(
+        text.contains("https://review.example.vn/ward/31135"),
+        "{text}"
+    );
+    // Its dossiers are the ward's own, as due_soon lists them.
+    let due = morning
+        .sql("SELECT dossier_id FROM due_soon('2025-10-06T08:00:00+07:00', 2, '31135') ORDER BY effective_due_at, dossier_id")
+        .await
+        .expect("due soon")
+        .collect()
+        .await
+        .expect("rows");
+    let due = chiso_dashboard::Table::from_batches(&due, usize::MAX).expect("table");
+    let listed: Vec<String> = ward["dossiers"]
+        .as_array()
+        .expect("dossiers")
+        .iter()
+        .map(|d| d["dossier_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = due
+        .rows
+        .iter()
+        .take(listed.len())
+        .map(|r| r[0].raw_text())
+        .collect();
+    assert!(!listed.is_empty());
+    assert_eq!(listed, expected);
+    assert_eq!(ward["value"].as_f64(), Some(due.rows.len() as f64));
+    let city = &messages[2].1;
+    assert!(city["ward_code"].is_null());
+    assert!(city["wards"].as_array().expect("wards").len() > 1, "{city}");
+
+    // A restart the same morning sends nothing again.
+    let restarted = Alerts::load(&rules, calendar()).expect("rules");
+    let later = engine_at("2025-10-06T09:00:00+07:00").await;
+    assert_eq!(restarted.check(&later, &store).await.expect("checked"), 0);
+    assert_eq!(received.lock().unwrap().len(), 3);
+
+    // The table says what went where.
+    let rows = chiso_store::Store::open(&store)
+        .await
+        .expect("store")
+        .query("SELECT day, rule, coalesce(ward_code, 'city') AS ward, status, attempts FROM alerts ORDER BY ward")
+        .await
+        .expect("alerts table");
+    let rows = chiso_dashboard::Table::from_batches(&rows, usize::MAX).expect("table");
+    let rows: Vec<String> = rows
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|v| v.raw_text()).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "2025-10-06 due-soon 31135 sent 2",
+            "2025-10-06 due-soon city sent 1"
+        ]
+    );
+    receiver.abort();
+    let _ = std::fs::remove_dir_all(dir);
 }

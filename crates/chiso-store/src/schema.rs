@@ -13,14 +13,16 @@ pub enum Table {
     Quarantine,
     Ingests,
     Audit,
+    Alerts,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Events,
         Table::Quarantine,
         Table::Ingests,
         Table::Audit,
+        Table::Alerts,
     ];
 
     /// The table's folder in the store, and its SQL name.
@@ -30,6 +32,7 @@ impl Table {
             Self::Quarantine => "quarantine",
             Self::Ingests => "ingests",
             Self::Audit => "audit",
+            Self::Alerts => "alerts",
         }
     }
 
@@ -39,6 +42,7 @@ impl Table {
             Self::Quarantine => quarantine_schema(),
             Self::Ingests => ingests_schema(),
             Self::Audit => audit_schema(),
+            Self::Alerts => alerts_schema(),
         }
     }
 
@@ -56,7 +60,7 @@ impl Table {
                 chiso_core::event::columns::EVENT_TYPE,
                 chiso_core::event::columns::CHANNEL,
             ],
-            Self::Quarantine | Self::Ingests | Self::Audit => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit | Self::Alerts => &[],
         }
     }
 
@@ -67,7 +71,7 @@ impl Table {
     pub fn unique_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[chiso_core::event::columns::EVENT_ID, lineage::CONTENT_HASH],
-            Self::Quarantine | Self::Ingests | Self::Audit => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit | Self::Alerts => &[],
         }
     }
 
@@ -79,14 +83,14 @@ impl Table {
     pub fn cluster_column(self) -> Option<&'static str> {
         match self {
             Self::Events => Some(chiso_core::event::columns::EVENT_TYPE),
-            Self::Quarantine | Self::Ingests | Self::Audit => None,
+            Self::Quarantine | Self::Ingests | Self::Audit | Self::Alerts => None,
         }
     }
 
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
             Self::Events => &[EVENTS_PARTITION],
-            Self::Quarantine | Self::Ingests | Self::Audit => &[],
+            Self::Quarantine | Self::Ingests | Self::Audit | Self::Alerts => &[],
         }
     }
 }
@@ -167,6 +171,25 @@ pub fn audit_schema() -> SchemaRef {
         text("target", false),
         text("outcome", false),
         Field::new("status", DataType::Int64, true),
+        text("detail", true),
+    ]))
+}
+
+/// One delivery of an alert (`chiso serve --alerts`): which rule, for
+/// which ward (none: the city's summary), on which local day, to whom,
+/// with what figures and message, and whether it arrived.
+pub fn alerts_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("at", timestamp_type(), false),
+        text("day", false),
+        text("rule", false),
+        text("ward_code", true),
+        text("recipient", false),
+        text("status", false),
+        Field::new("attempts", DataType::Int64, false),
+        text("figures", false),
+        text("message", false),
         text("detail", true),
     ]))
 }

@@ -411,8 +411,9 @@ impl Store {
         }
         let mut tables = HashMap::new();
         for table in Table::ALL {
-            if table == Table::Audit && !has_log(&root.join(table.name())) {
-                // Stores made before the audit log get it when first opened.
+            if matches!(table, Table::Audit | Table::Alerts) && !has_log(&root.join(table.name())) {
+                // Stores made before the audit log or the alerts get them
+                // when first opened.
                 create_table(root, table).await?;
             }
             let url = table_url(root, table)?;
@@ -590,7 +591,7 @@ impl Store {
                 .map_err(delta(table))?;
             let url = table_url(&self.root, table)?;
             let provider: Arc<dyn TableProvider> = match table {
-                Table::Audit => Arc::new(
+                Table::Audit | Table::Alerts => Arc::new(
                     crate::snapshot_table::LatestTable::try_new(loaded, &url)
                         .await
                         .map_err(query_error)?,
