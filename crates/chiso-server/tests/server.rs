@@ -1686,7 +1686,7 @@ async fn webhook_receiver() -> (
         uri: axum::http::Uri,
         body: axum::body::Bytes,
     ) -> StatusCode {
-        let mut received = received.lock().unwrap();
+        let mut received = received.lock().expect("the received messages");
         let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         received.push((uri.path().to_owned(), value));
         if received.len() == 1 {
@@ -1749,12 +1749,12 @@ async fn alerts_are_sent_once_a_day_retried_and_recorded() {
     let alerts = Alerts::load(&rules, calendar()).expect("rules");
     let early = engine_at("2025-10-06T07:00:00+07:00").await;
     assert_eq!(alerts.check(&early, &store).await.expect("checked"), 0);
-    assert!(received.lock().unwrap().is_empty());
+    assert!(received.lock().expect("the received messages").is_empty());
 
     // At 08:00: the ward's message (refused once, then taken) and the city's.
     let morning = engine_at("2025-10-06T08:00:00+07:00").await;
     assert_eq!(alerts.check(&morning, &store).await.expect("checked"), 2);
-    let messages = received.lock().unwrap().clone();
+    let messages = received.lock().expect("the received messages").clone();
     assert_eq!(
         messages.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
         ["/ninh-kieu", "/ninh-kieu", "/city"]
@@ -1800,7 +1800,7 @@ async fn alerts_are_sent_once_a_day_retried_and_recorded() {
     let restarted = Alerts::load(&rules, calendar()).expect("rules");
     let later = engine_at("2025-10-06T09:00:00+07:00").await;
     assert_eq!(restarted.check(&later, &store).await.expect("checked"), 0);
-    assert_eq!(received.lock().unwrap().len(), 3);
+    assert_eq!(received.lock().expect("the received messages").len(), 3);
 
     // The table says what went where.
     let rows = chiso_store::Store::open(&store)
