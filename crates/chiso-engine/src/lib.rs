@@ -681,6 +681,16 @@ impl Engine {
         Ok(self.context.read_table(table)?)
     }
 
+    /// Each ward of the registry with its latest event up to now (null
+    /// without one): `queries/last_event_by_ward.sql`.
+    pub async fn last_event_by_ward(&self) -> Result<DataFrame, EngineError> {
+        let sql = render(
+            queries::LAST_EVENT_BY_WARD,
+            &[("t", instant_literal(self.now()))],
+        )?;
+        Ok(self.context.sql(&sql).await?)
+    }
+
     /// The SQL behind [`Engine::figures`], for analysts who ask to see it.
     pub fn figures_sql(&self, call: &Call) -> Result<String, EngineError> {
         self.functions.sql(call)

@@ -26,6 +26,8 @@ pub const KPI: &str = include_str!("../../../queries/kpi.sql");
 pub const KPI_CHANGE: &str = include_str!("../../../queries/kpi_change.sql");
 /// The dossiers in progress due within the next working days, at an instant.
 pub const DUE_SOON: &str = include_str!("../../../queries/due_soon.sql");
+/// Each ward's latest event up to an instant.
+pub const LAST_EVENT_BY_WARD: &str = include_str!("../../../queries/last_event_by_ward.sql");
 /// The composite index of Decision 766: one row per ward and indicator.
 pub const INDEX: &str = include_str!("../../../queries/index.sql");
 /// The composite index per ward, with its band and rank.

@@ -486,57 +486,97 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-/// The wards past the rule's line, at the engine's now.
-async fn findings(engine: &Engine, rule: &Rule) -> Result<Vec<Finding>, AlertsError> {
+/// The rows a rule looks at, at the engine's now, past its line: the
+/// engine's figures asked with typed calls (the server has no SQL of its
+/// own), filtered by the rule's threshold.
+async fn rows(engine: &Engine, rule: &Rule) -> Result<Table, AlertsError> {
+    use chiso_engine::datafusion::prelude::{col, lit};
+    use chiso_engine::{Call, Grouping};
     let now = engine.now();
-    let sql = match rule.kind {
-        Kind::DueSoon { days, .. } => format!(
-            "SELECT ward_code, ward_name, dossier_id, procedure_name, effective_due_at, \
-             working_hours_left FROM due_soon('{}', {days}) ORDER BY ward_code, \
-             effective_due_at, dossier_id",
-            now.to_rfc3339()
-        ),
-        Kind::Overdue { above } => format!(
-            "SELECT ward_code, ward_name, in_progress_overdue AS value FROM kpi('this-week', \
-             'ward') WHERE in_progress_overdue > {above} ORDER BY value DESC, ward_code"
-        ),
-        Kind::OnTimeBelow { below } => format!(
-            "SELECT ward_code, ward_name, on_time_rate AS value FROM kpi('this-month', 'ward') \
-             WHERE on_time_rate < {below} ORDER BY value, ward_code"
-        ),
-        Kind::ProgressFall { points } => format!(
-            "SELECT ward_code, ward_name, progress_ratio_change AS value FROM \
-             kpi_change('last-week', 'ward') WHERE progress_ratio_change <= -{points} \
-             ORDER BY value, ward_code"
-        ),
-        Kind::NoIngest { days } => {
-            let literal = chiso_engine::queries::instant_literal;
-            let since = literal(now - chrono::Duration::days(i64::from(days)));
-            // Events after now do not count: `alerts test --at` a past day.
-            format!(
-                "SELECT w.ward_code, w.ward_name, max(f.last_event_at) AS last_event_at \
-                 FROM wards w LEFT JOIN dossier_facts f \
-                   ON f.ward_code = w.ward_code AND f.last_event_at <= {} \
-                 GROUP BY w.ward_code, w.ward_name \
-                 HAVING max(f.last_event_at) IS NULL OR max(f.last_event_at) < {since} \
-                 ORDER BY w.ward_code",
-                literal(now)
-            )
-        }
+    let kpi = |period: &str, change: bool| -> Result<Call, AlertsError> {
+        let period = engine.period(period)?;
+        Ok(match change {
+            false => Call::Kpi {
+                period,
+                by: Grouping::Ward,
+                ward: None,
+            },
+            true => Call::Change {
+                period,
+                by: Grouping::Ward,
+                ward: None,
+            },
+        })
     };
+    let frame =
+        match rule.kind {
+            Kind::DueSoon { days, .. } => {
+                engine
+                    .figures(&Call::DueSoon {
+                        at: now,
+                        days,
+                        ward: None,
+                    })
+                    .await
+            }
+            Kind::Overdue { above } => {
+                engine
+                    .figures(&kpi("this-week", false)?)
+                    .await
+                    .and_then(|f| {
+                        Ok(f.filter(col("in_progress_overdue").gt(lit(above)))?
+                            .select_columns(&["ward_code", "ward_name", "in_progress_overdue"])?
+                            .with_column_renamed("in_progress_overdue", "value")?)
+                    })
+            }
+            Kind::OnTimeBelow { below } => engine
+                .figures(&kpi("this-month", false)?)
+                .await
+                .and_then(|f| {
+                    Ok(f.filter(col("on_time_rate").lt(lit(below)))?
+                        .select_columns(&["ward_code", "ward_name", "on_time_rate"])?
+                        .with_column_renamed("on_time_rate", "value")?)
+                }),
+            Kind::ProgressFall { points } => engine
+                .figures(&kpi("last-week", true)?)
+                .await
+                .and_then(|f| {
+                    Ok(f.filter(col("progress_ratio_change").lt_eq(lit(-points)))?
+                        .select_columns(&["ward_code", "ward_name", "progress_ratio_change"])?
+                        .with_column_renamed("progress_ratio_change", "value")?)
+                }),
+            Kind::NoIngest { days } => {
+                let since = now - chrono::Duration::days(i64::from(days));
+                let since = chiso_engine::datafusion::common::ScalarValue::TimestampMicrosecond(
+                    Some(since.timestamp_micros()),
+                    Some("UTC".into()),
+                );
+                engine.last_event_by_ward().await.and_then(|f| {
+                    Ok(f.filter(
+                        col("last_event_at")
+                            .is_null()
+                            .or(col("last_event_at").lt(lit(since))),
+                    )?)
+                })
+            }
+        };
     let failed = |e: &dyn std::fmt::Display| {
         AlertsError::from(chiso_engine::EngineError::Query(format!(
             "rule `{}`: {e}",
             rule.id
         )))
     };
-    let batches = engine
-        .sql(&sql)
-        .await?
+    let batches = frame
+        .map_err(|e| failed(&e))?
         .collect()
         .await
         .map_err(|e| failed(&e))?;
-    let table = Table::from_batches(&batches, usize::MAX).map_err(|e| failed(&e))?;
+    Table::from_batches(&batches, usize::MAX).map_err(|e| failed(&e))
+}
+
+/// The wards past the rule's line, at the engine's now.
+async fn findings(engine: &Engine, rule: &Rule) -> Result<Vec<Finding>, AlertsError> {
+    let table = rows(engine, rule).await?;
     let column = |name: &str| table.columns.iter().position(|c| c == name);
     let text_of = |row: &[Value], name: &str| -> String {
         column(name)
@@ -659,6 +699,19 @@ async fn findings(engine: &Engine, rule: &Rule) -> Result<Vec<Finding>, AlertsEr
                     value,
                     text,
                     dossiers: Vec::new(),
+                });
+            }
+            // Worst first: most overdue, lowest rate, steepest fall.
+            let sign = if matches!(kind, Kind::Overdue { .. }) {
+                -1.0
+            } else {
+                1.0
+            };
+            if !matches!(kind, Kind::NoIngest { .. }) {
+                findings.sort_by(|a, b| {
+                    (sign * a.value)
+                        .total_cmp(&(sign * b.value))
+                        .then_with(|| a.ward_code.cmp(&b.ward_code))
                 });
             }
         }
