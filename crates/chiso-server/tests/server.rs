@@ -271,6 +271,36 @@ async fn the_api_gives_the_engines_figures() {
         .await
         .json();
     assert_eq!(ids(&panel["rows"]), listed);
+    // The panel's downloads hold the same list: CSV, and the page's XLSX.
+    let csv = get(
+        &app,
+        "/api/panels/ward/due_soon?period=2025-W40&ward=31135&format=csv",
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text());
+    let in_csv: Vec<String> = csv
+        .text()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(in_csv, listed);
+    let xlsx = get(&app, "/export/ward.xlsx?period=2025-W40&ward=31135").await;
+    assert_eq!(xlsx.status, StatusCode::OK, "{}", xlsx.text());
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.body)).expect("an XLSX file");
+    let sheet = calamine::Reader::sheet_names(&workbook)
+        .into_iter()
+        .find(|n| n.starts_with("Hồ sơ sắp đến hạn"))
+        .expect("the due-soon sheet");
+    let range = calamine::Reader::worksheet_range(&mut workbook, &sheet).expect("sheet");
+    let header = range.rows().nth(2).expect("a header row");
+    let id = header
+        .iter()
+        .position(|c| c.get_string() == Some("Mã hồ sơ"))
+        .expect("the dossier column");
+    let in_xlsx: Vec<String> = range.rows().skip(3).map(|r| r[id].to_string()).collect();
+    assert_eq!(in_xlsx, listed);
     // Every ward's list holds this ward's, and more.
     let everywhere = get(&app, &format!("/api/due-soon?at={at}")).await.json();
     let rows = everywhere["rows"].as_array().unwrap();
