@@ -151,7 +151,8 @@ pub struct IndexArgs {
     about = "Ad-hoc SQL over the store (read-only); without a query, an interactive prompt",
     after_help = "Tables: events, quarantine, ingests, dossiers, dossier_facts, dossier_history, wards, calendar, \
 channels, departments, procedures, indicators_portal, indicators_2022. Table functions: kpi(period, by), \
-kpi_change(period, by), kpi_series(grain, by, from, to), kpi_index(period, layout), kpi_index_detail(period, layout).\n\n\
+kpi_change(period, by), kpi_series(grain, by, from, to), kpi_index(period, layout), kpi_index_detail(period, layout), \
+dossiers_at(period), due_soon(at, days, ward).\n\n\
 Examples:\n  chiso sql \"SELECT ward_name, on_time_rate FROM kpi('2025-W28', 'ward') ORDER BY on_time_rate LIMIT 5\"\n  chiso sql --format csv --out overdue.csv \"SELECT * FROM dossiers WHERE finished_at IS NULL\"\n  chiso sql"
 )]
 pub struct SqlArgs {

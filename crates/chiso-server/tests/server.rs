@@ -1400,6 +1400,32 @@ async fn sign_in_roles_and_ward_scope_hold_on_every_route() {
     )
     .await;
     assert_eq!(quarantine.status, StatusCode::BAD_REQUEST);
+    // Due soon: without a ward, their own ward's dossiers only; another
+    // ward's list is refused; the alerts sent are not theirs to read.
+    let due = as_user(
+        "ninhkieu",
+        Method::GET,
+        "/api/due-soon?at=2025-10-06T00:00:00%2B07:00",
+        "",
+    )
+    .await;
+    assert_eq!(due.status, StatusCode::OK, "{}", due.text());
+    let due = due.json();
+    let rows = due["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty(), "{due}");
+    assert!(rows.iter().all(|row| row["ward_code"] == "31135"), "{due}");
+    let other_due = as_user("ninhkieu", Method::GET, "/api/due-soon?ward=31120", "").await;
+    assert_eq!(other_due.status, StatusCode::FORBIDDEN);
+    let soon_in_sql = as_user(
+        "ninhkieu",
+        Method::POST,
+        "/api/sql?format=csv",
+        "SELECT count(DISTINCT ward_code) AS n FROM due_soon('2025-10-06T00:00:00+07:00', 2)",
+    )
+    .await;
+    assert_eq!(soon_in_sql.text(), "n\n1\n");
+    let alerts = as_user("ninhkieu", Method::POST, "/api/sql", "SELECT * FROM alerts").await;
+    assert_eq!(alerts.status, StatusCode::BAD_REQUEST);
     let download = as_user(
         "ninhkieu",
         Method::GET,
