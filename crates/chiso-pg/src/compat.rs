@@ -46,8 +46,8 @@ use chiso_engine::datafusion::prelude::SessionContext;
 use std::ops::ControlFlow;
 
 use chiso_engine::datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
-    visit_expressions, visit_expressions_mut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, visit_expressions, visit_expressions_mut,
 };
 use chiso_engine::datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use chiso_engine::datafusion::sql::sqlparser::parser::Parser;
@@ -85,19 +85,28 @@ pub(crate) fn version() -> String {
 /// Registers PostgreSQL's `version()` in place of DataFusion's, and the
 /// functions of the clients' catalogue queries that DataFusion lacks.
 pub(crate) fn register(context: &SessionContext) {
+    let no_text = |args: &[ColumnarValue]| {
+        Ok(match args.first() {
+            Some(ColumnarValue::Array(array)) => {
+                ColumnarValue::Array(new_null_array(&DataType::Utf8, array.len()))
+            }
+            _ => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
+        })
+    };
     context.register_udf(create_udf(
         "pg_get_serial_sequence",
         vec![DataType::Utf8, DataType::Utf8],
         DataType::Utf8,
         Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            Ok(match args.first() {
-                Some(ColumnarValue::Array(array)) => {
-                    ColumnarValue::Array(new_null_array(&DataType::Utf8, array.len()))
-                }
-                _ => ColumnarValue::Scalar(ScalarValue::Utf8(None)),
-            })
-        }),
+        Arc::new(no_text),
+    ));
+    // chiso has no indexes: the definition of a column of one is none.
+    context.register_udf(create_udf(
+        "pg_get_indexdef",
+        vec![DataType::Int64, DataType::Int64, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(no_text),
     ));
     context.register_udf(create_udf(
         "pg_collation_is_visible",
@@ -163,6 +172,15 @@ fn subqueries_aggregated(sql: &str) -> Cow<'_, str> {
     let mut changed = false;
     for statement in &mut statements {
         let _ = visit_expressions_mut(statement, |expr| {
+            if let Some(text) = vector_rewritten(expr)
+                && let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&text)
+                    .and_then(|mut parser| parser.parse_expr())
+            {
+                *expr = rewritten;
+                changed = true;
+                return ControlFlow::<()>::Continue(());
+            }
             if let Expr::Subquery(query) = expr
                 && reads_only_empty_tables(query)
                 && let Ok(null) = Parser::new(&PostgreSqlDialect {})
@@ -195,6 +213,99 @@ fn subqueries_aggregated(sql: &str) -> Cow<'_, str> {
     }
     let texts: Vec<String> = statements.iter().map(ToString::to_string).collect();
     Cow::Owned(texts.join("; "))
+}
+
+/// The catalogue's vector columns (PostgreSQL's `int2vector` and
+/// `oidvector`), which chiso's `pg_index` and `pg_constraint` hold as text
+/// (`1 2`). SQLAlchemy's inspector unnests them for its primary keys,
+/// unique constraints and indexes.
+const VECTOR_COLUMNS: [&str; 8] = [
+    "indkey",
+    "indclass",
+    "indoption",
+    "indcollation",
+    "conkey",
+    "confkey",
+    "conpfeqop",
+    "conexclop",
+];
+
+/// Catalogue columns PostgreSQL has and chiso's catalogue lacks, read as
+/// NULL (the storage options of a table: chiso has none).
+const MISSING_COLUMNS: [&str; 1] = ["reloptions"];
+
+/// The rewrite of one expression over the catalogue's vectors, as SQL:
+/// `unnest(vector)` unnests its numbers, `generate_subscripts(vector, 1)`
+/// their positions, and `CAST(name AS regclass)` of a parameter or literal
+/// (a table's name, which chiso does not resolve to an oid) is NULL,
+/// keeping the parameter.
+fn vector_rewritten(expr: &Expr) -> Option<String> {
+    let is_vector = |expr: &Expr| -> bool {
+        let name = match expr {
+            Expr::Identifier(ident) => ident.value.to_ascii_lowercase(),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(part) => part.value.to_ascii_lowercase(),
+                None => return false,
+            },
+            _ => return false,
+        };
+        VECTOR_COLUMNS.contains(&name.as_str())
+    };
+    let numbers = |vector: &Expr| format!("string_to_array(CAST({vector} AS TEXT), ' ')");
+    match expr {
+        Expr::CompoundIdentifier(parts)
+            if parts.last().is_some_and(|part| {
+                MISSING_COLUMNS.contains(&part.value.to_ascii_lowercase().as_str())
+            }) =>
+        {
+            Some("CAST(NULL AS TEXT)".to_owned())
+        }
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_ascii_lowercase();
+            let name = name.trim_start_matches("pg_catalog.");
+            let FunctionArguments::List(list) = &function.args else {
+                return None;
+            };
+            let first = match list.args.first()? {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(first)) => first,
+                _ => return None,
+            };
+            if !is_vector(first) {
+                return None;
+            }
+            match name {
+                "unnest" if list.args.len() == 1 => {
+                    Some(format!("unnest(CAST({} AS BIGINT[]))", numbers(first)))
+                }
+                // The dimension stays named: its parameter is still sent.
+                "generate_subscripts" => {
+                    let dimension = match list.args.get(1) {
+                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension))) => {
+                            format!(" + 0 * CAST({dimension} AS BIGINT)")
+                        }
+                        _ => String::new(),
+                    };
+                    Some(format!(
+                        "unnest(range(1, CAST(cardinality({}) AS BIGINT) + 1{dimension}))",
+                        numbers(first)
+                    ))
+                }
+                _ => None,
+            }
+        }
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } if data_type.to_string().eq_ignore_ascii_case("regclass")
+            && matches!(inner.as_ref(), Expr::Value(_)) =>
+        {
+            Some(format!(
+                "CAST(CASE WHEN false THEN length(CAST({inner} AS TEXT)) END AS BIGINT)"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// NULL, still naming the parameters of `query`: a client sends a value
@@ -499,6 +610,30 @@ mod tests {
         let analyst =
             "SELECT ward_code, (SELECT max(received) FROM kpi('2025-W28', 'ward')) FROM wards";
         assert!(matches!(rewrite(analyst), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn catalogue_vectors_unnest_as_numbers_keeping_parameters() {
+        let sql = "SELECT c.conname, unnest(pg_catalog.pg_index.indkey) AS attnum, \
+                   generate_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER) AS ord, \
+                   pg_catalog.pg_class.reloptions \
+                   FROM (SELECT 1) AS c WHERE c.classoid = CAST($2 AS REGCLASS)";
+        let rewritten = rewrite(sql);
+        assert!(
+            rewritten.contains("unnest(CAST(string_to_array(CAST(pg_catalog.pg_index.indkey AS TEXT), ' ') AS BIGINT[]))"),
+            "{rewritten}"
+        );
+        assert!(rewritten.contains("unnest(range(1, "), "{rewritten}");
+        // Every parameter is still there, for the values the client sends.
+        assert!(
+            rewritten.contains("$1") && rewritten.contains("$2"),
+            "{rewritten}"
+        );
+        assert!(
+            !rewritten.to_ascii_lowercase().contains("regclass"),
+            "{rewritten}"
+        );
+        assert!(!rewritten.contains("reloptions"), "{rewritten}");
     }
 
     #[test]

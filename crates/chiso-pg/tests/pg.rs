@@ -422,6 +422,15 @@ with engine.connect() as c:
     out["tables"] = sorted(inspector.get_table_names())
     out["views"] = inspector.get_view_names()
     out["columns"] = [column["name"] for column in inspector.get_columns("wards")]
+    # What Superset's dataset editor and DBeaver's navigator also ask: chiso
+    # has no keys or indexes, and says so rather than failing.
+    out["keys"] = [
+        inspector.get_pk_constraint("events")["constrained_columns"],
+        inspector.get_foreign_keys("events"),
+        inspector.get_indexes("events"),
+        inspector.get_unique_constraints("events"),
+        inspector.get_check_constraints("events"),
+    ]
     out["pandas"] = pd.read_sql(sa.text(query), c).values.tolist()
 with adbc.connect(f"postgresql://{user}:{quote(password)}@127.0.0.1:{port}/chiso") as conn:
     with conn.cursor() as cur:
@@ -478,6 +487,11 @@ async fn sqlalchemy_pandas_and_adbc(server: &Server) {
     let columns = out["columns"].as_array().expect("columns");
     assert!(columns.iter().any(|c| c == "ward_code"), "{out}");
     assert!(columns.iter().any(|c| c == "ward_name"), "{out}");
+    assert_eq!(
+        out["keys"],
+        serde_json::json!([[], [], [], [], []]),
+        "{out}"
+    );
     let expected = server
         .expected(
             "SELECT ward_code, received, on_time_rate FROM kpi('2025-W40', 'ward') \
