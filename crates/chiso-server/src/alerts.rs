@@ -244,31 +244,49 @@ impl Alerts {
         let now = engine.now();
         let day = local_date(now);
         let findings = findings(engine, rule).await?;
-        let mut deliveries = Vec::new();
-        for finding in &findings {
-            let link = format!("{}/ward/{}", self.base_url, finding.ward_code);
-            let body = json!({
+        // What every message of the rule says, whoever it is for.
+        let message = |link: String, text: String, fields: serde_json::Value| {
+            let mut body = json!({
                 "source": "chiso",
                 "rule": rule.id,
                 "kind": rule.kind.name(),
                 "day": day.to_string(),
                 "at": format_local(now),
-                "ward_code": finding.ward_code,
-                "ward_name": finding.ward_name,
-                "value": finding.value,
                 "threshold": rule.kind.threshold(),
-                "text": format!("{} Xem: {link}", finding.text),
+                "text": text,
                 "link": link,
-                "dossiers": finding.dossiers,
             });
-            let own = rule.wards.get(&finding.ward_code).into_iter().flatten();
-            for recipient in own.chain(&rule.every_ward) {
+            if let (Some(body), serde_json::Value::Object(fields)) = (body.as_object_mut(), fields)
+            {
+                body.extend(fields);
+            }
+            body
+        };
+        let mut deliveries = Vec::new();
+        let mut deliver =
+            |ward_code: Option<&str>, recipient: &String, body: &serde_json::Value| {
                 deliveries.push(Delivery {
                     rule: rule.id.clone(),
-                    ward_code: Some(finding.ward_code.clone()),
+                    ward_code: ward_code.map(str::to_owned),
                     recipient: recipient.clone(),
                     body: body.clone(),
                 });
+            };
+        for finding in &findings {
+            let link = format!("{}/ward/{}", self.base_url, finding.ward_code);
+            let body = message(
+                link.clone(),
+                format!("{} Xem: {link}", finding.text),
+                json!({
+                    "ward_code": finding.ward_code,
+                    "ward_name": finding.ward_name,
+                    "value": finding.value,
+                    "dossiers": finding.dossiers,
+                }),
+            );
+            let own = rule.wards.get(&finding.ward_code).into_iter().flatten();
+            for recipient in own.chain(&rule.every_ward) {
+                deliver(Some(&finding.ward_code), recipient, &body);
             }
         }
         if !findings.is_empty() {
@@ -277,34 +295,25 @@ impl Alerts {
                 .map(|f| format!("- {}", first_line(&f.text)))
                 .collect();
             let link = format!("{}/flags", self.base_url);
-            let body = json!({
-                "source": "chiso",
-                "rule": rule.id,
-                "kind": rule.kind.name(),
-                "day": day.to_string(),
-                "at": format_local(now),
-                "ward_code": null,
-                "threshold": rule.kind.threshold(),
-                "text": format!(
+            let body = message(
+                link.clone(),
+                format!(
                     "{} xã, phường cần chú ý ({}):\n{}\nXem: {link}",
                     findings.len(),
                     rule.id,
                     lines.join("\n")
                 ),
-                "link": link,
-                "wards": findings.iter().map(|f| json!({
-                    "ward_code": f.ward_code,
-                    "ward_name": f.ward_name,
-                    "value": f.value,
-                })).collect::<Vec<_>>(),
-            });
+                json!({
+                    "ward_code": null,
+                    "wards": findings.iter().map(|f| json!({
+                        "ward_code": f.ward_code,
+                        "ward_name": f.ward_name,
+                        "value": f.value,
+                    })).collect::<Vec<_>>(),
+                }),
+            );
             for recipient in &rule.city {
-                deliveries.push(Delivery {
-                    rule: rule.id.clone(),
-                    ward_code: None,
-                    recipient: recipient.clone(),
-                    body: body.clone(),
-                });
+                deliver(None, recipient, &body);
             }
         }
         Ok(deliveries)
@@ -508,58 +517,46 @@ async fn rows(engine: &Engine, rule: &Rule) -> Result<Table, AlertsError> {
             },
         })
     };
-    let frame =
-        match rule.kind {
-            Kind::DueSoon { days, .. } => {
-                engine
-                    .figures(&Call::DueSoon {
-                        at: now,
-                        days,
-                        ward: None,
-                    })
-                    .await
-            }
-            Kind::Overdue { above } => {
-                engine
-                    .figures(&kpi("this-week", false)?)
-                    .await
-                    .and_then(|f| {
-                        Ok(f.filter(col("in_progress_overdue").gt(lit(above)))?
-                            .select_columns(&["ward_code", "ward_name", "in_progress_overdue"])?
-                            .with_column_renamed("in_progress_overdue", "value")?)
-                    })
-            }
-            Kind::OnTimeBelow { below } => engine
-                .figures(&kpi("this-month", false)?)
-                .await
-                .and_then(|f| {
-                    Ok(f.filter(col("on_time_rate").lt(lit(below)))?
-                        .select_columns(&["ward_code", "ward_name", "on_time_rate"])?
-                        .with_column_renamed("on_time_rate", "value")?)
-                }),
-            Kind::ProgressFall { points } => engine
-                .figures(&kpi("last-week", true)?)
-                .await
-                .and_then(|f| {
-                    Ok(f.filter(col("progress_ratio_change").lt_eq(lit(-points)))?
-                        .select_columns(&["ward_code", "ward_name", "progress_ratio_change"])?
-                        .with_column_renamed("progress_ratio_change", "value")?)
-                }),
-            Kind::NoIngest { days } => {
-                let since = now - chrono::Duration::days(i64::from(days));
-                let since = chiso_engine::datafusion::common::ScalarValue::TimestampMicrosecond(
-                    Some(since.timestamp_micros()),
-                    Some("UTC".into()),
-                );
-                engine.last_event_by_ward().await.and_then(|f| {
-                    Ok(f.filter(
-                        col("last_event_at")
-                            .is_null()
-                            .or(col("last_event_at").lt(lit(since))),
-                    )?)
+    let frame = match rule.kind {
+        Kind::DueSoon { days, .. } => {
+            engine
+                .figures(&Call::DueSoon {
+                    at: now,
+                    days,
+                    ward: None,
                 })
-            }
-        };
+                .await
+        }
+        Kind::Overdue { above } => {
+            let column = "in_progress_overdue";
+            let call = kpi("this-week", false)?;
+            wards_past(engine, call, column, col(column).gt(lit(above))).await
+        }
+        Kind::OnTimeBelow { below } => {
+            let column = "on_time_rate";
+            let call = kpi("this-month", false)?;
+            wards_past(engine, call, column, col(column).lt(lit(below))).await
+        }
+        Kind::ProgressFall { points } => {
+            let column = "progress_ratio_change";
+            let call = kpi("last-week", true)?;
+            wards_past(engine, call, column, col(column).lt_eq(lit(-points))).await
+        }
+        Kind::NoIngest { days } => {
+            let since = now - chrono::Duration::days(i64::from(days));
+            let since = chiso_engine::datafusion::common::ScalarValue::TimestampMicrosecond(
+                Some(since.timestamp_micros()),
+                Some("UTC".into()),
+            );
+            engine.last_event_by_ward().await.and_then(|f| {
+                Ok(f.filter(
+                    col("last_event_at")
+                        .is_null()
+                        .or(col("last_event_at").lt(lit(since))),
+                )?)
+            })
+        }
+    };
     let failed = |e: &dyn std::fmt::Display| {
         AlertsError::from(chiso_engine::EngineError::Query(format!(
             "rule `{}`: {e}",
@@ -572,6 +569,22 @@ async fn rows(engine: &Engine, rule: &Rule) -> Result<Table, AlertsError> {
         .await
         .map_err(|e| failed(&e))?;
     Table::from_batches(&batches, usize::MAX).map_err(|e| failed(&e))
+}
+
+/// The wards of a by-ward call whose `column` is past the line, with the
+/// column as `value`.
+async fn wards_past(
+    engine: &Engine,
+    call: chiso_engine::Call,
+    column: &str,
+    past: chiso_engine::datafusion::prelude::Expr,
+) -> Result<chiso_engine::datafusion::prelude::DataFrame, chiso_engine::EngineError> {
+    Ok(engine
+        .figures(&call)
+        .await?
+        .filter(past)?
+        .select_columns(&["ward_code", "ward_name", column])?
+        .with_column_renamed(column, "value")?)
 }
 
 /// The wards past the rule's line, at the engine's now.

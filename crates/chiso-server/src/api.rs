@@ -108,11 +108,7 @@ pub async fn kpi(
     let snapshot = state.snapshot(&reader).await?;
     let period = query.period(&snapshot)?;
     let by = Grouping::parse(query.by.as_deref().unwrap_or("city"))?;
-    let ward = query
-        .ward
-        .as_deref()
-        .map(|code| snapshot.ward(code))
-        .transpose()?;
+    let ward = query.ward_code(&snapshot)?;
     let answer_ward = ward.as_ref().map(WardCode::to_string);
     let call = Call::Kpi { period, by, ward };
     figures_json(&state, &snapshot, call, None, |table| {
@@ -137,14 +133,14 @@ pub async fn due_soon(
 ) -> Result<Response, AppError> {
     let query = Query::parse(uri.query())?;
     let snapshot = state.snapshot(&reader).await?;
-    let ward = query
-        .ward
-        .as_deref()
-        .map(|code| snapshot.ward(code))
-        .transpose()?;
+    let ward = query.ward_code(&snapshot)?;
     let at = match query.at.as_deref() {
         Some(text) => chiso_core::time::parse_timestamp(text)
-            .map_err(|error| AppError::bad_request(error.to_string()))?,
+            .map_err(|error| AppError::bad_request(error.to_string()))
+            .and_then(|at| {
+                chiso_engine::period::instant_in_years(text, at)
+                    .map_err(|error| AppError::bad_request(error.to_string()))
+            })?,
         // To the minute, so that a page and its readers share one list.
         None => {
             let now = snapshot.engine.now();

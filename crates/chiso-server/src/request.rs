@@ -4,7 +4,7 @@
 use axum::http::Uri;
 use chiso_core::time::local_date;
 use chiso_dashboard::{Lang, Params};
-use chiso_engine::Period;
+use chiso_engine::{Period, WardCode};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -105,6 +105,15 @@ impl Query {
             Some(text) => Ok(snapshot.engine.period(text)?),
             None => Ok(default_period(snapshot)),
         }
+    }
+
+    /// The ward asked for, if the reader may see it (404 for no ward of the
+    /// city, 403 for another ward's).
+    pub fn ward_code(&self, snapshot: &Snapshot) -> Result<Option<WardCode>, AppError> {
+        self.ward
+            .as_deref()
+            .map(|code| snapshot.ward(code))
+            .transpose()
     }
 
     /// The parameters of a dashboard page, checked against the registry.

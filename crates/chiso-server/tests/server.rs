@@ -103,6 +103,28 @@ async fn call(
     }
 }
 
+/// The values of the column headed `header` in the sheet of a page's XLSX
+/// whose name starts with `sheet` (the title, the period, then the header).
+fn sheet_column(xlsx: Vec<u8>, sheet: &str, header: &str) -> Vec<String> {
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).expect("an XLSX file");
+    let name = calamine::Reader::sheet_names(&workbook)
+        .into_iter()
+        .find(|n| n.starts_with(sheet))
+        .unwrap_or_else(|| panic!("no sheet {sheet}"));
+    let range = calamine::Reader::worksheet_range(&mut workbook, &name).expect("sheet");
+    let headers = range.rows().nth(2).expect("a header row");
+    let column = headers
+        .iter()
+        .position(|c| c.get_string() == Some(header))
+        .unwrap_or_else(|| panic!("no column {header}"));
+    range
+        .rows()
+        .skip(3)
+        .map(|r| r[column].to_string())
+        .collect()
+}
+
 async fn get(app: &Router, uri: &str) -> Answer {
     call(app, Method::GET, uri, &[], "").await
 }
@@ -287,20 +309,10 @@ async fn the_api_gives_the_engines_figures() {
     assert_eq!(in_csv, listed);
     let xlsx = get(&app, "/export/ward.xlsx?period=2025-W40&ward=31135").await;
     assert_eq!(xlsx.status, StatusCode::OK, "{}", xlsx.text());
-    let mut workbook: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.body)).expect("an XLSX file");
-    let sheet = calamine::Reader::sheet_names(&workbook)
-        .into_iter()
-        .find(|n| n.starts_with("Hồ sơ sắp đến hạn"))
-        .expect("the due-soon sheet");
-    let range = calamine::Reader::worksheet_range(&mut workbook, &sheet).expect("sheet");
-    let header = range.rows().nth(2).expect("a header row");
-    let id = header
-        .iter()
-        .position(|c| c.get_string() == Some("Mã hồ sơ"))
-        .expect("the dossier column");
-    let in_xlsx: Vec<String> = range.rows().skip(3).map(|r| r[id].to_string()).collect();
-    assert_eq!(in_xlsx, listed);
+    assert_eq!(
+        sheet_column(xlsx.body, "Hồ sơ sắp đến hạn", "Mã hồ sơ"),
+        listed
+    );
     // Every ward's list holds this ward's, and more.
     let everywhere = get(&app, &format!("/api/due-soon?at={at}")).await.json();
     let rows = everywhere["rows"].as_array().unwrap();
@@ -940,19 +952,7 @@ async fn pages_download_as_documents_and_the_archive_lists_its_packs() {
     // The spreadsheet holds the page's rows with its filter: communes only.
     let xlsx = get(&app, "/export/ranking.xlsx?period=2025-W40&kind=xa").await;
     assert_eq!(xlsx.status, StatusCode::OK, "{}", xlsx.text());
-    let mut workbook: calamine::Xlsx<_> =
-        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.body)).expect("an XLSX file");
-    let sheet = calamine::Reader::sheet_names(&workbook)
-        .into_iter()
-        .find(|n| n.starts_with("Bảng xếp hạng"))
-        .expect("the ranking sheet");
-    let range = calamine::Reader::worksheet_range(&mut workbook, &sheet).expect("sheet");
-    let header = range.rows().nth(2).expect("a header row");
-    let name = header
-        .iter()
-        .position(|c| c.get_string() == Some("Xã, phường"))
-        .expect("the ward column");
-    let names: Vec<String> = range.rows().skip(3).map(|r| r[name].to_string()).collect();
+    let names = sheet_column(xlsx.body, "Bảng xếp hạng", "Xã, phường");
     assert!(
         !names.is_empty() && names.iter().all(|n| n.starts_with("Xã ")),
         "{names:?}"
