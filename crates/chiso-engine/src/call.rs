@@ -222,12 +222,15 @@ impl Call {
                 let first = required(0)?;
                 let at = match Period::parse(first, now) {
                     Ok(period) => period.evaluation_instant(now),
-                    Err(_) => chiso_core::time::parse_timestamp(first).map_err(|_| {
-                        refuse(format!(
-                            "argument 1, `{}`, is neither an instant nor a period",
-                            first.chars().take(40).collect::<String>()
-                        ))
-                    })?,
+                    Err(_) => {
+                        let at = chiso_core::time::parse_timestamp(first).map_err(|_| {
+                            refuse(format!(
+                                "argument 1, `{}`, is neither an instant nor a period",
+                                first.chars().take(40).collect::<String>()
+                            ))
+                        })?;
+                        crate::period::instant_in_years(first, at)?
+                    }
                 };
                 let days = match text(1)? {
                     None => 2,

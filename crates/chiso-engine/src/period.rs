@@ -94,6 +94,15 @@ pub enum PeriodError {
     Grain(String),
 }
 
+/// `at`, read from `text`, when it falls in the years chiso reports on.
+pub fn instant_in_years(text: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>, PeriodError> {
+    if (FIRST_YEAR..=LAST_YEAR).contains(&local_date(at).year()) {
+        Ok(at)
+    } else {
+        Err(PeriodError::Years(text.chars().take(40).collect()))
+    }
+}
+
 fn clamp_to_years(date: NaiveDate) -> NaiveDate {
     let first = NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1).unwrap_or(NaiveDate::MIN);
     let last = NaiveDate::from_ymd_opt(LAST_YEAR, 12, 31).unwrap_or(NaiveDate::MAX);

@@ -279,6 +279,22 @@ fn instant(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
+/// An instant the working-day calendar can walk from: within the years
+/// chiso reports on. Walking working days from the year 262 142 would run
+/// off chrono's dates; such an instant gives null.
+fn calendar_instant(micros: i64) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
+    let at = instant(micros)?;
+    (crate::period::FIRST_YEAR..=crate::period::LAST_YEAR)
+        .contains(&at.year())
+        .then_some(at)
+}
+
+/// The most working days the calendar's functions walk: a year and more
+/// of them is no due date; past it they give null rather than walk for
+/// minutes.
+const MOST_WORKING_DAYS: u32 = 366;
+
 fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::default()).num_days() as i32
 }
@@ -316,11 +332,10 @@ fn working_day_close(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<
         .iter()
         .zip(counts.iter())
         .map(|(at, n)| {
-            // A horizon past a year of working days is no "soon".
-            let n = u32::try_from(n?).ok().filter(|n| *n <= 366)?;
+            let n = u32::try_from(n?).ok().filter(|n| *n <= MOST_WORKING_DAYS)?;
             Some(
                 calendar
-                    .working_day_close(instant(at?)?, n)
+                    .working_day_close(calendar_instant(at?)?, n)
                     .timestamp_micros(),
             )
         })
@@ -352,8 +367,12 @@ fn add_working_days(calendar: &WorkCalendar, args: &[ColumnarValue]) -> Result<C
         .iter()
         .zip(counts.iter())
         .map(|(start, n)| {
-            let n = u32::try_from(n?).ok()?;
-            Some(calendar.due_at(instant(start?)?, n).timestamp_micros())
+            let n = u32::try_from(n?).ok().filter(|n| *n <= MOST_WORKING_DAYS)?;
+            Some(
+                calendar
+                    .due_at(calendar_instant(start?)?, n)
+                    .timestamp_micros(),
+            )
         })
         .collect();
     Ok(ColumnarValue::Array(Arc::new(due.with_timezone("UTC"))))

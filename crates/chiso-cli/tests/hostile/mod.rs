@@ -206,6 +206,9 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
         "/api/kpi?period=-262143-Q1&by=ward",
         "/api/trend?grain=day&from=-262143-01-01&to=%2B262142-12-31",
         "/api/kpi?period=%2B262142-W01",
+        "/api/due-soon?at=%2B262142-12-30T00:00:00Z&days=60",
+        "/api/due-soon?days=4294967296",
+        "/api/sql?q=SELECT+*+FROM+due_soon('%2B262142-12-30T00:00:00Z',+60)",
     ] {
         let answer = server.get(target);
         assert_eq!(status(&answer), 400, "{target}: {answer}");
@@ -236,6 +239,25 @@ fn a_hostile_client_gets_clear_refusals_and_the_server_stays_up() {
     let answer = server.get("/api/sql?q=SELECT+length(repeat('x',2000000000))");
     assert_eq!(status(&answer), 400, "{answer}");
     server.alive();
+    // The calendar's functions far past the years it knows, or asked to
+    // walk billions of working days: null, not a crash or a hang.
+    for arguments in [
+        "to_timestamp_micros(8210266700000000000),+366",
+        "to_timestamp_micros(1760000000000000),+4000000000",
+    ] {
+        for function in ["working_day_close", "add_working_days"] {
+            let answer = server.get(&format!(
+                "/api/sql?format=csv&q=SELECT+{function}({arguments})+IS+NULL+AS+n"
+            ));
+            assert_eq!(status(&answer), 200, "{function}({arguments}): {answer}");
+            // The body comes in chunks: its one row reads true.
+            assert!(
+                answer.contains("n\ntrue\n") && !answer.contains("false"),
+                "{function}({arguments}): {answer}"
+            );
+            server.alive();
+        }
+    }
 
     // CSV cells that a spreadsheet would run are written as text.
     let answer = server.get(
